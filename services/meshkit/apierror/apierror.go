@@ -1,0 +1,113 @@
+// Package apierror is llmesh's error model across service boundaries.
+//
+// An Error is a gRPC status code plus what an OpenAI client needs to see:
+// the HTTP status, OpenAI's error type, param and code, and the node that
+// produced it. It crosses gRPC as a status with a google.rpc.ErrorInfo
+// detail, so the router can show an upstream 4xx with its original meaning
+// instead of flattening it to 500.
+package apierror
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Domain is the ErrorInfo domain of llmesh errors.
+const Domain = "llmesh.dev"
+
+// Reasons used in ErrorInfo.reason.
+const (
+	// ReasonUpstream marks an error answered by an LLM node.
+	ReasonUpstream = "UPSTREAM_ERROR"
+	// ReasonUnreachable marks a node that could not be reached at all.
+	ReasonUnreachable = "NODE_UNREACHABLE"
+)
+
+// Error is an error with a gRPC code and OpenAI error fields.
+type Error struct {
+	Code       codes.Code
+	Message    string
+	HTTPStatus int    // the node's HTTP status, 0 when there was no answer
+	Type       string // OpenAI error type, e.g. invalid_request_error
+	Param      string
+	ErrCode    string // OpenAI error code, e.g. model_not_found
+	Node       string // the node id, when a node produced the error
+	Reason     string // ErrorInfo reason, e.g. ReasonUpstream
+}
+
+func (e *Error) Error() string {
+	if e.Node != "" {
+		return fmt.Sprintf("node %s: %s", e.Node, e.Message)
+	}
+	return e.Message
+}
+
+// GRPCStatus lets status.FromError and grpc-go turn an Error into a status
+// that keeps every field.
+func (e *Error) GRPCStatus() *status.Status {
+	st := status.New(e.Code, e.Error())
+	md := map[string]string{}
+	put := func(k, v string) {
+		if v != "" {
+			md[k] = v
+		}
+	}
+	if e.HTTPStatus != 0 {
+		md["http_status"] = strconv.Itoa(e.HTTPStatus)
+	}
+	put("type", e.Type)
+	put("param", e.Param)
+	put("code", e.ErrCode)
+	put("node", e.Node)
+	put("message", e.Message)
+	reason := e.Reason
+	if reason == "" {
+		reason = ReasonUpstream
+	}
+	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: Domain, Metadata: md})
+	if err != nil {
+		return st
+	}
+	return withInfo
+}
+
+// FromError recovers an Error from anything: an *Error in the chain, a gRPC
+// status (with or without llmesh's ErrorInfo), or a context error. The bool
+// is false when err carries no gRPC status at all; the returned Error then
+// has code Unknown.
+func FromError(err error) (*Error, bool) {
+	if err == nil {
+		return nil, false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e, true
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return &Error{Code: codes.Unknown, Message: err.Error()}, false
+	}
+	out := &Error{Code: st.Code(), Message: st.Message()}
+	for _, d := range st.Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if !ok || info.GetDomain() != Domain {
+			continue
+		}
+		md := info.GetMetadata()
+		out.Reason = info.GetReason()
+		out.HTTPStatus, _ = strconv.Atoi(md["http_status"])
+		out.Type = md["type"]
+		out.Param = md["param"]
+		out.ErrCode = md["code"]
+		out.Node = md["node"]
+		if m := md["message"]; m != "" {
+			out.Message = m
+		}
+	}
+	return out, true
+}
