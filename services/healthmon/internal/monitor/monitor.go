@@ -1,0 +1,299 @@
+// Package monitor probes every LLM node on an interval with jitter, turns
+// probe results into an up/down verdict with hysteresis, and publishes each
+// change to watchers (a snapshot first, then changes).
+package monitor
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Prober probes one node. An error means the probe could not be run (the
+// adapter is unreachable), which says nothing about the node.
+type Prober interface {
+	Probe(ctx context.Context, node *nodev1.Node) (*nodev1.ProbeResult, error)
+}
+
+// Config tunes probing.
+type Config struct {
+	Interval time.Duration // between probes of one node; default 5s
+	Jitter   float64       // ± fraction of Interval, in [0,1); default 0.2
+	Timeout  time.Duration // one probe; default 5s
+	Rise     int           // successes that bring a down node up; default 2
+	Fall     int           // failures that take an up node down; default 2
+}
+
+func (c Config) withDefaults() Config {
+	if c.Interval <= 0 {
+		c.Interval = 5 * time.Second
+	}
+	if c.Jitter < 0 || c.Jitter >= 1 {
+		c.Jitter = 0.2
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.Rise <= 0 {
+		c.Rise = 2
+	}
+	if c.Fall <= 0 {
+		c.Fall = 2
+	}
+	return c
+}
+
+// WatcherBuffer is how many changes a watcher may fall behind before it is
+// dropped; a dropped watcher reconnects and gets a fresh snapshot.
+const WatcherBuffer = 256
+
+// Monitor owns the probe loops and the node states.
+type Monitor struct {
+	cfg    Config
+	prober Prober
+	log    *slog.Logger
+
+	mu          sync.Mutex
+	nodes       map[string]*tracked
+	watchers    map[*watcher]struct{}
+	adapterDown bool
+}
+
+type tracked struct {
+	state   *nodev1.NodeState // published state; replaced, never mutated
+	streak  int               // consecutive results against the current status
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+type watcher struct {
+	ch      chan *healthmonv1.WatchNodesResponse
+	dropped chan struct{}
+}
+
+// New returns a Monitor with no nodes.
+func New(cfg Config, p Prober, log *slog.Logger) *Monitor {
+	return &Monitor{cfg: cfg.withDefaults(), prober: p, log: log,
+		nodes: map[string]*tracked{}, watchers: map[*watcher]struct{}{}}
+}
+
+// SetNodes makes nodes the monitored set: new nodes start probing (their
+// status is unknown, so nobody routes to them before a probe succeeds),
+// removed ones stop and are announced as removed, changed ones restart.
+// Probe loops live until ctx is done or the node is removed; Stop waits
+// for them.
+func (m *Monitor) SetNodes(ctx context.Context, nodes []*nodev1.Node) {
+	var stopping []chan struct{}
+	defer func() {
+		// Wait outside the lock: a loop may be about to take it.
+		for _, s := range stopping {
+			<-s
+		}
+	}()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[string]*nodev1.Node{}
+	for _, n := range nodes {
+		want[n.GetId()] = n
+	}
+	var removed []string
+	for id, t := range m.nodes {
+		if n, ok := want[id]; ok && proto.Equal(n, t.state.GetNode()) {
+			delete(want, id)
+			continue
+		}
+		t.stop()
+		stopping = append(stopping, t.stopped)
+		delete(m.nodes, id)
+		if _, readded := want[id]; !readded {
+			removed = append(removed, id)
+		}
+	}
+	if len(removed) > 0 {
+		m.publishLocked(&healthmonv1.WatchNodesResponse{RemovedNodeIds: removed})
+	}
+	for id, n := range want {
+		lctx, cancel := context.WithCancel(ctx)
+		t := &tracked{state: &nodev1.NodeState{Node: n, Reason: "not probed yet", ChangedAt: timestamppb.Now()},
+			stop: cancel, stopped: make(chan struct{})}
+		m.nodes[id] = t
+		m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{t.state}})
+		go func() {
+			defer close(t.stopped)
+			m.loop(lctx, n)
+		}()
+	}
+}
+
+// Stop ends every probe loop and waits for them.
+func (m *Monitor) Stop() {
+	m.SetNodes(context.Background(), nil)
+}
+
+func (m *Monitor) loop(ctx context.Context, n *nodev1.Node) {
+	for {
+		m.probe(ctx, n)
+		spread := float64(m.cfg.Interval) * m.cfg.Jitter
+		wait := m.cfg.Interval + time.Duration((rand.Float64()*2-1)*spread)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) {
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+	res, err := m.prober.Probe(pctx, n)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		// The adapter could not run the probe: keep the last verdict and
+		// say so once per outage.
+		if !m.adapterDown {
+			m.log.Warn("adapter unreachable; keeping last node states", "node", n.GetId(), "err", err)
+			m.adapterDown = true
+		}
+		return
+	}
+	if m.adapterDown {
+		m.log.Info("adapter reachable again")
+		m.adapterDown = false
+	}
+	t, ok := m.nodes[n.GetId()]
+	if !ok || !proto.Equal(t.state.GetNode(), n) {
+		return // removed or replaced while probing
+	}
+	next, changed := m.judge(t, res)
+	if !changed {
+		return
+	}
+	if next.GetStatus() != t.state.GetStatus() {
+		m.log.Info("node status", "node", n.GetId(), "status", next.GetStatus().String(), "reason", next.GetReason())
+	}
+	t.state = next
+	m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}})
+}
+
+// judge applies hysteresis: an unknown node takes the first verdict; an up
+// node goes down after Fall failures in a row; a down node comes up after
+// Rise successes in a row. It returns the state to publish, if any.
+func (m *Monitor) judge(t *tracked, res *nodev1.ProbeResult) (*nodev1.NodeState, bool) {
+	cur := t.state
+	verdict := nodev1.Status_STATUS_DOWN
+	if res.GetUp() {
+		verdict = nodev1.Status_STATUS_UP
+	}
+	status := cur.GetStatus()
+	switch {
+	case status == nodev1.Status_STATUS_UNSPECIFIED || verdict == status:
+		t.streak = 0
+		status = verdict
+	default:
+		t.streak++
+		need := m.cfg.Fall
+		if verdict == nodev1.Status_STATUS_UP {
+			need = m.cfg.Rise
+		}
+		if t.streak < need {
+			return nil, false
+		}
+		t.streak = 0
+		status = verdict
+	}
+	next := &nodev1.NodeState{Node: cur.GetNode(), Status: status, Reason: res.GetReason(),
+		Models: cur.GetModels(), Version: cur.GetVersion(), ChangedAt: cur.GetChangedAt()}
+	if res.GetUp() {
+		next.Models = res.GetModels()
+		next.Version = res.GetVersion()
+	}
+	if status == cur.GetStatus() && sameModels(next.GetModels(), cur.GetModels()) && next.GetVersion() == cur.GetVersion() {
+		return nil, false // nothing a router cares about changed
+	}
+	next.ChangedAt = timestamppb.Now()
+	return next, true
+}
+
+func sameModels(a, b []*nodev1.ModelInfo) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// publishLocked sends msg to every watcher, dropping those that fell
+// WatcherBuffer messages behind.
+func (m *Monitor) publishLocked(msg *healthmonv1.WatchNodesResponse) {
+	for w := range m.watchers {
+		select {
+		case w.ch <- msg:
+		default:
+			delete(m.watchers, w)
+			close(w.dropped)
+		}
+	}
+}
+
+// Watch calls send with a snapshot of every node, then with each change,
+// until ctx is done, send fails, or the watcher falls too far behind
+// (ErrTooSlow).
+func (m *Monitor) Watch(ctx context.Context, send func(*healthmonv1.WatchNodesResponse) error) error {
+	w := &watcher{ch: make(chan *healthmonv1.WatchNodesResponse, WatcherBuffer), dropped: make(chan struct{})}
+	m.mu.Lock()
+	snap := &healthmonv1.WatchNodesResponse{Snapshot: true}
+	for _, t := range m.nodes {
+		snap.Nodes = append(snap.Nodes, t.state)
+	}
+	m.watchers[w] = struct{}{}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.watchers, w)
+		m.mu.Unlock()
+	}()
+	if err := send(snap); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.dropped:
+			return ErrTooSlow
+		case msg := <-w.ch:
+			if err := send(msg); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// States returns the current state of every node.
+func (m *Monitor) States() []*nodev1.NodeState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*nodev1.NodeState, 0, len(m.nodes))
+	for _, t := range m.nodes {
+		out = append(out, t.state)
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+// Package app wires the router process: the native gRPC API, the REST
+// edge, the adapter client and the healthmon node stream.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
+	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
+	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
+	"github.com/llmesh/llmesh/services/meshkit/logging"
+	"github.com/llmesh/llmesh/services/router/internal/edge"
+	"github.com/llmesh/llmesh/services/router/internal/healthwatch"
+	"github.com/llmesh/llmesh/services/router/internal/inference"
+	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/routing"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Run runs the router until ctx is done.
+func Run(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	log = log.With("component", "router")
+
+	adapterConn, err := grpc.NewClient(cfg.AdapterAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("adapter client: %w", err)
+	}
+	defer adapterConn.Close()
+	healthmonConn, err := grpc.NewClient(cfg.HealthmonAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("healthmon client: %w", err)
+	}
+	defer healthmonConn.Close()
+
+	table := nodetable.New()
+	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), cfg.MaxAttempts), table)
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen grpc: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listen http: %w", err)
+	}
+	gsrv := grpcserver.New(log)
+	routerv1.RegisterInferenceServiceServer(gsrv.GRPC, svc)
+	rest, err := edge.New(ctx, svc, edge.Options{Log: log, MaxBodyBytes: cfg.MaxBodyBytes})
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return err
+	}
+	hsrv := &http.Server{Handler: rest, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
+		"adapter", cfg.AdapterAddr, "healthmon", cfg.HealthmonAddr)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gsrv.Serve(ctx, grpcLis, cfg.Grace) })
+	g.Go(func() error {
+		if err := hsrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Grace)
+		defer cancel()
+		if err := hsrv.Shutdown(sctx); err != nil {
+			return hsrv.Close()
+		}
+		return nil
+	})
+	g.Go(func() error {
+		w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log}
+		w.Run(ctx)
+		return nil
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}

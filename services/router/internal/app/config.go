@@ -1,0 +1,70 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/llmesh/llmesh/services/router/internal/edge"
+	"github.com/llmesh/llmesh/services/router/internal/routing"
+)
+
+// Config is everything the router is told at start.
+type Config struct {
+	HTTPAddr      string
+	GRPCAddr      string
+	AdapterAddr   string
+	HealthmonAddr string
+	MaxAttempts   int
+	MaxBodyBytes  int64
+	Grace         time.Duration
+	LogFormat     string
+	LogLevel      string
+}
+
+// parse fills a Config from flags, each falling back to an environment
+// variable, and reports every problem at once.
+func parse(args []string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("router", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.HTTPAddr, "http-addr", env("LLMESH_ROUTER_HTTP_ADDR", "127.0.0.1:8080"), "REST (OpenAI-compatible) listen address [LLMESH_ROUTER_HTTP_ADDR]")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", env("LLMESH_ROUTER_GRPC_ADDR", "127.0.0.1:9090"), "native gRPC listen address [LLMESH_ROUTER_GRPC_ADDR]")
+	fs.StringVar(&c.AdapterAddr, "adapter-addr", env("LLMESH_ADAPTER_ADDR", "127.0.0.1:9091"), "adapter gRPC address [LLMESH_ADAPTER_ADDR]")
+	fs.StringVar(&c.HealthmonAddr, "healthmon-addr", env("LLMESH_HEALTHMON_ADDR", "127.0.0.1:9092"), "healthmon gRPC address [LLMESH_HEALTHMON_ADDR]")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", routing.DefaultMaxAttempts, "nodes one request may try before it fails")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
+	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
+	fs.StringVar(&c.LogFormat, "log-format", env("LLMESH_LOG_FORMAT", "text"), "log format: text or json [LLMESH_LOG_FORMAT]")
+	fs.StringVar(&c.LogLevel, "log-level", env("LLMESH_LOG_LEVEL", "info"), "log level [LLMESH_LOG_LEVEL]")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	var errs []error
+	for name, addr := range map[string]string{"http-addr": c.HTTPAddr, "grpc-addr": c.GRPCAddr, "adapter-addr": c.AdapterAddr, "healthmon-addr": c.HealthmonAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("-%s %q: %w", name, addr, err))
+		}
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("-max-attempts %d: must be at least 1", c.MaxAttempts))
+	}
+	if c.MaxBodyBytes < 1 {
+		errs = append(errs, fmt.Errorf("-max-body-bytes %d: must be positive", c.MaxBodyBytes))
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %v", fs.Args()))
+	}
+	return c, errors.Join(errs...)
+}
+
+func env(name, fallback string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return fallback
+}

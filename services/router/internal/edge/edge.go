@@ -1,0 +1,158 @@
+// Package edge is llmesh's OpenAI-compatible REST API: grpc-gateway routes
+// OpenAI's paths to the InferenceService, with OpenAI JSON, OpenAI error
+// bodies and server-sent events for streamed chats. POST
+// /v1/chat/completions serves both forms: a body with "stream": true is
+// sent to the streaming RPC.
+package edge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"google.golang.org/grpc/codes"
+)
+
+// DefaultMaxBodyBytes bounds a request body.
+const DefaultMaxBodyBytes = 32 << 20
+
+const (
+	chatPath   = "/v1/chat/completions"
+	streamPath = "/v1/chat/completions:stream" // the streaming RPC's route (inference_http.yaml)
+)
+
+// Options configure the edge.
+type Options struct {
+	Log          *slog.Logger
+	MaxBodyBytes int64 // ≤ 0 means DefaultMaxBodyBytes
+}
+
+// New returns the REST handler serving srv in-process: the gateway calls
+// the service directly, with no loopback gRPC hop.
+func New(ctx context.Context, srv routerv1.InferenceServiceServer, opts Options) (http.Handler, error) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	ew := &errorWriter{log: opts.Log}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler{errors: ew}),
+		runtime.WithErrorHandler(ew.handle),
+		runtime.WithRoutingErrorHandler(ew.routing),
+		runtime.WithStreamErrorHandler(ew.streamError),
+		runtime.WithDisablePathLengthFallback(),
+	)
+	if err := routerv1.RegisterInferenceServiceHandlerClient(ctx, mux, localClient{srv: srv}); err != nil {
+		return nil, fmt.Errorf("register gateway: %w", err)
+	}
+	return &handler{mux: mux, errors: ew, maxBody: opts.MaxBodyBytes}, nil
+}
+
+type handler struct {
+	mux     *runtime.ServeMux
+	errors  *errorWriter
+	maxBody int64
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == streamPath {
+		// Internal route: the public URL is chatPath with "stream": true.
+		h.errors.routing(r.Context(), h.mux, nil, w, r, http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodPost {
+		h.mux.ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.errors.write(w, &apierror.Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
+				Type: "invalid_request_error", Message: fmt.Sprintf("request body is larger than %d bytes", h.maxBody)})
+			return
+		}
+		h.errors.write(w, &apierror.Error{Code: codes.InvalidArgument, Message: "reading request body: " + err.Error()})
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if r.URL.Path != chatPath || !wantsStream(body) {
+		h.mux.ServeHTTP(w, r)
+		return
+	}
+	h.serveStream(w, r)
+}
+
+// wantsStream peeks at "stream". A body that does not parse is left to the
+// gateway's decoder, which reports the error.
+func wantsStream(body []byte) bool {
+	var peek struct {
+		Stream bool `json:"stream"`
+	}
+	return json.Unmarshal(body, &peek) == nil && peek.Stream
+}
+
+// serveStream runs the streaming route and ends a successful stream with
+// "data: [DONE]", which grpc-gateway does not write itself.
+func (h *handler) serveStream(w http.ResponseWriter, r *http.Request) {
+	failed := &streamFailed{}
+	r = r.WithContext(context.WithValue(r.Context(), streamFailedKey{}, failed))
+	r.URL.Path = streamPath
+	r.URL.RawPath = ""
+	rec := &statusRecorder{ResponseWriter: w}
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no") // keep proxies from buffering events
+	h.mux.ServeHTTP(rec, r)
+	if failed.get() || r.Context().Err() != nil {
+		return
+	}
+	switch rec.status {
+	case 0: // an answer with no chunks at all
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Del("Transfer-Encoding")
+	case http.StatusOK:
+	default:
+		return // an error answered before the stream started
+	}
+	_, _ = io.WriteString(rec, "data: [DONE]\n\n")
+	_ = http.NewResponseController(rec).Flush()
+}
+
+type streamFailedKey struct{}
+
+// streamFailed is set by the stream error handler of one request.
+type streamFailed struct{ v atomic.Bool }
+
+func (f *streamFailed) set()      { f.v.Store(true) }
+func (f *streamFailed) get() bool { return f.v.Load() }
+
+// statusRecorder remembers the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

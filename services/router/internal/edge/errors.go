@@ -1,0 +1,85 @@
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/openaijson"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// errorWriter turns any error into OpenAI's error body and HTTP status.
+type errorWriter struct {
+	log *slog.Logger
+}
+
+// body returns the HTTP status and OpenAI error JSON for err. An upstream
+// 4xx keeps its status and meaning; internal failures are masked and logged.
+func (ew *errorWriter) body(err error) (int, []byte) {
+	e, _ := apierror.FromError(err)
+	httpStatus := apierror.HTTPStatusForCode(e.Code)
+	if e.HTTPStatus >= 400 && e.HTTPStatus < 500 && e.HTTPStatus != http.StatusNotFound {
+		// Pass a node's 4xx through with its own status (e.g. 422), except
+		// 404, which the mesh answers for the model as a whole.
+		httpStatus = e.HTTPStatus
+	}
+	msg := e.Message
+	if e.Node != "" && e.Code != codes.InvalidArgument {
+		msg = "node " + e.Node + ": " + msg
+	}
+	if e.Code == codes.Internal || e.Code == codes.Unknown || e.Code == codes.DataLoss {
+		ew.log.Error("internal error", "err", err)
+		if e.HTTPStatus == 0 {
+			msg = "The server had an error while processing your request."
+		}
+	}
+	typ := e.Type
+	if typ == "" || httpStatus >= 500 {
+		typ = apierror.OpenAIType(httpStatus)
+	}
+	return httpStatus, openaijson.MarshalError(openaijson.ErrorObject{Message: msg, Type: typ, Param: e.Param, Code: e.ErrCode})
+}
+
+func (ew *errorWriter) write(w http.ResponseWriter, err error) {
+	code, body := ew.body(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
+
+// handle is grpc-gateway's error handler.
+func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+	ew.write(w, err)
+}
+
+// routing answers unknown paths and methods the way OpenAI does.
+func (ew *errorWriter) routing(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	code := codes.NotFound
+	if httpStatus == http.StatusMethodNotAllowed {
+		code = codes.Unimplemented
+	}
+	err := &apierror.Error{Code: code, Type: "invalid_request_error", Message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")"}
+	if httpStatus == http.StatusMethodNotAllowed {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		_, body := ew.body(err)
+		_, _ = w.Write(body)
+		return
+	}
+	ew.write(w, err)
+}
+
+// streamError is grpc-gateway's stream error handler: it runs for a
+// failure after the first chunk was sent, notes that the stream failed (so
+// no [DONE] follows) and keeps the error's details for the SSE event.
+func (ew *errorWriter) streamError(ctx context.Context, err error) *status.Status {
+	if f, ok := ctx.Value(streamFailedKey{}).(*streamFailed); ok {
+		f.set()
+	}
+	e, _ := apierror.FromError(err)
+	return e.GRPCStatus()
+}

@@ -1,0 +1,90 @@
+// Package healthwatch keeps a nodetable fed from healthmon's WatchNodes
+// stream. When healthmon is unreachable the table keeps its last state and
+// the stream is retried with capped exponential backoff.
+package healthwatch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+)
+
+// Watcher streams node state from healthmon into a table.
+type Watcher struct {
+	Client     healthmonv1.HealthmonServiceClient
+	Table      *nodetable.Table
+	Log        *slog.Logger
+	MinBackoff time.Duration // first retry delay; default 100ms
+	MaxBackoff time.Duration // retry delay cap; default 5s
+}
+
+// Run watches until ctx is done. It logs once when the stream is lost and
+// once when it is back, not on every retry.
+func (w *Watcher) Run(ctx context.Context) {
+	minB, maxB := w.MinBackoff, w.MaxBackoff
+	if minB <= 0 {
+		minB = 100 * time.Millisecond
+	}
+	if maxB <= 0 {
+		maxB = 5 * time.Second
+	}
+	backoff := minB
+	lost := false
+	for {
+		received, err := w.watch(ctx, &lost)
+		if ctx.Err() != nil {
+			return
+		}
+		if received {
+			backoff = minB
+		}
+		if !lost {
+			w.Log.Warn("healthmon stream lost; keeping last node state", "err", err)
+			lost = true
+		}
+		// Full jitter keeps many routers from reconnecting in lock step.
+		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxB)
+	}
+}
+
+// watch runs one stream until it fails. received says whether any message
+// arrived, which resets the backoff; lost is cleared (and the recovery
+// logged) on the first message.
+func (w *Watcher) watch(ctx context.Context, lost *bool) (received bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := w.Client.WatchNodes(ctx, &healthmonv1.WatchNodesRequest{})
+	if err != nil {
+		return false, err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("healthmon closed the stream")
+			}
+			return received, err
+		}
+		if !received && !msg.GetSnapshot() {
+			return false, errors.New("healthmon stream did not start with a snapshot")
+		}
+		if !received && *lost {
+			w.Log.Info("healthmon stream resumed")
+			*lost = false
+		}
+		received = true
+		w.Table.Apply(msg)
+	}
+}

@@ -1,0 +1,161 @@
+// Package inference implements llmesh.router.v1.InferenceService, the
+// public API served over native gRPC and, through the edge, REST. It
+// validates requests, shapes answers the way OpenAI does and leaves the
+// choice of node to routing.
+package inference
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/routing"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+)
+
+// Service is the InferenceService server.
+type Service struct {
+	routerv1.UnimplementedInferenceServiceServer
+	routing *routing.Router
+	table   *nodetable.Table
+}
+
+// New returns the service.
+func New(r *routing.Router, t *nodetable.Table) *Service {
+	return &Service{routing: r, table: t}
+}
+
+// CreateChatCompletion answers a chat in one response.
+func (s *Service) CreateChatCompletion(ctx context.Context, in *routerv1.CreateChatCompletionRequest) (*routerv1.CreateChatCompletionResponse, error) {
+	req := in.GetRequest()
+	if err := validateChat(req); err != nil {
+		return nil, err
+	}
+	if req.GetStream() {
+		// The upstream call is always unary here; the REST edge sends
+		// stream:true to StreamChatCompletion.
+		req = proto.CloneOf(req)
+		req.Stream = false
+		req.StreamOptions = nil
+	}
+	out, err := s.routing.Chat(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &routerv1.CreateChatCompletionResponse{Completion: out}, nil
+}
+
+// StreamChatCompletion answers a chat as chunks.
+func (s *Service) StreamChatCompletion(in *routerv1.StreamChatCompletionRequest, stream grpc.ServerStreamingServer[routerv1.StreamChatCompletionResponse]) error {
+	req := in.GetRequest()
+	if err := validateChat(req); err != nil {
+		return err
+	}
+	if !req.GetStream() {
+		req = proto.CloneOf(req)
+		req.Stream = true
+	}
+	return s.routing.ChatStream(stream.Context(), req, func(c *openaiv1.ChatCompletionChunk) error {
+		return stream.Send(&routerv1.StreamChatCompletionResponse{Chunk: c})
+	})
+}
+
+// ListModels lists the models that up nodes serve.
+func (s *Service) ListModels(context.Context, *routerv1.ListModelsRequest) (*routerv1.ListModelsResponse, error) {
+	models := s.table.Snapshot().Models()
+	list := &openaiv1.ModelList{Object: "list", Data: make([]*openaiv1.Model, 0, len(models))}
+	for _, m := range models {
+		owner := m.GetOwnedBy()
+		if owner == "" {
+			owner = "llmesh"
+		}
+		list.Data = append(list.Data, &openaiv1.Model{Id: m.GetId(), Object: "model", Created: m.GetCreated(), OwnedBy: owner})
+	}
+	return &routerv1.ListModelsResponse{Models: list}, nil
+}
+
+// CreateEmbeddings embeds the input. Nodes are always asked for floats;
+// base64 is produced here, so it works with nodes that only speak floats.
+func (s *Service) CreateEmbeddings(ctx context.Context, in *routerv1.CreateEmbeddingsRequest) (*routerv1.CreateEmbeddingsResponse, error) {
+	req := in.GetRequest()
+	if err := validateEmbeddings(req); err != nil {
+		return nil, err
+	}
+	wantBase64 := req.GetEncodingFormat() == "base64"
+	if req.GetEncodingFormat() != "" {
+		req = proto.CloneOf(req)
+		req.EncodingFormat = ""
+	}
+	out, err := s.routing.Embed(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if wantBase64 {
+		for _, e := range out.GetData() {
+			e.EmbeddingBase64 = float32Bytes(e.GetEmbedding())
+			e.Embedding = nil
+		}
+	}
+	return &routerv1.CreateEmbeddingsResponse{Embeddings: out}, nil
+}
+
+func float32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
+
+func invalid(param, format string, args ...any) error {
+	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
+
+func validateChat(req *openaiv1.ChatCompletionRequest) error {
+	switch {
+	case req == nil:
+		return invalid("", "request body is required")
+	case req.GetModel() == "":
+		return invalid("model", "you must provide a model parameter")
+	case len(req.GetMessages()) == 0:
+		return invalid("messages", "messages must be a non-empty array")
+	}
+	for i, m := range req.GetMessages() {
+		if !roles[m.GetRole()] {
+			return invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: want system, developer, user, assistant or tool", m.GetRole())
+		}
+	}
+	if req.MaxTokens != nil && req.GetMaxTokens() < 1 {
+		return invalid("max_tokens", "max_tokens must be at least 1")
+	}
+	if req.MaxCompletionTokens != nil && req.GetMaxCompletionTokens() < 1 {
+		return invalid("max_completion_tokens", "max_completion_tokens must be at least 1")
+	}
+	return nil
+}
+
+func validateEmbeddings(req *openaiv1.EmbeddingRequest) error {
+	switch {
+	case req == nil:
+		return invalid("", "request body is required")
+	case req.GetModel() == "":
+		return invalid("model", "you must provide a model parameter")
+	case req.GetInput() == nil:
+		return invalid("input", "input is required")
+	}
+	switch f := req.GetEncodingFormat(); f {
+	case "", "float", "base64":
+	default:
+		return invalid("encoding_format", "encoding_format must be float or base64, not %q", f)
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+// Package nodetable is the router's view of the LLM nodes: which are up,
+// which models each serves and which of those are loaded. It is fed by the
+// healthmon node stream and read on every request, so reads are lock-free:
+// every change builds a new immutable snapshot.
+package nodetable
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+)
+
+// Table holds the current snapshot. The zero value is not usable; use New.
+type Table struct {
+	snap atomic.Pointer[Snapshot]
+}
+
+// Snapshot is an immutable view of every known node.
+type Snapshot struct {
+	states  map[string]*nodev1.NodeState // by node id
+	byModel map[string][]Candidate       // up nodes per model, loaded first
+	ids     []string                     // sorted node ids
+}
+
+// Candidate is an up node that serves a model.
+type Candidate struct {
+	Node   *nodev1.Node
+	Loaded bool
+}
+
+// New returns an empty table.
+func New() *Table {
+	t := &Table{}
+	t.snap.Store(build(map[string]*nodev1.NodeState{}))
+	return t
+}
+
+// Snapshot returns the current view; it never changes after it is returned.
+func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
+
+// Apply folds one message of the healthmon stream into the table. A
+// snapshot message replaces everything known before. Apply is called from
+// one goroutine (the stream reader).
+func (t *Table) Apply(msg *healthmonv1.WatchNodesResponse) {
+	next := map[string]*nodev1.NodeState{}
+	if !msg.GetSnapshot() {
+		for id, st := range t.snap.Load().states {
+			next[id] = st
+		}
+	}
+	for _, st := range msg.GetNodes() {
+		if id := st.GetNode().GetId(); id != "" {
+			next[id] = st
+		}
+	}
+	for _, id := range msg.GetRemovedNodeIds() {
+		delete(next, id)
+	}
+	t.snap.Store(build(next))
+}
+
+func build(states map[string]*nodev1.NodeState) *Snapshot {
+	s := &Snapshot{states: states, byModel: map[string][]Candidate{}}
+	for id := range states {
+		s.ids = append(s.ids, id)
+	}
+	slices.Sort(s.ids)
+	for _, id := range s.ids {
+		st := states[id]
+		if st.GetStatus() != nodev1.Status_STATUS_UP {
+			continue
+		}
+		for _, m := range st.GetModels() {
+			s.byModel[m.GetId()] = append(s.byModel[m.GetId()], Candidate{Node: st.GetNode(), Loaded: m.GetLoaded()})
+		}
+	}
+	for model, cs := range s.byModel {
+		// Loaded first: a cold load costs seconds to minutes. Stable keeps
+		// node-id order within each group.
+		slices.SortStableFunc(cs, func(a, b Candidate) int {
+			switch {
+			case a.Loaded == b.Loaded:
+				return 0
+			case a.Loaded:
+				return -1
+			default:
+				return 1
+			}
+		})
+		s.byModel[model] = cs
+	}
+	return s
+}
+
+// Candidates returns the up nodes that serve model, loaded ones first. The
+// slice is shared: do not modify it.
+func (s *Snapshot) Candidates(model string) []Candidate { return s.byModel[model] }
+
+// Down describes a node that is not up, and why.
+type Down struct {
+	ID     string
+	Reason string
+	// HadModel is true when the node's last successful probe listed the
+	// model asked about.
+	HadModel bool
+}
+
+// Unavailable lists the nodes that are not up, marking those known to
+// have served model, in node-id order.
+func (s *Snapshot) Unavailable(model string) []Down {
+	var out []Down
+	for _, id := range s.ids {
+		st := s.states[id]
+		if st.GetStatus() == nodev1.Status_STATUS_UP {
+			continue
+		}
+		reason := st.GetReason()
+		if reason == "" {
+			reason = "not probed yet"
+		}
+		had := slices.ContainsFunc(st.GetModels(), func(m *nodev1.ModelInfo) bool { return m.GetId() == model })
+		out = append(out, Down{ID: id, Reason: reason, HadModel: had})
+	}
+	return out
+}
+
+// AnyUp reports whether at least one node is up.
+func (s *Snapshot) AnyUp() bool {
+	for _, st := range s.states {
+		if st.GetStatus() == nodev1.Status_STATUS_UP {
+			return true
+		}
+	}
+	return false
+}
+
+// Models returns each model served by at least one up node, sorted by id,
+// with the info of the first node (in id order) that lists it.
+func (s *Snapshot) Models() []*nodev1.ModelInfo {
+	seen := map[string]bool{}
+	var out []*nodev1.ModelInfo
+	for _, id := range s.ids {
+		st := s.states[id]
+		if st.GetStatus() != nodev1.Status_STATUS_UP {
+			continue
+		}
+		for _, m := range st.GetModels() {
+			if !seen[m.GetId()] {
+				seen[m.GetId()] = true
+				out = append(out, m)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *nodev1.ModelInfo) int { return strings.Compare(a.GetId(), b.GetId()) })
+	return out
+}
+
+// Len is the number of known nodes.
+func (s *Snapshot) Len() int { return len(s.ids) }

@@ -1,0 +1,243 @@
+// Package routing picks the LLM node for a request and calls it through an
+// adapter, moving on to the next candidate when a node fails before it has
+// produced anything. Once a streamed answer has started it never retries:
+// the client would see duplicated output.
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+
+	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
+	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"google.golang.org/grpc/codes"
+)
+
+// DefaultMaxAttempts is how many nodes one request may try.
+const DefaultMaxAttempts = 3
+
+// Router sends requests to nodes from a table through an adapter.
+type Router struct {
+	table       *nodetable.Table
+	adapter     adapterv1.AdapterServiceClient
+	maxAttempts int
+	next        atomic.Uint64 // rotates the start among equal candidates
+}
+
+// New returns a Router. maxAttempts ≤ 0 means DefaultMaxAttempts.
+func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, maxAttempts int) *Router {
+	if maxAttempts <= 0 {
+		maxAttempts = DefaultMaxAttempts
+	}
+	return &Router{table: table, adapter: adapter, maxAttempts: maxAttempts}
+}
+
+// Chat answers a non-streamed chat completion.
+func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
+	var out *openaiv1.ChatCompletion
+	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) error {
+		resp, err := r.adapter.Chat(ctx, &adapterv1.ChatRequest{Node: c.Node, Request: req})
+		out = resp.GetCompletion()
+		return err
+	})
+	return out, err
+}
+
+// Embed answers an embeddings request.
+func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
+	var out *openaiv1.EmbeddingList
+	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) error {
+		resp, err := r.adapter.Embed(ctx, &adapterv1.EmbedRequest{Node: c.Node, Request: req})
+		out = resp.GetEmbeddings()
+		return err
+	})
+	return out, err
+}
+
+// ChatStream answers a streamed chat completion, calling send for every
+// chunk in order. A node that fails before its first chunk is replaced by
+// the next candidate; a failure after it is returned as is.
+func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
+	var started bool
+	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) error {
+		attemptCtx, cancel := context.WithCancel(ctx)
+		defer cancel() // ends the adapter stream of a failed attempt
+		stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})
+		if err != nil {
+			return err
+		}
+		first, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		started = true
+		chunk := first.GetChunk()
+		ensureRole(chunk)
+		for {
+			if err := send(chunk); err != nil {
+				return err
+			}
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			chunk = msg.GetChunk()
+		}
+	}, func() bool { return !started })
+	return err
+}
+
+// ensureRole makes the first delta carry the role, as OpenAI's does, for
+// nodes that leave it out.
+func ensureRole(c *openaiv1.ChatCompletionChunk) {
+	for _, ch := range c.GetChoices() {
+		if ch.GetDelta() == nil {
+			ch.Delta = &openaiv1.ChunkDelta{}
+		}
+		if ch.Delta.GetRole() == "" {
+			ch.Delta.Role = "assistant"
+		}
+	}
+}
+
+// failure is one node's failed attempt.
+type failure struct {
+	node string
+	err  *apierror.Error
+}
+
+// try runs attempt on candidates for model until one succeeds, the error
+// is not worth another node, or attempts run out. retryAllowed, when given,
+// can forbid further attempts (a stream that has started).
+func (r *Router) try(ctx context.Context, model string, attempt func(nodetable.Candidate) error, retryAllowed ...func() bool) error {
+	cands, err := r.plan(model)
+	if err != nil {
+		return err
+	}
+	var failures []failure
+	for _, c := range cands {
+		err := attempt(c)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if len(retryAllowed) > 0 && !retryAllowed[0]() {
+			return err
+		}
+		e, _ := apierror.FromError(err)
+		if !retryable(e.Code) {
+			return err
+		}
+		failures = append(failures, failure{node: c.Node.GetId(), err: e})
+	}
+	return exhausted(model, failures)
+}
+
+// retryable says whether another node may succeed where one failed: not
+// when the client's request is at fault or the client gave up.
+func retryable(c codes.Code) bool {
+	switch c {
+	case codes.InvalidArgument, codes.OutOfRange, codes.Canceled:
+		return false
+	}
+	return true
+}
+
+// plan lists the nodes to try for model, in order: loaded nodes first,
+// rotating the start within each group so load spreads evenly.
+func (r *Router) plan(model string) ([]nodetable.Candidate, error) {
+	snap := r.table.Snapshot()
+	cands := snap.Candidates(model)
+	if len(cands) == 0 {
+		return nil, noCandidate(snap, model)
+	}
+	loaded := 0
+	for loaded < len(cands) && cands[loaded].Loaded {
+		loaded++
+	}
+	n := r.next.Add(1)
+	out := make([]nodetable.Candidate, 0, min(len(cands), r.maxAttempts))
+	out = appendRotated(out, cands[:loaded], n)
+	out = appendRotated(out, cands[loaded:], n)
+	return out[:min(len(out), r.maxAttempts)], nil
+}
+
+func appendRotated(dst, group []nodetable.Candidate, n uint64) []nodetable.Candidate {
+	if len(group) == 0 {
+		return dst
+	}
+	start := int(n % uint64(len(group)))
+	dst = append(dst, group[start:]...)
+	return append(dst, group[:start]...)
+}
+
+// noCandidate explains why no up node serves model: 503 when nodes that
+// could serve it are down (or nothing is up at all), 404 when the model is
+// simply not served.
+func noCandidate(snap *nodetable.Snapshot, model string) error {
+	downs := snap.Unavailable(model)
+	var had []string
+	for _, d := range downs {
+		if d.HadModel {
+			had = append(had, d.ID+": "+d.Reason)
+		}
+	}
+	switch {
+	case len(had) > 0:
+		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
+			Message: fmt.Sprintf("no healthy node serves model %q; down: %s", model, strings.Join(had, "; "))}
+	case snap.Len() == 0:
+		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
+			Message: "no LLM nodes are known yet (healthmon has not reported any)"}
+	case !snap.AnyUp():
+		var all []string
+		for _, d := range downs {
+			all = append(all, d.ID+": "+d.Reason)
+		}
+		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
+			Message: fmt.Sprintf("no healthy node for model %q; down: %s", model, strings.Join(all, "; "))}
+	}
+	return &apierror.Error{Code: codes.NotFound, Param: "model", ErrCode: "model_not_found",
+		Type:    "invalid_request_error",
+		Message: fmt.Sprintf("The model `%s` does not exist or is not served by any healthy node.", model)}
+}
+
+// exhausted is the error after every tried node failed. When all failed
+// the same way it keeps that meaning (e.g. 429 from every node stays 429);
+// otherwise the mesh is unavailable. Either way it names each node and why.
+func exhausted(model string, failures []failure) error {
+	parts := make([]string, len(failures))
+	same := true
+	for i, f := range failures {
+		parts[i] = f.node + ": " + f.err.Message
+		if f.err.Code != failures[0].err.Code {
+			same = false
+		}
+	}
+	tried := strings.Join(parts, "; ")
+	last := failures[len(failures)-1].err
+	if same && last.Code != codes.Unavailable {
+		out := *last
+		if len(failures) > 1 {
+			out.Message = fmt.Sprintf("every node failed for model %q: %s", model, tried)
+			out.Node = ""
+		}
+		return &out
+	}
+	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
+		Message: fmt.Sprintf("no reachable node for model %q; tried %s", model, tried)}
+}
