@@ -1,0 +1,207 @@
+package nodeconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/openaijson"
+)
+
+const (
+	// maxErrorBody is how much of an error answer is read.
+	maxErrorBody = 64 << 10
+	// maxErrorSnippet is how much of an unstructured error body becomes
+	// the message.
+	maxErrorSnippet = 512
+)
+
+// StatusError maps a node's non-2xx answer: the gRPC code from the HTTP
+// status, the OpenAI fields from an OpenAI or Ollama error body, else the
+// start of the body or the status text as the message. It reads (a bounded
+// part of) the body but does not close it.
+func (c *Client) StatusError(resp *http.Response) *apierror.Error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	// Drain a little more so a small overflow does not cost the connection.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	return c.errorFromBody(resp.StatusCode, body)
+}
+
+func (c *Client) errorFromBody(httpStatus int, body []byte) *apierror.Error {
+	e := &apierror.Error{
+		Code:       apierror.CodeForHTTPStatus(httpStatus),
+		HTTPStatus: httpStatus,
+		Node:       c.id,
+		Reason:     apierror.ReasonUpstream,
+	}
+	if obj, ok := openaijson.UnmarshalError(body); ok {
+		e.Message, e.Type, e.Param, e.ErrCode = obj.Message, obj.Type, obj.Param, obj.Code
+	}
+	if e.Message == "" {
+		e.Message = fmt.Sprintf("HTTP %d %s", httpStatus, http.StatusText(httpStatus))
+		if s := snippet(body); s != "" {
+			e.Message += ": " + s
+		}
+	}
+	if e.Type == "" {
+		e.Type = apierror.OpenAIType(httpStatus)
+	}
+	return e
+}
+
+// EventError maps an error object the node sent inside a 200 answer, such
+// as a `data: {"error":...}` event in the middle of a stream. It is
+// INTERNAL unless the object's code is an HTTP status that says otherwise
+// (llama.cpp sends {"code":503,...}).
+func (c *Client) EventError(obj openaijson.ErrorObject) *apierror.Error {
+	e := &apierror.Error{
+		Code:    codes.Internal,
+		Message: obj.Message,
+		Type:    obj.Type,
+		Param:   obj.Param,
+		ErrCode: obj.Code,
+		Node:    c.id,
+		Reason:  apierror.ReasonUpstream,
+	}
+	var httpStatus int
+	if _, err := fmt.Sscanf(obj.Code, "%d", &httpStatus); err == nil && httpStatus >= 400 && httpStatus <= 599 {
+		e.Code = apierror.CodeForHTTPStatus(httpStatus)
+		e.HTTPStatus = httpStatus
+	}
+	if e.Message == "" {
+		e.Message = "the node reported an error"
+	}
+	if e.Type == "" {
+		e.Type = "server_error"
+	}
+	return e
+}
+
+// TransportError maps a failure to get an answer from the node: the
+// caller's cancellation or deadline becomes CANCELLED or DEADLINE_EXCEEDED,
+// anything else (refused, reset, TLS, DNS, timeouts) is UNAVAILABLE with
+// reason NODE_UNREACHABLE and a short cause such as
+// "connect: connection refused".
+func (c *Client) TransportError(ctx context.Context, err error) *apierror.Error {
+	if e := c.contextError(ctx, err); e != nil {
+		return e
+	}
+	return &apierror.Error{Code: codes.Unavailable, Message: Cause(err), Node: c.id, Reason: apierror.ReasonUnreachable}
+}
+
+// BodyError maps a failure while reading an answer that had started (a
+// stream cut in the middle): UNAVAILABLE with the cause, or the context's
+// code when the caller went away.
+func (c *Client) BodyError(ctx context.Context, err error) *apierror.Error {
+	if e := c.contextError(ctx, err); e != nil {
+		return e
+	}
+	return &apierror.Error{
+		Code:    codes.Unavailable,
+		Message: "answer broken off: " + Cause(err),
+		Node:    c.id,
+		Reason:  apierror.ReasonUpstream,
+	}
+}
+
+func (c *Client) contextError(ctx context.Context, err error) *apierror.Error {
+	ctxErr := ctx.Err()
+	if ctxErr == nil {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			ctxErr = context.DeadlineExceeded
+		case errors.Is(err, context.Canceled):
+			ctxErr = context.Canceled
+		default:
+			return nil
+		}
+	}
+	if errors.Is(ctxErr, context.DeadlineExceeded) {
+		return &apierror.Error{Code: codes.DeadlineExceeded, Message: "deadline exceeded waiting for the node", Node: c.id}
+	}
+	return &apierror.Error{Code: codes.Canceled, Message: "request canceled", Node: c.id}
+}
+
+// Cause is a short human cause of a network error, without the URL:
+// "connect: connection refused", "read: connection reset by peer",
+// "lookup gpu-1: no such host", "tls: failed to verify certificate: ...".
+func Cause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // drops `Post "http://...":`
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		if dnsErr.IsNotFound {
+			return "lookup " + dnsErr.Name + ": no such host"
+		}
+		return "lookup " + dnsErr.Name + ": " + dnsErr.Err
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		op := opErr.Op
+		if op == "dial" {
+			op = "connect"
+		}
+		var sysErr *os.SyscallError
+		switch {
+		case errors.As(opErr.Err, &sysErr):
+			return sysErr.Error() // e.g. "connect: connection refused"
+		case opErr.Timeout():
+			return op + ": timeout"
+		case opErr.Err != nil:
+			return op + ": " + opErr.Err.Error()
+		}
+	}
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected EOF"
+	case errors.Is(err, io.EOF):
+		return "connection closed by the node"
+	}
+	msg := strings.TrimPrefix(err.Error(), "net/http: ")
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && !strings.Contains(msg, "timeout") {
+		msg = "timeout: " + msg
+	}
+	return msg
+}
+
+// Describe says in a few words why a probe request failed:
+// "GET /api/tags: HTTP 500: boom", "connect: connection refused", or the
+// error's message.
+func Describe(method, path string, err error) string {
+	e, ok := apierror.FromError(err)
+	if !ok {
+		return err.Error()
+	}
+	if e.HTTPStatus != 0 {
+		s := fmt.Sprintf("%s %s: HTTP %d", method, path, e.HTTPStatus)
+		if e.Message != "" && !strings.HasPrefix(e.Message, "HTTP ") {
+			s += ": " + e.Message
+		}
+		return s
+	}
+	if e.Reason == apierror.ReasonUnreachable {
+		return e.Message
+	}
+	return fmt.Sprintf("%s %s: %s", method, path, e.Message)
+}
+
+// snippet is the start of body as one line of valid text.
+func snippet(body []byte) string {
+	if len(body) > maxErrorSnippet {
+		body = body[:maxErrorSnippet] // a cut rune is dropped below
+	}
+	s := strings.ToValidUTF8(string(body), "")
+	return strings.Join(strings.Fields(s), " ")
+}

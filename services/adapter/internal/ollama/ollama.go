@@ -1,0 +1,195 @@
+// Package ollama knows Ollama's native API as far as probing needs it:
+// GET /api/version, /api/tags (the models on disk) and /api/ps (the models
+// in memory). Chat and embeddings go through Ollama's OpenAI-compatible
+// /v1 API (package openaicompat).
+package ollama
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+)
+
+// maxAnswer bounds a native answer (a tags list of thousands of models is
+// well below it).
+const maxAnswer = 16 << 20
+
+// Client talks to one Ollama node's native API.
+type Client struct {
+	conn *nodeconn.Client
+}
+
+// New returns a client for the node behind conn.
+func New(conn *nodeconn.Client) *Client { return &Client{conn: conn} }
+
+// TagModel is one entry of GET /api/tags.
+type TagModel struct {
+	Name       string    `json:"name"`
+	Model      string    `json:"model"`
+	ModifiedAt time.Time `json:"modified_at"`
+	Size       int64     `json:"size"`
+	Digest     string    `json:"digest"`
+}
+
+// PSModel is one entry of GET /api/ps.
+type PSModel struct {
+	Name      string    `json:"name"`
+	Model     string    `json:"model"`
+	Size      int64     `json:"size"`
+	SizeVRAM  int64     `json:"size_vram"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Version is GET /api/version.
+func (c *Client) Version(ctx context.Context) (string, error) {
+	var out struct {
+		Version string `json:"version"`
+	}
+	if err := c.get(ctx, "/api/version", &out); err != nil {
+		return "", err
+	}
+	return out.Version, nil
+}
+
+// Tags is GET /api/tags: the models the node has.
+func (c *Client) Tags(ctx context.Context) ([]TagModel, error) {
+	var out struct {
+		Models []TagModel `json:"models"`
+	}
+	if err := c.get(ctx, "/api/tags", &out); err != nil {
+		return nil, err
+	}
+	return out.Models, nil
+}
+
+// PS is GET /api/ps: the models loaded in memory.
+func (c *Client) PS(ctx context.Context) ([]PSModel, error) {
+	var out struct {
+		Models []PSModel `json:"models"`
+	}
+	if err := c.get(ctx, "/api/ps", &out); err != nil {
+		return nil, err
+	}
+	return out.Models, nil
+}
+
+// Probe checks the node the Ollama way. The node is up when /api/tags
+// answers; /api/version only names the version, and a failing /api/ps
+// only leaves every model loaded=false (the reason says so). Latency and
+// probe time are the caller's to fill.
+func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
+	res := &nodev1.ProbeResult{}
+	version, err := c.Version(ctx)
+	if err != nil && !answered(err) {
+		res.Reason = nodeconn.Describe(http.MethodGet, c.path("/api/version"), err)
+		return res
+	}
+	res.Version = version // empty when /api/version failed with an HTTP status
+
+	tags, err := c.Tags(ctx)
+	if err != nil {
+		res.Reason = nodeconn.Describe(http.MethodGet, c.path("/api/tags"), err)
+		return res
+	}
+	res.Up = true
+	prefix := "ollama"
+	if version != "" {
+		prefix += " " + version
+	}
+
+	ps, psErr := c.PS(ctx)
+	loaded := map[string]bool{}
+	for _, m := range ps {
+		loaded[m.Name], loaded[m.Model] = true, true
+	}
+	nLoaded := 0
+	for _, t := range tags {
+		id := t.Name
+		if id == "" {
+			id = t.Model
+		}
+		mi := &nodev1.ModelInfo{
+			Id:        id,
+			Loaded:    loaded[t.Name] || loaded[t.Model],
+			SizeBytes: t.Size,
+			OwnedBy:   owner(id),
+		}
+		if !t.ModifiedAt.IsZero() {
+			mi.Created = t.ModifiedAt.Unix()
+		}
+		if mi.Loaded {
+			nLoaded++
+		}
+		res.Models = append(res.Models, mi)
+	}
+	switch {
+	case psErr != nil:
+		res.Reason = fmt.Sprintf("%s: %s, loaded unknown (%s)", prefix, plural(len(tags), "model"),
+			nodeconn.Describe(http.MethodGet, c.path("/api/ps"), psErr))
+	case len(tags) == 0:
+		res.Reason = fmt.Sprintf("%s: 0 models", prefix)
+	default:
+		res.Reason = fmt.Sprintf("%s: %s, %d loaded", prefix, plural(len(tags), "model"), nLoaded)
+	}
+	return res
+}
+
+func (c *Client) path(p string) string { return c.conn.BasePath() + p }
+
+func (c *Client) get(ctx context.Context, path string, out any) error {
+	req, err := c.conn.NewRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.conn.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return c.conn.BodyError(ctx, err)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return &apierror.Error{
+			Code: codes.Internal, Message: fmt.Sprintf("invalid answer: %v", err),
+			Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream,
+		}
+	}
+	return nil
+}
+
+// answered reports whether err is an HTTP answer from the node (as
+// opposed to no answer at all).
+func answered(err error) bool {
+	e, ok := apierror.FromError(err)
+	return ok && e.HTTPStatus != 0
+}
+
+// owner is the namespace of an Ollama model name, as Ollama's /v1/models
+// reports it: "library" for "llama3:8b", "jmorgan" for "jmorgan/llama3".
+func owner(name string) string {
+	parts := strings.Split(name, "/") // the tag is in the last part
+	if len(parts) < 2 {
+		return "library"
+	}
+	return parts[len(parts)-2]
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,284 @@
+// Package meshtest starts llmesh the way a user does — router, adapter and
+// healthmon as separate processes on 127.0.0.1 — in front of simulated
+// nodes served in-process, for end-to-end tests and benchmarks.
+package meshtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llmesh/llmesh/services/simnode/simnode"
+)
+
+// Binaries builds the three services into dir once and returns their
+// paths by name. Call it from TestMain.
+func Binaries(dir string) (map[string]string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	var args []string
+	for _, svc := range []string{"router", "adapter", "healthmon"} {
+		args = append(args, "./services/"+svc+"/cmd/"+svc)
+		out[svc] = filepath.Join(dir, svc)
+	}
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(os.PathSeparator)}, args...)...)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+func repoRoot() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.work not found above " + filepath.Dir(file))
+		}
+		dir = parent
+	}
+}
+
+// Node is a simulated node on a real loopback HTTP server.
+type Node struct {
+	*simnode.Server
+	ID       string
+	URL      string
+	ModelIDs []string
+	srv      *http.Server
+	lis      net.Listener
+}
+
+// StartNode serves a simulated node on 127.0.0.1 until the test ends or
+// Kill is called.
+func StartNode(t testing.TB, id string, cfg simnode.Config) *Node {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = id
+	}
+	s, err := simnode.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{Server: s, ID: id, ModelIDs: cfg.Models, URL: "http://" + lis.Addr().String(), srv: &http.Server{Handler: s}, lis: lis}
+	go func() { _ = n.srv.Serve(lis) }()
+	t.Cleanup(n.Kill)
+	return n
+}
+
+// Kill stops the node at once: its listener closes and open connections
+// drop, as when the process dies.
+func (n *Node) Kill() { _ = n.srv.Close() }
+
+// Options tune a mesh.
+type Options struct {
+	// HealthmonArgs are extra healthmon flags (defaults probe every 100ms).
+	HealthmonArgs []string
+	RouterArgs    []string
+	Env           []string // extra environment for every process
+}
+
+// Mesh is a running router + adapter + healthmon.
+type Mesh struct {
+	RESTURL       string // http://127.0.0.1:port (no /v1)
+	GRPCAddr      string // router native gRPC
+	AdapterAddr   string
+	HealthmonAddr string
+	procs         []*proc
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// Start runs the mesh in front of nodes and waits until the router lists
+// every model the nodes serve.
+func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *Mesh {
+	t.Helper()
+	dir := t.TempDir()
+	var yaml strings.Builder
+	yaml.WriteString("nodes:\n")
+	for _, n := range nodes {
+		fmt.Fprintf(&yaml, "  - id: %s\n    kind: ollama\n    url: %s\n", n.ID, n.URL)
+	}
+	nodesFile := filepath.Join(dir, "nodes.yaml")
+	if err := os.WriteFile(nodesFile, []byte(yaml.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &Mesh{}
+	t.Cleanup(func() { m.stop(t) })
+
+	adapter := m.run(t, bins["adapter"], dir, opts.Env, "-grpc-addr", "127.0.0.1:0")
+	m.AdapterAddr = adapter.addr(t, "addr")
+	hargs := append([]string{"-grpc-addr", "127.0.0.1:0", "-adapter-addr", m.AdapterAddr, "-nodes", nodesFile,
+		"-probe-interval", "100ms", "-rise", "1", "-fall", "1"}, opts.HealthmonArgs...)
+	healthmon := m.run(t, bins["healthmon"], dir, opts.Env, hargs...)
+	m.HealthmonAddr = healthmon.addr(t, "grpc")
+	rargs := append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
+		"-adapter-addr", m.AdapterAddr, "-healthmon-addr", m.HealthmonAddr}, opts.RouterArgs...)
+	router := m.run(t, bins["router"], dir, opts.Env, rargs...)
+	m.GRPCAddr = router.addr(t, "grpc")
+	m.RESTURL = "http://" + router.addr(t, "http")
+
+	want := map[string]bool{}
+	for _, n := range nodes {
+		for _, model := range n.ModelIDs {
+			want[model] = true
+		}
+	}
+	m.WaitModels(t, len(want))
+	return m
+}
+
+// WaitModels waits until GET /v1/models lists n models.
+func (m *Mesh) WaitModels(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, err := m.countModels()
+		if err == nil && got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			m.dumpLogs(t)
+			t.Fatalf("router lists %d models, want %d (err %v)", got, n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var modelID = regexp.MustCompile(`"id":`)
+
+func (m *Mesh) countModels() (int, error) {
+	resp, err := http.Get(m.RESTURL + "/v1/models")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	return len(modelID.FindAll(b, -1)), nil
+}
+
+func (m *Mesh) run(t testing.TB, bin, dir string, env []string, args ...string) *proc {
+	t.Helper()
+	name := filepath.Base(bin)
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	m.procs = append(m.procs, p)
+	return p
+}
+
+// addr waits for the process's "listening" log line and returns the
+// address logged under key.
+func (p *proc) addr(t testing.TB, key string) string {
+	t.Helper()
+	re := regexp.MustCompile(`msg=listening.* ` + key + `=(127\.0\.0\.1:\d+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(p.log)
+		if mm := re.FindSubmatch(b); mm != nil {
+			return string(mm[1])
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before listening:\n%s", p.name, b)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	b, _ := os.ReadFile(p.log)
+	t.Fatalf("%s did not log its %s address:\n%s", p.name, key, b)
+	return ""
+}
+
+// Stop sends SIGTERM to one service ("router", "adapter" or "healthmon")
+// and waits for it to exit.
+func (m *Mesh) Stop(t testing.TB, name string) {
+	for _, p := range m.procs {
+		if p.name == name {
+			p.terminate(t)
+		}
+	}
+}
+
+func (p *proc) terminate(t testing.TB) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("%s ignored SIGTERM for 15s", p.name)
+	}
+}
+
+func (m *Mesh) stop(t testing.TB) {
+	var wg sync.WaitGroup
+	for _, p := range m.procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.terminate(t) }()
+	}
+	wg.Wait()
+	if t.Failed() {
+		m.dumpLogs(t)
+	}
+}
+
+func (m *Mesh) dumpLogs(t testing.TB) {
+	for _, p := range m.procs {
+		b, _ := os.ReadFile(p.log)
+		t.Logf("---- %s log ----\n%s", p.name, b)
+	}
+}
+
+// Context is a test context bounded to d.
+func Context(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
