@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/llmesh/llmesh/services/simnode/simnode"
+)
+
+// errUsage marks flag errors that the FlagSet has already printed.
+var errUsage = errors.New("usage error")
+
+// options are the command-line settings that are not part of simnode.Config.
+type options struct {
+	addr            string
+	shutdownTimeout time.Duration
+}
+
+// parseFlags turns args into a server config; usage and flag errors go to
+// stderr.
+func parseFlags(args []string, stderr io.Writer) (simnode.Config, options, error) {
+	var (
+		cfg       simnode.Config
+		opts      options
+		models    string
+		loaded    string
+		apiKeyEnv string
+	)
+	fs := flag.NewFlagSet("simnode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opts.addr, "addr", "127.0.0.1:11434", "listen address; port 0 picks a free port (the log shows which)")
+	fs.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to let in-flight requests finish on SIGINT/SIGTERM before cutting them off")
+	fs.StringVar(&cfg.Name, "name", simnode.DefaultName, "node name, sent as X-Simnode-Name and in system_fingerprint")
+	fs.StringVar(&models, "models", "llama3.2:3b", "comma-separated models served")
+	fs.StringVar(&loaded, "loaded", "", "comma-separated models /api/ps reports as loaded (default: all of -models; an explicit empty value means none)")
+	fs.IntVar(&cfg.Tokens, "tokens", simnode.DefaultTokens, "completion tokens per answer")
+	fs.DurationVar(&cfg.FirstTokenDelay, "first-token-delay", 0, "pause before the first token")
+	fs.DurationVar(&cfg.TokenDelay, "token-delay", 0, "pause before each later token")
+	fs.IntVar(&cfg.EmbeddingDims, "embedding-dims", simnode.DefaultEmbeddingDims, "length of embedding vectors")
+	fs.StringVar(&apiKeyEnv, "api-key-env", "", "name of an environment variable holding the bearer key required on /v1/ (empty: no auth)")
+	fs.IntVar(&cfg.Faults.Status, "fault-status", 0, "fault: answer every chat/embeddings request with this HTTP status (400-599)")
+	fs.StringVar(&cfg.Faults.Message, "fault-message", "", "fault: error message sent with -fault-status")
+	fs.IntVar(&cfg.Faults.FailAfterTokens, "fault-fail-after-tokens", 0, "fault: drop the connection after this many tokens")
+	fs.BoolVar(&cfg.Faults.Hang, "fault-hang", false, "fault: never answer chat/embeddings requests")
+	fs.IntVar(&cfg.Faults.ProbeStatus, "fault-probe-status", 0, "fault: answer /api/version, /api/tags, /api/ps and /v1/models with this HTTP status (400-599)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, opts, err
+		}
+		return cfg, opts, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "simnode: unexpected arguments: %q\n", fs.Args())
+		fs.Usage()
+		return cfg, opts, errUsage
+	}
+
+	cfg.Models = splitList(models)
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "loaded" {
+			cfg.Loaded = append([]string{}, splitList(loaded)...) // non-nil: set explicitly
+		}
+	})
+	if apiKeyEnv != "" {
+		cfg.APIKey = os.Getenv(apiKeyEnv)
+		if cfg.APIKey == "" {
+			return cfg, opts, fmt.Errorf("-api-key-env: environment variable %s is empty or unset", apiKeyEnv)
+		}
+	}
+	return cfg, opts, nil
+}
+
+// splitList splits a comma-separated flag value, ignoring blanks.
+func splitList(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// run serves until ctx is cancelled, then shuts down gracefully.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, opts, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	node, err := simnode.New(cfg)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	ln, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return err
+	}
+	// Handlers wait on their request context; cancelling this base context
+	// is how a shutdown that ran out of patience releases hung requests.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           node,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "name", cfg.Name, "models", strings.Join(cfg.Models, ","))
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return err // Serve never returns nil before Shutdown
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "timeout", opts.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if err != nil {
+		log.Warn("in-flight requests did not finish in time; cutting them off", "err", err)
+		// Close the connections first: a released handler must not get
+		// the chance to send an empty 200 that looks like an answer.
+		err = srv.Close()
+		cancelBase()
+	}
+	<-served // always http.ErrServerClosed once Shutdown or Close ran
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,162 @@
+package simnode
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Server is a simulated Ollama node. It is an http.Handler; create it with
+// New. All methods are safe for concurrent use.
+type Server struct {
+	cfg    Config          // defaulted, validated, never mutated after New
+	models map[string]bool // set of cfg.Models for request validation
+
+	faults atomic.Pointer[Faults] // read once per request
+
+	nextID   atomic.Int64 // source of chatcmpl-<n> ids
+	inFlight atomic.Int64
+	canceled atomic.Int64
+
+	routes map[string]*route // keyed by "METHOD /path"
+
+	// Requests that match no route are rare (typos, scanners), so a
+	// mutex-guarded map is simpler than pre-allocated counters.
+	unroutedMu sync.Mutex
+	unrouted   map[string]int64
+}
+
+// route is one endpoint with its own request counter.
+type route struct {
+	handle http.HandlerFunc
+	hits   atomic.Int64
+}
+
+// Stats is a snapshot of the server's counters.
+type Stats struct {
+	// Requests counts every request received, by "METHOD PATH"
+	// (e.g. "POST /v1/chat/completions"). Only non-zero entries appear.
+	Requests map[string]int64 `json:"requests"`
+	// InFlight is the number of chat and embeddings requests being handled.
+	InFlight int64 `json:"in_flight"`
+	// Canceled counts chat and embeddings requests whose client went away
+	// before the answer was complete. Each such request counts once, as
+	// soon as the handler notices.
+	Canceled int64 `json:"canceled"`
+}
+
+// New validates cfg, applies defaults and returns a ready Server.
+// The returned error joins every problem found.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("simnode: invalid config: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		models:   make(map[string]bool, len(cfg.Models)),
+		unrouted: make(map[string]int64),
+	}
+	for _, m := range cfg.Models {
+		s.models[m] = true
+	}
+	faults := cfg.Faults
+	s.faults.Store(&faults)
+	s.routes = map[string]*route{
+		"GET /":                     {handle: s.handleRoot},
+		"HEAD /":                    {handle: s.handleRoot},
+		"GET /api/version":          {handle: s.handleVersion},
+		"HEAD /api/version":         {handle: s.handleVersion},
+		"GET /api/tags":             {handle: s.handleTags},
+		"HEAD /api/tags":            {handle: s.handleTags},
+		"GET /api/ps":               {handle: s.handlePS},
+		"GET /v1/models":            {handle: s.handleModels},
+		"POST /v1/chat/completions": {handle: s.handleChat},
+		"POST /v1/embeddings":       {handle: s.handleEmbeddings},
+		"POST /simnode/faults":      {handle: s.handleSetFaults},
+		"GET /simnode/faults":       {handle: s.handleGetFaults},
+		"GET /simnode/stats":        {handle: s.handleStats},
+	}
+	return s, nil
+}
+
+// SetFaults replaces all active faults; requests that start afterwards see
+// the new faults, requests already running keep the ones they started with.
+// Invalid faults (see Faults.Validate) are a programming error and panic,
+// because injecting them would otherwise make net/http panic later.
+func (s *Server) SetFaults(f Faults) {
+	if err := f.Validate(); err != nil {
+		panic(fmt.Sprintf("simnode: SetFaults: %v", err))
+	}
+	s.faults.Store(&f)
+}
+
+// currentFaults returns the faults a request starting now must obey.
+func (s *Server) currentFaults() Faults { return *s.faults.Load() }
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Requests: make(map[string]int64),
+		InFlight: s.inFlight.Load(),
+		Canceled: s.canceled.Load(),
+	}
+	for key, rt := range s.routes {
+		if n := rt.hits.Load(); n > 0 {
+			st.Requests[key] = n
+		}
+	}
+	s.unroutedMu.Lock()
+	for key, n := range s.unrouted {
+		st.Requests[key] = n
+	}
+	s.unroutedMu.Unlock()
+	return st
+}
+
+// ServeHTTP dispatches on exact method and path, like Ollama's router.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Simnode-Name", s.cfg.Name)
+	key := r.Method + " " + r.URL.Path
+	rt := s.routes[key]
+	if rt != nil {
+		rt.hits.Add(1)
+	} else {
+		s.unroutedMu.Lock()
+		s.unrouted[key]++
+		s.unroutedMu.Unlock()
+	}
+
+	openAI := r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/")
+	if openAI && !s.authorized(r) {
+		writeOpenAIError(w, http.StatusUnauthorized, apiError{
+			Message: "Incorrect API key provided",
+			Type:    "invalid_request_error",
+			Code:    "invalid_api_key",
+		})
+		return
+	}
+	switch {
+	case rt != nil:
+		rt.handle(w, r)
+	case openAI:
+		writeOpenAIError(w, http.StatusNotFound, apiError{
+			Message: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path),
+			Type:    "invalid_request_error",
+		})
+	default:
+		writeJSON(w, http.StatusNotFound, ollamaError{Error: "not found"})
+	}
+}
+
+// authorized reports whether r carries the configured bearer key.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.cfg.APIKey == "" {
+		return true
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.APIKey)) == 1
+}
