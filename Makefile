@@ -38,6 +38,7 @@ tools: $(BIN)/.tools-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_GO_GRP
 .PHONY: generate
 generate: tools ## regenerate gen/ from proto/
 	buf lint
+	find gen/go -name '*.pb.go' -o -name '*.pb.gw.go' | xargs rm -f
 	buf generate
 
 .PHONY: checkgenerate

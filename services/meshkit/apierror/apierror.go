@@ -26,6 +26,9 @@ const (
 	ReasonUpstream = "UPSTREAM_ERROR"
 	// ReasonUnreachable marks a node that could not be reached at all.
 	ReasonUnreachable = "NODE_UNREACHABLE"
+	// ReasonMesh marks an error llmesh produced itself (a bad request, a
+	// missing key, no healthy node) rather than one a node answered.
+	ReasonMesh = "MESH_ERROR"
 )
 
 // Error is an error with a gRPC code and OpenAI error fields.
@@ -66,8 +69,12 @@ func (e *Error) GRPCStatus() *status.Status {
 	put("node", e.Node)
 	put("message", e.Message)
 	reason := e.Reason
-	if reason == "" {
+	switch {
+	case reason != "":
+	case e.Node != "" || e.HTTPStatus != 0:
 		reason = ReasonUpstream
+	default:
+		reason = ReasonMesh
 	}
 	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: Domain, Metadata: md})
 	if err != nil {

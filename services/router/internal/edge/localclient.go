@@ -21,10 +21,11 @@ type localClient struct {
 var _ routerv1.InferenceServiceClient = localClient{}
 
 // incoming turns the metadata grpc-gateway derived from HTTP headers into
-// what a server handler reads.
+// what a server handler reads, and clears it as outgoing metadata so it is
+// not forwarded to the adapter.
 func incoming(ctx context.Context) context.Context {
 	md, _ := metadata.FromOutgoingContext(ctx)
-	return metadata.NewIncomingContext(ctx, md)
+	return metadata.NewOutgoingContext(metadata.NewIncomingContext(ctx, md), nil)
 }
 
 func (c localClient) CreateChatCompletion(ctx context.Context, in *routerv1.CreateChatCompletionRequest, _ ...grpc.CallOption) (*routerv1.CreateChatCompletionResponse, error) {
