@@ -137,11 +137,18 @@ func (m *Monitor) Stop() {
 	m.SetNodes(context.Background(), nil)
 }
 
+// adapterRetry bounds the wait before re-probing when the adapter could not
+// run a probe (e.g. it is still starting): the node has no verdict yet.
+const adapterRetry = 500 * time.Millisecond
+
 func (m *Monitor) loop(ctx context.Context, n *nodev1.Node) {
 	for {
-		m.probe(ctx, n)
+		ran := m.probe(ctx, n)
 		spread := float64(m.cfg.Interval) * m.cfg.Jitter
 		wait := m.cfg.Interval + time.Duration((rand.Float64()*2-1)*spread)
+		if !ran {
+			wait = min(wait, adapterRetry)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -152,12 +159,14 @@ func (m *Monitor) loop(ctx context.Context, n *nodev1.Node) {
 	}
 }
 
-func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) {
+// probe probes n once and applies the result. It reports whether the
+// probe ran (false when the adapter could not be asked).
+func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	res, err := m.prober.Probe(pctx, n)
 	cancel()
 	if ctx.Err() != nil {
-		return
+		return true
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -168,7 +177,7 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) {
 			m.log.Warn("adapter unreachable; keeping last node states", "node", n.GetId(), "err", err)
 			m.adapterDown = true
 		}
-		return
+		return false
 	}
 	if m.adapterDown {
 		m.log.Info("adapter reachable again")
@@ -176,17 +185,18 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) {
 	}
 	t, ok := m.nodes[n.GetId()]
 	if !ok || !proto.Equal(t.state.GetNode(), n) {
-		return // removed or replaced while probing
+		return true // removed or replaced while probing
 	}
 	next, changed := m.judge(t, res)
 	if !changed {
-		return
+		return true
 	}
 	if next.GetStatus() != t.state.GetStatus() {
 		m.log.Info("node status", "node", n.GetId(), "status", next.GetStatus().String(), "reason", next.GetReason())
 	}
 	t.state = next
 	m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}})
+	return true
 }
 
 // judge applies hysteresis: an unknown node takes the first verdict; an up

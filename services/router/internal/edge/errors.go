@@ -22,9 +22,8 @@ type errorWriter struct {
 func (ew *errorWriter) body(err error) (int, []byte) {
 	e, _ := apierror.FromError(err)
 	httpStatus := apierror.HTTPStatusForCode(e.Code)
-	if e.HTTPStatus >= 400 && e.HTTPStatus < 500 && e.HTTPStatus != http.StatusNotFound {
-		// Pass a node's 4xx through with its own status (e.g. 422), except
-		// 404, which the mesh answers for the model as a whole.
+	if e.HTTPStatus >= 400 && e.HTTPStatus < 500 {
+		// A node's 4xx keeps its own status (e.g. 422), not just its code.
 		httpStatus = e.HTTPStatus
 	}
 	msg := e.Message
@@ -56,21 +55,11 @@ func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.
 	ew.write(w, err)
 }
 
-// routing answers unknown paths and methods the way OpenAI does.
+// routing answers unknown paths (404) and methods (405) the way OpenAI
+// does.
 func (ew *errorWriter) routing(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	code := codes.NotFound
-	if httpStatus == http.StatusMethodNotAllowed {
-		code = codes.Unimplemented
-	}
-	err := &apierror.Error{Code: code, Type: "invalid_request_error", Message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")"}
-	if httpStatus == http.StatusMethodNotAllowed {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		_, body := ew.body(err)
-		_, _ = w.Write(body)
-		return
-	}
-	ew.write(w, err)
+	ew.write(w, &apierror.Error{Code: codes.NotFound, HTTPStatus: httpStatus, Type: "invalid_request_error",
+		Message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")"})
 }
 
 // streamError is grpc-gateway's stream error handler: it runs for a
