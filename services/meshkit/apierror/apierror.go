@@ -8,6 +8,7 @@
 package apierror
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -84,9 +85,9 @@ func (e *Error) GRPCStatus() *status.Status {
 }
 
 // FromError recovers an Error from anything: an *Error in the chain, a gRPC
-// status (with or without llmesh's ErrorInfo), or a context error. The bool
-// is false when err carries no gRPC status at all; the returned Error then
-// has code Unknown.
+// status (with or without llmesh's ErrorInfo), or a context error
+// (CANCELLED or DEADLINE_EXCEEDED). The bool is false when err is none of
+// these; the returned Error then has code Unknown.
 func FromError(err error) (*Error, bool) {
 	if err == nil {
 		return nil, false
@@ -97,6 +98,10 @@ func FromError(err error) (*Error, bool) {
 	}
 	st, ok := status.FromError(err)
 	if !ok {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			st := status.FromContextError(err)
+			return &Error{Code: st.Code(), Message: st.Message()}, true
+		}
 		return &Error{Code: codes.Unknown, Message: err.Error()}, false
 	}
 	out := &Error{Code: st.Code(), Message: st.Message()}
