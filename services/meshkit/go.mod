@@ -3,6 +3,7 @@ module github.com/llmesh/llmesh/services/meshkit
 go 1.26.0
 
 require (
+	github.com/llmesh/llmesh/gen/go v0.0.0
 	github.com/stretchr/testify v1.12.1 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect

@@ -1,0 +1,61 @@
+// Package openaijson converts between OpenAI's wire JSON and the
+// llmesh.openai.v1 messages, in both directions: the router decodes client
+// requests and encodes answers and stream chunks; the adapter encodes
+// requests for LLM nodes and decodes what they send back.
+//
+// protojson cannot do this job. OpenAI's API has fields that are "a string
+// or an array", uses null for "absent", and SDKs expect an exact layout for
+// responses. The codec is written by hand over a single-pass reader and an
+// append-only writer because it runs for every request and every streamed
+// chunk.
+//
+// # Decoding
+//
+// Unknown fields are ignored at every level, and null anywhere means absent:
+// a nil message, an unset optional, an empty string or list. A null element
+// of an array of objects becomes an empty message. Optional scalars keep
+// their presence, so "max_tokens":0 is set to 0 while an absent max_tokens
+// stays nil. Integers may be written with a fraction or exponent when the
+// value is integral (5.0); anything else where an integer is expected is an
+// error. Strings are made valid UTF-8 (invalid bytes and lone surrogates
+// become U+FFFD) because proto3 strings must be.
+//
+// The unions:
+//   - message content: a string is MessageContent.text, an array of parts is
+//     MessageContent.parts, null is no content. Parts are text, image_url
+//     (an {"url","detail"} object, or a bare URL string) and input_audio;
+//     any other part type is rejected rather than silently dropped.
+//   - stop: a string is one stop sequence, an array is several.
+//   - tool_choice: a string is the mode; {"type":"function","function":
+//     {"name":X}} is function_name X.
+//   - embeddings input: a string, an array of strings, of token ids, or of
+//     token-id arrays; [] is an empty array of strings.
+//   - tool parameters and response_format schemas are free-form objects,
+//     held as google.protobuf.Struct.
+//   - a node's base64 embedding is decoded into the float array.
+//
+// Errors are *DecodeError. Param is the JSON path of the offending field
+// ("messages[1].content[0].type") for a wrongly typed value and "" for
+// malformed JSON, which is reported in preference to a type error.
+//
+// # Encoding
+//
+// Requests (adapter to node) carry only what is set, in the form it came in:
+// content as a string or parts, tool_choice as a mode or an object, stop as
+// an array, absent optionals left out so the node applies its own defaults.
+// A message without content is written "content":null.
+//
+// Responses and chunks (router to client) follow OpenAI's layout exactly:
+// "object" defaults to its OpenAI value, "choices" is always an array,
+// finish_reason, logprobs and a completion message's content and refusal
+// are null when unset, a chunk delta holds only what the chunk carries, and
+// usage is written when set. Tool calls carry "index" only in chunks.
+// Embeddings are float arrays, or the base64 string of embedding_base64
+// when that is set. Strings are escaped as JSON requires and nothing more;
+// float32 values use their shortest float32 form. NaN and infinities cannot
+// be written as JSON and make Marshal fail.
+//
+// Free-form objects are written with sorted keys: a Struct keeps no order,
+// and a stable one keeps the prompt a node renders from a tool schema
+// identical across requests.
+package openaijson
