@@ -17,8 +17,10 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
 	"github.com/llmesh/llmesh/services/adapter/internal/service"
+	"github.com/llmesh/llmesh/services/meshkit/admin"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
+	"golang.org/x/sync/errgroup"
 )
 
 // Config is the adapter's configuration.
@@ -29,6 +31,7 @@ type Config struct {
 	Grace          time.Duration // -grace, LLMESH_ADAPTER_GRACE
 	ProbeTimeout   time.Duration // -probe-timeout, LLMESH_ADAPTER_PROBE_TIMEOUT
 	ConnectTimeout time.Duration // -connect-timeout, LLMESH_ADAPTER_CONNECT_TIMEOUT
+	AdminAddr      string        // -admin-addr, LLMESH_ADAPTER_ADMIN_ADDR: /debug/pprof; empty is off
 }
 
 // Run runs the adapter until ctx is done. Node API keys are read from the
@@ -61,11 +64,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	adapterv1.RegisterAdapterServiceServer(srv.GRPC, service.New(log, pool, probe.New(pool, cfg.ProbeTimeout)))
 
 	log.Info("listening", "addr", lis.Addr().String())
-	if err := srv.Serve(ctx, lis, cfg.Grace); err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return admin.Serve(ctx, cfg.AdminAddr, log) })
+	g.Go(func() error {
+		if err := srv.Serve(ctx, lis, cfg.Grace); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	err = g.Wait()
 	log.Info("stopped")
-	return nil
+	return err
 }
 
 // ParseConfig reads args, with environment fallbacks, and validates the
@@ -78,7 +87,7 @@ func ParseConfig(args []string, stderr io.Writer, lookupEnv func(string) (string
 		}
 		return def
 	}
-	var raw struct{ addr, format, level, grace, probeTimeout, connectTimeout string }
+	var raw struct{ addr, format, level, grace, probeTimeout, connectTimeout, admin string }
 	fs := flag.NewFlagSet("adapter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&raw.addr, "grpc-addr", env("LLMESH_ADAPTER_ADDR", "127.0.0.1:9091"), "gRPC listen address (env LLMESH_ADAPTER_ADDR)")
@@ -87,6 +96,7 @@ func ParseConfig(args []string, stderr io.Writer, lookupEnv func(string) (string
 	fs.StringVar(&raw.grace, "grace", env("LLMESH_ADAPTER_GRACE", "10s"), "graceful stop deadline (env LLMESH_ADAPTER_GRACE)")
 	fs.StringVar(&raw.probeTimeout, "probe-timeout", env("LLMESH_ADAPTER_PROBE_TIMEOUT", probe.DefaultTimeout.String()), "upper bound of one node probe (env LLMESH_ADAPTER_PROBE_TIMEOUT)")
 	fs.StringVar(&raw.connectTimeout, "connect-timeout", env("LLMESH_ADAPTER_CONNECT_TIMEOUT", nodeconn.DefaultConnectTimeout.String()), "TCP connect timeout to nodes (env LLMESH_ADAPTER_CONNECT_TIMEOUT)")
+	fs.StringVar(&raw.admin, "admin-addr", env("LLMESH_ADAPTER_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off (env LLMESH_ADAPTER_ADMIN_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -95,9 +105,14 @@ func ParseConfig(args []string, stderr io.Writer, lookupEnv func(string) (string
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
 	}
-	cfg := Config{GRPCAddr: raw.addr, LogFormat: raw.format, LogLevel: raw.level}
+	cfg := Config{GRPCAddr: raw.addr, LogFormat: raw.format, LogLevel: raw.level, AdminAddr: raw.admin}
 	if err := validateAddr(raw.addr); err != nil {
 		errs = append(errs, fmt.Errorf("-grpc-addr: %w", err))
+	}
+	if raw.admin != "" {
+		if err := validateAddr(raw.admin); err != nil {
+			errs = append(errs, fmt.Errorf("-admin-addr: %w", err))
+		}
 	}
 	if _, err := logging.New(io.Discard, raw.format, raw.level); err != nil {
 		errs = append(errs, err)

@@ -13,8 +13,10 @@ import (
 	"github.com/llmesh/llmesh/services/healthmon/internal/monitor"
 	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
 	"github.com/llmesh/llmesh/services/healthmon/internal/watchsvc"
+	"github.com/llmesh/llmesh/services/meshkit/admin"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -55,7 +57,10 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("listening", "grpc", lis.Addr().String(), "adapter", cfg.AdapterAddr, "nodes", ids)
 	mon.SetNodes(ctx, nodes)
-	err = srv.Serve(ctx, lis, cfg.Grace)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return admin.Serve(gctx, cfg.AdminAddr, log) })
+	g.Go(func() error { return srv.Serve(gctx, lis, cfg.Grace) })
+	err = g.Wait()
 	mon.Stop()
 	log.Info("stopped")
 	return err

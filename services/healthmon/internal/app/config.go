@@ -19,6 +19,7 @@ type Config struct {
 	NodesFile   string
 	Probe       monitor.Config
 	Grace       time.Duration
+	AdminAddr   string
 	LogFormat   string
 	LogLevel    string
 }
@@ -36,6 +37,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Probe.Rise, "rise", 2, "successful probes in a row that bring a down node up")
 	fs.IntVar(&c.Probe.Fall, "fall", 2, "failed probes in a row that take an up node down")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "how long shutdown waits for streams to end")
+	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_HEALTHMON_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off [LLMESH_HEALTHMON_ADMIN_ADDR]")
 	fs.StringVar(&c.LogFormat, "log-format", env("LLMESH_LOG_FORMAT", "text"), "log format: text or json [LLMESH_LOG_FORMAT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("LLMESH_LOG_LEVEL", "info"), "log level [LLMESH_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {

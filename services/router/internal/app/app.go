@@ -14,6 +14,7 @@ import (
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
+	"github.com/llmesh/llmesh/services/meshkit/admin"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"github.com/llmesh/llmesh/services/router/internal/edge"
@@ -90,6 +91,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return nil
 	})
+	g.Go(func() error { return admin.Serve(ctx, cfg.AdminAddr, log) })
 	g.Go(func() error {
 		w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log}
 		w.Run(ctx)

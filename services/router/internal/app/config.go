@@ -22,6 +22,7 @@ type Config struct {
 	MaxAttempts   int
 	MaxBodyBytes  int64
 	Grace         time.Duration
+	AdminAddr     string
 	LogFormat     string
 	LogLevel      string
 }
@@ -39,6 +40,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.MaxAttempts, "max-attempts", routing.DefaultMaxAttempts, "nodes one request may try before it fails")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
+	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_ROUTER_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off [LLMESH_ROUTER_ADMIN_ADDR]")
 	fs.StringVar(&c.LogFormat, "log-format", env("LLMESH_LOG_FORMAT", "text"), "log format: text or json [LLMESH_LOG_FORMAT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("LLMESH_LOG_LEVEL", "info"), "log level [LLMESH_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
