@@ -239,3 +239,15 @@ func TestClientDisconnectCancelsTheNodeRequest(t *testing.T) {
 		"the node's request was not cancelled")
 	require.Eventually(t, func() bool { return slow.Stats().InFlight == 0 }, 10*time.Second, 10*time.Millisecond)
 }
+
+func TestRouterKeepsServingWhenHealthmonStops(t *testing.T) {
+	n := meshtest.StartNode(t, "n", simnode.Config{Models: []string{"m"}})
+	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{})
+	m.Stop(t, "healthmon")
+	for range 5 {
+		ctx := meshtest.Context(t, 10*time.Second)
+		resp := post(t, ctx, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	m.WaitModels(t, 1)
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
@@ -29,6 +30,7 @@ func New(log *slog.Logger, opts ...grpc.ServerOption) *Server {
 	opts = append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unaryStatus),
 		grpc.ChainStreamInterceptor(streamStatus),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	}, opts...)
 	s := &Server{GRPC: grpc.NewServer(opts...), Health: health.NewServer(), log: log}
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)
