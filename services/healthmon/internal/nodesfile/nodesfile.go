@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"regexp"
@@ -72,7 +73,7 @@ func Parse(data []byte) ([]*nodev1.Node, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	if len(f.Nodes) == 0 {
@@ -113,7 +114,8 @@ func (e Entry) node() (*nodev1.Node, error) {
 		errs = append(errs, err)
 	}
 	if e.APIKeyEnv != "" && !envPattern.MatchString(e.APIKeyEnv) {
-		errs = append(errs, fmt.Errorf("api_key_env %q: not an environment variable name (give the variable's name, never the key)", e.APIKeyEnv))
+		// The value is not echoed: it may be a key pasted by mistake.
+		errs = append(errs, errors.New("api_key_env: not an environment variable name (give the variable's name, never the key)"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

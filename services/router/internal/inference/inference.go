@@ -149,7 +149,7 @@ func validateEmbeddings(req *openaiv1.EmbeddingRequest) error {
 		return invalid("", "request body is required")
 	case req.GetModel() == "":
 		return invalid("model", "you must provide a model parameter")
-	case req.GetInput() == nil:
+	case req.GetInput().GetKind() == nil:
 		return invalid("input", "input is required")
 	}
 	switch f := req.GetEncodingFormat(); f {

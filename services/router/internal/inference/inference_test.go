@@ -257,7 +257,6 @@ func TestEmbeddingsValidation(t *testing.T) {
 }
 
 func TestEmbeddingsInputWithoutValueIsInvalid(t *testing.T) {
-	t.Skip("BUG: validateEmbeddings only checks Input != nil; an EmbeddingInput with no kind set (no value) passes validation and is sent to the node")
 	c, fake := setup(t, upNode("a", &nodev1.ModelInfo{Id: model}))
 	_, err := c.CreateEmbeddings(context.Background(), &routerv1.CreateEmbeddingsRequest{
 		Request: &openaiv1.EmbeddingRequest{Model: model, Input: &openaiv1.EmbeddingInput{}}})

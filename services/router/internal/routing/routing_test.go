@@ -61,7 +61,7 @@ func (f *fakeAdapter) enter(ctx context.Context, node string) (script, error) {
 	}
 	s, ok := f.scripts[node]
 	if !ok {
-		return s, status(codes.Internal, node, "fake adapter: no script for node")
+		return s, nodeErr(codes.Internal, node, "fake adapter: no script for node")
 	}
 	if s.block {
 		<-ctx.Done()
@@ -112,8 +112,8 @@ func (f *fakeAdapter) ChatStream(req *adapterv1.ChatStreamRequest, stream grpc.S
 	return s.err
 }
 
-// status is a node's error as the adapter reports it.
-func status(code codes.Code, node, msg string) error {
+// nodeErr is a node's error as the adapter reports it.
+func nodeErr(code codes.Code, node, msg string) error {
 	e := &apierror.Error{Code: code, Node: node, Message: msg}
 	switch code {
 	case codes.ResourceExhausted:
@@ -185,13 +185,13 @@ func TestChatFailover(t *testing.T) {
 		wantCode  codes.Code // OK: g answered
 	}{
 		{name: "first node answers", fErr: nil, wantCalls: []string{"f"}},
-		{name: "UNAVAILABLE fails over", fErr: status(codes.Unavailable, "f", "connection refused"), wantCalls: []string{"f", "g"}},
-		{name: "RESOURCE_EXHAUSTED fails over", fErr: status(codes.ResourceExhausted, "f", "rate limited"), wantCalls: []string{"f", "g"}},
-		{name: "INTERNAL fails over", fErr: status(codes.Internal, "f", "500 from node"), wantCalls: []string{"f", "g"}},
-		{name: "NOT_FOUND from a stale node fails over", fErr: status(codes.NotFound, "f", "model not found"), wantCalls: []string{"f", "g"}},
-		{name: "INVALID_ARGUMENT is not retried", fErr: status(codes.InvalidArgument, "f", "bad temperature"),
+		{name: "UNAVAILABLE fails over", fErr: nodeErr(codes.Unavailable, "f", "connection refused"), wantCalls: []string{"f", "g"}},
+		{name: "RESOURCE_EXHAUSTED fails over", fErr: nodeErr(codes.ResourceExhausted, "f", "rate limited"), wantCalls: []string{"f", "g"}},
+		{name: "INTERNAL fails over", fErr: nodeErr(codes.Internal, "f", "500 from node"), wantCalls: []string{"f", "g"}},
+		{name: "NOT_FOUND from a stale node fails over", fErr: nodeErr(codes.NotFound, "f", "model not found"), wantCalls: []string{"f", "g"}},
+		{name: "INVALID_ARGUMENT is not retried", fErr: nodeErr(codes.InvalidArgument, "f", "bad temperature"),
 			wantCalls: []string{"f"}, wantCode: codes.InvalidArgument},
-		{name: "OUT_OF_RANGE is not retried", fErr: status(codes.OutOfRange, "f", "context too long"),
+		{name: "OUT_OF_RANGE is not retried", fErr: nodeErr(codes.OutOfRange, "f", "context too long"),
 			wantCalls: []string{"f"}, wantCode: codes.OutOfRange},
 	}
 	for _, tc := range cases {
@@ -220,7 +220,7 @@ func TestChatFailover(t *testing.T) {
 }
 
 func TestEmbedFailsOver(t *testing.T) {
-	fake := &fakeAdapter{scripts: map[string]script{"f": {err: status(codes.Unavailable, "f", "refused")}, "g": {}}}
+	fake := &fakeAdapter{scripts: map[string]script{"f": {err: nodeErr(codes.Unavailable, "f", "refused")}, "g": {}}}
 	r := New(table(node("f*"), node("g")), serveAdapter(t, fake), 3)
 
 	out, err := r.Embed(context.Background(), &openaiv1.EmbeddingRequest{Model: model})
@@ -242,56 +242,56 @@ func TestExhausted(t *testing.T) {
 		{
 			name: "all UNAVAILABLE",
 			errs: map[string]error{
-				"a": status(codes.Unavailable, "a", "connection refused"),
-				"b": status(codes.Unavailable, "b", "no route to host"),
-				"c": status(codes.Unavailable, "c", "i/o timeout"),
+				"a": nodeErr(codes.Unavailable, "a", "connection refused"),
+				"b": nodeErr(codes.Unavailable, "b", "no route to host"),
+				"c": nodeErr(codes.Unavailable, "c", "i/o timeout"),
 			},
 			wantTries: 3, wantCode: codes.Unavailable,
 		},
 		{
 			name: "all 429 stays 429",
 			errs: map[string]error{
-				"a": status(codes.ResourceExhausted, "a", "rate limited a"),
-				"b": status(codes.ResourceExhausted, "b", "rate limited b"),
+				"a": nodeErr(codes.ResourceExhausted, "a", "rate limited a"),
+				"b": nodeErr(codes.ResourceExhausted, "b", "rate limited b"),
 			},
 			wantTries: 2, wantCode: codes.ResourceExhausted, wantHTTP: 429,
 		},
 		{
 			name: "all INTERNAL stays INTERNAL",
 			errs: map[string]error{
-				"a": status(codes.Internal, "a", "boom a"),
-				"b": status(codes.Internal, "b", "boom b"),
+				"a": nodeErr(codes.Internal, "a", "boom a"),
+				"b": nodeErr(codes.Internal, "b", "boom b"),
 			},
 			wantTries: 2, wantCode: codes.Internal,
 		},
 		{
 			name: "mixed failures are UNAVAILABLE",
 			errs: map[string]error{
-				"a": status(codes.ResourceExhausted, "a", "rate limited"),
-				"b": status(codes.Unavailable, "b", "refused"),
-				"c": status(codes.Internal, "c", "boom"),
+				"a": nodeErr(codes.ResourceExhausted, "a", "rate limited"),
+				"b": nodeErr(codes.Unavailable, "b", "refused"),
+				"c": nodeErr(codes.Internal, "c", "boom"),
 			},
 			wantTries: 3, wantCode: codes.Unavailable,
 		},
 		{
 			name: "maxAttempts caps the tries",
 			errs: map[string]error{
-				"a": status(codes.Unavailable, "a", "refused a"),
-				"b": status(codes.Unavailable, "b", "refused b"),
-				"c": status(codes.Unavailable, "c", "refused c"),
-				"d": status(codes.Unavailable, "d", "refused d"),
-				"e": status(codes.Unavailable, "e", "refused e"),
+				"a": nodeErr(codes.Unavailable, "a", "refused a"),
+				"b": nodeErr(codes.Unavailable, "b", "refused b"),
+				"c": nodeErr(codes.Unavailable, "c", "refused c"),
+				"d": nodeErr(codes.Unavailable, "d", "refused d"),
+				"e": nodeErr(codes.Unavailable, "e", "refused e"),
 			},
 			maxAttempts: 2, wantTries: 2, wantCode: codes.Unavailable,
 		},
 		{
 			name: "maxAttempts 0 means the default",
 			errs: map[string]error{
-				"a": status(codes.Unavailable, "a", "refused a"),
-				"b": status(codes.Unavailable, "b", "refused b"),
-				"c": status(codes.Unavailable, "c", "refused c"),
-				"d": status(codes.Unavailable, "d", "refused d"),
-				"e": status(codes.Unavailable, "e", "refused e"),
+				"a": nodeErr(codes.Unavailable, "a", "refused a"),
+				"b": nodeErr(codes.Unavailable, "b", "refused b"),
+				"c": nodeErr(codes.Unavailable, "c", "refused c"),
+				"d": nodeErr(codes.Unavailable, "d", "refused d"),
+				"e": nodeErr(codes.Unavailable, "e", "refused e"),
 			},
 			maxAttempts: 0, wantTries: DefaultMaxAttempts, wantCode: codes.Unavailable,
 		},
@@ -310,7 +310,7 @@ func TestExhausted(t *testing.T) {
 
 			calls := fake.Calls()
 			require.Len(t, calls, tc.wantTries)
-			assert.Len(t, slicesCompact(calls), tc.wantTries, "no node is tried twice")
+			assert.Len(t, distinct(calls), tc.wantTries, "no node is tried twice")
 			e, ok := apierror.FromError(err)
 			require.True(t, ok)
 			assert.Equal(t, tc.wantCode, e.Code)
@@ -328,14 +328,14 @@ func TestExhausted(t *testing.T) {
 	}
 }
 
-func slicesCompact(s []string) []string {
+func distinct(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return slices.Compact(s)
 }
 
 func TestSingleFailureKeepsNode(t *testing.T) {
-	fake := &fakeAdapter{scripts: map[string]script{"a": {err: status(codes.ResourceExhausted, "a", "rate limited")}}}
+	fake := &fakeAdapter{scripts: map[string]script{"a": {err: nodeErr(codes.ResourceExhausted, "a", "rate limited")}}}
 	r := New(table(node("a")), serveAdapter(t, fake), 3)
 
 	_, err := r.Chat(context.Background(), chatReq())
@@ -420,7 +420,7 @@ func TestLoadedNodesFirst(t *testing.T) {
 	var states []*nodev1.NodeState
 	for _, id := range []string{"a", "b*", "c", "d*", "e"} {
 		bare := strings.TrimSuffix(id, "*")
-		fake.scripts[bare] = script{err: status(codes.Unavailable, bare, "refused")}
+		fake.scripts[bare] = script{err: nodeErr(codes.Unavailable, bare, "refused")}
 		states = append(states, node(id))
 	}
 	r := New(table(states...), serveAdapter(t, fake), 5)
@@ -452,7 +452,7 @@ func TestRotationSpreadsFirstAttempts(t *testing.T) {
 			for _, id := range tc.nodes {
 				bare := strings.TrimSuffix(id, "*")
 				if bare == "z" {
-					fake.scripts[bare] = script{err: status(codes.Unavailable, "z", "refused")}
+					fake.scripts[bare] = script{err: nodeErr(codes.Unavailable, "z", "refused")}
 				} else {
 					fake.scripts[bare] = script{}
 				}
@@ -536,26 +536,26 @@ func TestChatStream(t *testing.T) {
 		},
 		{
 			name:         "failure before the first chunk fails over",
-			f:            script{err: status(codes.Unavailable, "f", "refused")},
+			f:            script{err: nodeErr(codes.Unavailable, "f", "refused")},
 			wantCalls:    []string{"f", "g"},
 			wantContents: []string{"g1", "g2"},
 		},
 		{
 			name:         "429 before the first chunk fails over",
-			f:            script{err: status(codes.ResourceExhausted, "f", "rate limited")},
+			f:            script{err: nodeErr(codes.ResourceExhausted, "f", "rate limited")},
 			wantCalls:    []string{"f", "g"},
 			wantContents: []string{"g1", "g2"},
 		},
 		{
 			name:         "failure after the first chunk is returned, not retried",
-			f:            script{chunks: []*openaiv1.ChatCompletionChunk{chunk("f1")}, err: status(codes.Unavailable, "f", "answer broken off")},
+			f:            script{chunks: []*openaiv1.ChatCompletionChunk{chunk("f1")}, err: nodeErr(codes.Unavailable, "f", "answer broken off")},
 			wantCalls:    []string{"f"},
 			wantContents: []string{"f1"},
 			wantCode:     codes.Unavailable,
 		},
 		{
 			name:         "INVALID_ARGUMENT before the first chunk is not retried",
-			f:            script{err: status(codes.InvalidArgument, "f", "bad temperature")},
+			f:            script{err: nodeErr(codes.InvalidArgument, "f", "bad temperature")},
 			wantCalls:    []string{"f"},
 			wantContents: nil,
 			wantCode:     codes.InvalidArgument,
@@ -613,7 +613,7 @@ func TestChatStreamEnsuresRole(t *testing.T) {
 	}}
 	second := &openaiv1.ChatCompletionChunk{Choices: []*openaiv1.ChunkChoice{{Delta: &openaiv1.ChunkDelta{Content: text("lo")}}}}
 	fake := &fakeAdapter{scripts: map[string]script{
-		"f": {err: status(codes.Unavailable, "f", "refused")},
+		"f": {err: nodeErr(codes.Unavailable, "f", "refused")},
 		"g": {chunks: []*openaiv1.ChatCompletionChunk{first, second}},
 	}}
 	r := New(table(node("f*"), node("g")), serveAdapter(t, fake), 3)

@@ -1,0 +1,274 @@
+package nodesfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+)
+
+// goldenNodes is what testdata/nodes.yaml describes.
+var goldenNodes = []*nodev1.Node{
+	{Id: "gpu-1", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://10.0.0.5:11434"},
+	{Id: "cloud", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "https://api.example.com/v1", ApiKeyEnv: "CLOUD_KEY", TlsServerName: "api.example.com"},
+	{Id: "vllm.a_1", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "http://vllm:8000"},
+	{Id: "cpp", Kind: nodev1.Kind_KIND_LLAMACPP, BaseUrl: "http://127.0.0.1:8080"},
+	{Id: "studio", Kind: nodev1.Kind_KIND_LMSTUDIO, BaseUrl: "http://localhost:1234"},
+}
+
+func assertNodes(t *testing.T, want, got []*nodev1.Node) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i := range want {
+		assert.True(t, proto.Equal(want[i], got[i]), "node %d: want %v, got %v", i, want[i], got[i])
+	}
+}
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		name      string
+		yaml      string
+		want      []*nodev1.Node
+		wantErrs  []string // substrings the error must contain
+		wantNotIn []string // substrings it must not contain
+	}{
+		{
+			name: "valid",
+			yaml: "nodes:\n  - id: a\n    kind: ollama\n    url: http://a:11434\n  - id: b\n    kind: vllm\n    url: https://b/\n    api_key_env: B_KEY\n",
+			want: []*nodev1.Node{
+				{Id: "a", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://a:11434"},
+				{Id: "b", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "https://b", ApiKeyEnv: "B_KEY"},
+			},
+		},
+		{
+			name: "kind is case-insensitive",
+			yaml: "nodes:\n  - id: a\n    kind: LMStudio\n    url: http://a\n",
+			want: []*nodev1.Node{{Id: "a", Kind: nodev1.Kind_KIND_LMSTUDIO, BaseUrl: "http://a"}},
+		},
+		{
+			name:     "unknown key in a node",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: http://a\n    api_key: sk-secret\n",
+			wantErrs: []string{"api_key"},
+		},
+		{
+			name:     "unknown top-level key",
+			yaml:     "node:\n  - id: a\n",
+			wantErrs: []string{"node"},
+		},
+		{
+			name:     "duplicate id",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: http://a\n  - id: a\n    kind: vllm\n    url: http://b\n",
+			wantErrs: []string{"nodes[1]", `duplicate id "a"`},
+		},
+		{
+			name:     "bad kind",
+			yaml:     "nodes:\n  - id: a\n    kind: tgi\n    url: http://a\n",
+			wantErrs: []string{"nodes[0]", `kind "tgi"`},
+		},
+		{
+			name:     "missing kind",
+			yaml:     "nodes:\n  - id: a\n    url: http://a\n",
+			wantErrs: []string{`kind ""`},
+		},
+		{
+			name:     "bad id",
+			yaml:     "nodes:\n  - id: gpu 1\n    kind: ollama\n    url: http://a\n",
+			wantErrs: []string{`id "gpu 1"`},
+		},
+		{
+			name:     "missing id",
+			yaml:     "nodes:\n  - kind: ollama\n    url: http://a\n",
+			wantErrs: []string{`id ""`},
+		},
+		{
+			name:     "bad url scheme",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: ftp://a\n",
+			wantErrs: []string{"ftp://a", "scheme must be http or https"},
+		},
+		{
+			name:     "url without scheme",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: 10.0.0.5:11434\n",
+			wantErrs: []string{"nodes[0]", "url"},
+		},
+		{
+			name:     "url without host",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: http://\n",
+			wantErrs: []string{"host is required"},
+		},
+		{
+			name:     "missing url",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n",
+			wantErrs: []string{"url is required"},
+		},
+		{
+			name:      "url with credentials",
+			yaml:      "nodes:\n  - id: a\n    kind: openai\n    url: https://user:hunter2@api.example.com/v1\n",
+			wantErrs:  []string{"credentials", "api_key_env"},
+			wantNotIn: []string{"hunter2"},
+		},
+		{
+			name:     "api_key_env holding a key",
+			yaml:     "nodes:\n  - id: a\n    kind: openai\n    url: https://api.example.com\n    api_key_env: sk-abc123\n",
+			wantErrs: []string{"nodes[0]", "api_key_env", "not an environment variable name"},
+		},
+		{
+			name:     "empty nodes",
+			yaml:     "nodes: []\n",
+			wantErrs: []string{"no nodes"},
+		},
+		{
+			name:     "no nodes key",
+			yaml:     "{}\n",
+			wantErrs: []string{"no nodes"},
+		},
+		{
+			name:     "not YAML",
+			yaml:     "nodes: [\n",
+			wantErrs: []string{"yaml"},
+		},
+		{
+			name: "several errors reported together",
+			yaml: "nodes:\n" +
+				"  - id: a\n    kind: tgi\n    url: ftp://a\n" +
+				"  - id: b\n    kind: ollama\n    url: http://b\n" +
+				"  - id: b\n    kind: ollama\n    url: http://b2\n" +
+				"  - id: c\n    kind: ollama\n    url: http://c\n    api_key_env: 1BAD\n",
+			wantErrs: []string{`nodes[0]: kind "tgi"`, "ftp://a", `nodes[2]: duplicate id "b"`, "nodes[3]: api_key_env: not an environment variable name"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse([]byte(tc.yaml))
+			if tc.wantErrs == nil {
+				require.NoError(t, err)
+				assertNodes(t, tc.want, got)
+				return
+			}
+			require.Error(t, err)
+			assert.Nil(t, got, "no nodes are returned with an error")
+			for _, s := range tc.wantErrs {
+				assert.Contains(t, err.Error(), s)
+			}
+			for _, s := range tc.wantNotIn {
+				assert.NotContains(t, err.Error(), s)
+			}
+		})
+	}
+}
+
+func TestParseEmptyFile(t *testing.T) {
+	for _, data := range []string{"", "# nodes go here\n"} {
+		_, err := Parse([]byte(data))
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "no nodes")
+	}
+}
+
+func TestParseDoesNotEchoAKeyGivenAsAPIKeyEnv(t *testing.T) {
+	_, err := Parse([]byte("nodes:\n  - id: a\n    kind: openai\n    url: https://api.example.com\n    api_key_env: sk-proj-abc123\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "api_key_env")
+	assert.NotContains(t, err.Error(), "sk-proj-abc123")
+}
+
+func TestLoad(t *testing.T) {
+	got, err := Load(filepath.Join("testdata", "nodes.yaml"))
+	require.NoError(t, err)
+	assertNodes(t, goldenNodes, got)
+
+	_, err = Load(filepath.Join("testdata", "invalid.yaml"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), filepath.Join("testdata", "invalid.yaml"), "the error names the file")
+	assert.Contains(t, err.Error(), "scheme must be http or https")
+
+	_, err = Load(filepath.Join("testdata", "missing.yaml"))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Contains(t, err.Error(), "nodes file")
+}
+
+func TestResolve(t *testing.T) {
+	cases := []struct {
+		name     string
+		path     string
+		env      Env
+		want     []*nodev1.Node
+		wantErrs []string
+	}{
+		{
+			name: "the file wins over the environment",
+			path: filepath.Join("testdata", "nodes.yaml"),
+			env:  Env{OpenAIBaseURL: "https://api.openai.com/v1", OpenAIKeyIsSet: true},
+			want: goldenNodes,
+		},
+		{
+			name:     "a file that does not exist is an error, not a fallback",
+			path:     filepath.Join("testdata", "missing.yaml"),
+			env:      Env{OpenAIBaseURL: "https://api.openai.com/v1"},
+			wantErrs: []string{"nodes file", "missing.yaml"},
+		},
+		{
+			name: "OPENAI_BASE_URL with a key",
+			env:  Env{OpenAIBaseURL: "https://api.openai.com/v1/", OpenAIKeyIsSet: true},
+			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "https://api.openai.com/v1", ApiKeyEnv: "OPENAI_API_KEY"}},
+		},
+		{
+			name: "OPENAI_BASE_URL without a key",
+			env:  Env{OpenAIBaseURL: "http://localhost:8000/v1"},
+			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "http://localhost:8000/v1"}},
+		},
+		{
+			name: "default is the local Ollama",
+			env:  Env{OpenAIKeyIsSet: true},
+			want: []*nodev1.Node{{Id: "ollama", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: DefaultOllamaURL}},
+		},
+		{
+			name:     "bad OPENAI_BASE_URL",
+			env:      Env{OpenAIBaseURL: "api.openai.com/v1"},
+			wantErrs: []string{"OPENAI_BASE_URL"},
+		},
+		{
+			name:     "OPENAI_BASE_URL with credentials",
+			env:      Env{OpenAIBaseURL: "https://me:hunter2@api.openai.com/v1"},
+			wantErrs: []string{"OPENAI_BASE_URL", "credentials"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Resolve(tc.path, tc.env)
+			if tc.wantErrs == nil {
+				require.NoError(t, err)
+				assertNodes(t, tc.want, got)
+				return
+			}
+			require.Error(t, err)
+			for _, s := range tc.wantErrs {
+				assert.Contains(t, err.Error(), s)
+			}
+			assert.NotContains(t, err.Error(), "hunter2", "a password never shows in an error")
+		})
+	}
+	assert.Equal(t, "http://127.0.0.1:11434", DefaultOllamaURL)
+}
+
+func TestFromEnv(t *testing.T) {
+	cases := []struct {
+		name, base, key string
+		want            Env
+	}{
+		{name: "both set", base: "https://x/v1", key: "sk-1", want: Env{OpenAIBaseURL: "https://x/v1", OpenAIKeyIsSet: true}},
+		{name: "empty key counts as unset", base: "https://x/v1", key: "", want: Env{OpenAIBaseURL: "https://x/v1"}},
+		{name: "none", want: Env{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OPENAI_BASE_URL", tc.base)
+			t.Setenv("OPENAI_API_KEY", tc.key)
+			assert.Equal(t, tc.want, FromEnv())
+		})
+	}
+}
