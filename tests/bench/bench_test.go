@@ -28,22 +28,34 @@ import (
 	"github.com/llmesh/llmesh/tests/meshtest"
 )
 
-var bins map[string]string
+// The services are built on first use, so `go test` without -bench (as in
+// `make test`) builds nothing.
+var (
+	buildOnce sync.Once
+	binDir    string
+	bins      map[string]string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "llmesh-bench-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = meshtest.Binaries(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
+}
+
+func binaries(b *testing.B) map[string]string {
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "llmesh-bench-bin-")
+		if buildErr == nil {
+			bins, buildErr = meshtest.Binaries(binDir)
+		}
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	return bins
 }
 
 const (
@@ -54,7 +66,7 @@ const (
 
 func setup(b *testing.B) (direct, mesh string) {
 	node := meshtest.StartNode(b, "bench", simnode.Config{Models: []string{"bench"}, Tokens: 8})
-	m := meshtest.Start(b, bins, []*meshtest.Node{node}, meshtest.Options{HealthmonArgs: []string{"-probe-interval", "5s"}})
+	m := meshtest.Start(b, binaries(b), []*meshtest.Node{node}, meshtest.Options{HealthmonArgs: []string{"-probe-interval", "5s"}})
 	return node.URL, m.RESTURL
 }
 
