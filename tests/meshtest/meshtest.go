@@ -119,9 +119,29 @@ type proc struct {
 	done chan struct{}
 }
 
-// Start runs the mesh in front of nodes and waits until the router lists
-// every model the nodes serve.
+// NodeRef is what the mesh needs to know of a node: its nodes-file entry
+// and the models it serves (to know when the mesh is ready).
+type NodeRef struct {
+	ID, URL string
+	Models  []string
+}
+
+// Ref is n as a NodeRef.
+func (n *Node) Ref() NodeRef { return NodeRef{ID: n.ID, URL: n.URL, Models: n.ModelIDs} }
+
+// Start runs the mesh in front of simulated nodes; see StartRefs.
 func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *Mesh {
+	t.Helper()
+	refs := make([]NodeRef, len(nodes))
+	for i, n := range nodes {
+		refs[i] = n.Ref()
+	}
+	return StartRefs(t, bins, refs, opts)
+}
+
+// StartRefs runs the mesh in front of nodes (all of kind ollama) and waits
+// until the router lists every model they serve.
+func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Options) *Mesh {
 	t.Helper()
 	dir := t.TempDir()
 	var yaml strings.Builder
@@ -150,7 +170,7 @@ func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *M
 
 	want := map[string]bool{}
 	for _, n := range nodes {
-		for _, model := range n.ModelIDs {
+		for _, model := range n.Models {
 			want[model] = true
 		}
 	}

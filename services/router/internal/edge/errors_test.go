@@ -128,3 +128,17 @@ func TestBodyTooLarge(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
 	assert.Contains(t, rec.Body.String(), "larger than 64 bytes")
 }
+
+func TestRetryAfterOnOverload(t *testing.T) {
+	ew := &errorWriter{log: slog.New(slog.DiscardHandler)}
+	cases := map[error]string{
+		&apierror.Error{Code: codes.Unavailable, Message: "busy"}:                        "1",
+		&apierror.Error{Code: codes.ResourceExhausted, HTTPStatus: 429, Message: "slow"}: "1",
+		&apierror.Error{Code: codes.NotFound, Message: "no such model"}:                  "",
+	}
+	for err, want := range cases {
+		rec := httptest.NewRecorder()
+		ew.write(rec, err)
+		assert.Equal(t, want, rec.Header().Get("Retry-After"), err.Error())
+	}
+}
