@@ -52,6 +52,7 @@ lint: tools ## buf lint, gofmt and go vet
 	buf lint
 	@bad="$$(gofmt -l $(MODULES))"; if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
+	go vet -tags ollama ./tests/ollama/...
 
 .PHONY: build
 build: ## build the services into bin/
@@ -67,6 +68,14 @@ test-go: ## unit and end-to-end tests (race detector on)
 .PHONY: fuzz
 fuzz: ## fuzz the edge request decoder for FUZZTIME (default 15s)
 	go test -run='^$$' -fuzz=FuzzUnmarshalChatRequest -fuzztime=$(FUZZTIME) ./services/meshkit/openaijson
+
+.PHONY: ollama
+ollama: ## build a real Ollama into bin/ (installs its build headers; several minutes the first time)
+	BIN="$(BIN)" scripts/build-ollama.sh
+
+.PHONY: test-ollama
+test-ollama: ollama ## the end-to-end suite against real Ollama servers serving tiny generated models
+	go test -tags ollama -count=1 -timeout 20m ./tests/ollama/...
 
 .PHONY: run
 run: build ## run router, adapter and healthmon on 127.0.0.1 (NODES=file.yaml to choose nodes)

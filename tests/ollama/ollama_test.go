@@ -1,0 +1,309 @@
+//go:build ollama
+
+package ollama
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
+	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/tests/meshtest"
+	"github.com/llmesh/llmesh/tests/ollamatest"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func sdk(m *meshtest.Mesh) openai.Client {
+	return openai.NewClient(option.WithBaseURL(m.RESTURL+"/v1"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+}
+
+func user(text string) []openai.ChatCompletionMessageParamUnion {
+	return []openai.ChatCompletionMessageParamUnion{openai.UserMessage(text)}
+}
+
+func TestOpenAISDKAgainstRealOllama(t *testing.T) {
+	a := ollamatest.Start(t, "ollama-a", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}, {Name: "tiny-embed"}}})
+	b := ollamatest.Start(t, "ollama-b", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}, {Name: "tiny-b-only"}}})
+	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{
+		ref(a, "tiny-chat:latest", "tiny-embed:latest"), ref(b, "tiny-chat:latest", "tiny-b-only:latest"),
+	}, meshtest.Options{})
+	client := sdk(m)
+
+	t.Run("chat", func(t *testing.T) {
+		ctx := meshtest.Context(t, time.Minute)
+		resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			Model: "tiny-chat", Messages: user("hello world"), MaxTokens: openai.Int(5),
+		})
+		require.NoError(t, err)
+		require.Len(t, resp.Choices, 1)
+		assert.NotEmpty(t, resp.Choices[0].Message.Content)
+		assert.Equal(t, "length", resp.Choices[0].FinishReason, "the tiny model never ends early")
+		assert.Equal(t, int64(5), resp.Usage.CompletionTokens)
+		assert.Greater(t, resp.Usage.PromptTokens, int64(0))
+	})
+
+	t.Run("chat streamed", func(t *testing.T) {
+		ctx := meshtest.Context(t, time.Minute)
+		stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+			Model: "tiny-b-only", Messages: user("stream it"), MaxTokens: openai.Int(6),
+			StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+		})
+		var acc openai.ChatCompletionAccumulator
+		var first string
+		for stream.Next() {
+			c := stream.Current()
+			if first == "" && len(c.Choices) > 0 {
+				first = c.Choices[0].Delta.Role
+			}
+			acc.AddChunk(c)
+		}
+		require.NoError(t, stream.Err())
+		assert.Equal(t, "assistant", first)
+		assert.NotEmpty(t, acc.Choices[0].Message.Content)
+		assert.Equal(t, int64(6), acc.Usage.CompletionTokens, "usage reported, not 0")
+		assert.Greater(t, acc.Usage.PromptTokens, int64(0))
+	})
+
+	t.Run("embeddings", func(t *testing.T) {
+		ctx := meshtest.Context(t, time.Minute)
+		resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{
+			Model: "tiny-embed", Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: []string{"a", "b"}},
+		})
+		require.NoError(t, err)
+		require.Len(t, resp.Data, 2)
+		assert.Len(t, resp.Data[0].Embedding, 64, "the model's embedding width")
+		assert.NotEqual(t, resp.Data[0].Embedding, resp.Data[1].Embedding)
+	})
+
+	t.Run("models are what the nodes have", func(t *testing.T) {
+		ctx := meshtest.Context(t, time.Minute)
+		page, err := client.Models.List(ctx)
+		require.NoError(t, err)
+		var ids []string
+		for _, md := range page.Data {
+			ids = append(ids, md.ID)
+		}
+		assert.Equal(t, []string{"tiny-b-only:latest", "tiny-chat:latest", "tiny-embed:latest"}, ids)
+	})
+
+	t.Run("unknown model", func(t *testing.T) {
+		ctx := meshtest.Context(t, time.Minute)
+		_, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "no-such-model", Messages: user("hi")})
+		var apiErr *openai.Error
+		require.True(t, errors.As(err, &apiErr), "%v", err)
+		assert.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+		assert.Contains(t, apiErr.Message, "no-such-model")
+	})
+}
+
+// The adapter's Ollama probe reads /api/tags and /api/ps: a model is
+// "loaded" only once a request has loaded it.
+func TestProbeSeesLoadedModels(t *testing.T) {
+	a := ollamatest.Start(t, "ollama-a", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}, {Name: "tiny-idle"}}})
+	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest", "tiny-idle:latest")}, meshtest.Options{})
+	conn, err := grpc.NewClient(m.AdapterAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	adapter := adapterv1.NewAdapterServiceClient(conn)
+	node := &nodev1.Node{Id: a.ID, Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: a.URL}
+	loaded := func() map[string]bool {
+		ctx := meshtest.Context(t, time.Minute)
+		resp, err := adapter.Probe(ctx, &adapterv1.ProbeRequest{Node: node})
+		require.NoError(t, err)
+		require.True(t, resp.GetResult().GetUp(), resp.GetResult().GetReason())
+		out := map[string]bool{}
+		for _, md := range resp.GetResult().GetModels() {
+			out[md.GetId()] = md.GetLoaded()
+		}
+		return out
+	}
+	assert.Equal(t, map[string]bool{"tiny-chat:latest": false, "tiny-idle:latest": false}, loaded())
+
+	ctx := meshtest.Context(t, time.Minute)
+	client := sdk(m)
+	_, err = client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "tiny-chat", Messages: user("load it"), MaxTokens: openai.Int(1)})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]bool{"tiny-chat:latest": true, "tiny-idle:latest": false}, loaded())
+	assert.Contains(t, a.Get(t, "/api/ps"), `"expires_at"`)
+}
+
+// A server that dies under load costs no non-streamed request: the router
+// moves each failed attempt to the other node before anything was sent.
+func TestKillOneServerUnderLoad(t *testing.T) {
+	a := ollamatest.Start(t, "ollama-a", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}}})
+	b := ollamatest.Start(t, "ollama-b", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}}})
+	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest"), ref(b, "tiny-chat:latest")}, meshtest.Options{})
+	client := sdk(m)
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				_, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+					Model: "tiny-chat", Messages: user("keep going"), MaxTokens: openai.Int(8),
+				})
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return ok.Load() >= 20 }, time.Minute, 10*time.Millisecond)
+	b.Kill()
+	before := ok.Load()
+	require.Eventually(t, func() bool { return ok.Load() >= before+40 }, time.Minute, 10*time.Millisecond)
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, failed.Load(), "failed requests (first: %v)", firstErr.Load())
+}
+
+// OLLAMA_NUM_PARALLEL=1 with OLLAMA_MAX_QUEUE=1 makes a real Ollama answer
+// 503 "server busy". With another node the router moves the request there;
+// with none the client gets 503 with Retry-After.
+func TestServerBusy(t *testing.T) {
+	busyEnv := []string{"OLLAMA_NUM_PARALLEL=1", "OLLAMA_MAX_QUEUE=1"}
+	slow := []ollamatest.Model{{Name: "tiny-chat", NumPredict: 200}}
+
+	burst := func(t *testing.T, m *meshtest.Mesh, n int) (codes map[int]int, retryAfter bool) {
+		codes = map[int]int{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := meshtest.Context(t, 2*time.Minute)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.RESTURL+"/v1/chat/completions",
+					strings.NewReader(`{"model":"tiny-chat","messages":[{"role":"user","content":"busy?"}]}`))
+				resp, err := http.DefaultClient.Do(req)
+				if !assert.NoError(t, err) {
+					return
+				}
+				defer resp.Body.Close()
+				var body struct {
+					Error *struct{ Message string } `json:"error"`
+				}
+				_ = json.NewDecoder(resp.Body).Decode(&body)
+				mu.Lock()
+				defer mu.Unlock()
+				codes[resp.StatusCode]++
+				if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
+					retryAfter = resp.Header.Get("Retry-After") != ""
+					assert.Contains(t, body.Error.Message, "busy")
+				}
+			}()
+		}
+		wg.Wait()
+		return codes, retryAfter
+	}
+
+	t.Run("alone: 503 with Retry-After", func(t *testing.T) {
+		a := ollamatest.Start(t, "busy", ollamatest.Options{Models: slow, Env: busyEnv})
+		m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest")}, meshtest.Options{})
+		codes, retryAfter := burst(t, m, 6)
+		assert.Positive(t, codes[http.StatusServiceUnavailable], "%v", codes)
+		assert.True(t, retryAfter)
+		assert.Equal(t, 6, codes[http.StatusOK]+codes[http.StatusServiceUnavailable], "%v", codes)
+	})
+
+	t.Run("with a free node: every request is served", func(t *testing.T) {
+		a := ollamatest.Start(t, "busy", ollamatest.Options{Models: slow, Env: busyEnv})
+		b := ollamatest.Start(t, "roomy", ollamatest.Options{Models: slow, Env: []string{"OLLAMA_NUM_PARALLEL=4"}})
+		m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest"), ref(b, "tiny-chat:latest")}, meshtest.Options{})
+		codes, _ := burst(t, m, 4)
+		assert.Equal(t, map[int]int{http.StatusOK: 4}, codes)
+	})
+}
+
+// With OLLAMA_KEEP_ALIVE=1s a node unloads its model a second after use,
+// so the next request there pays a cold load. The router prefers the node
+// where the model is loaded.
+func TestRoutingPrefersTheLoadedNode(t *testing.T) {
+	warm := ollamatest.Start(t, "warm", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}}})
+	cold := ollamatest.Start(t, "cold", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}}, Env: []string{"OLLAMA_KEEP_ALIVE=1s"}})
+	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(warm, "tiny-chat:latest"), ref(cold, "tiny-chat:latest")}, meshtest.Options{})
+	client := sdk(m)
+
+	// Load the model on both nodes straight away, then let "cold" unload it.
+	for _, s := range []*ollamatest.Server{warm, cold} {
+		direct := openai.NewClient(option.WithBaseURL(s.URL+"/v1"), option.WithAPIKey("unused"))
+		_, err := direct.Chat.Completions.New(meshtest.Context(t, time.Minute), openai.ChatCompletionNewParams{
+			Model: "tiny-chat", Messages: user("warm up"), MaxTokens: openai.Int(1),
+		})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return !strings.Contains(cold.Get(t, "/api/ps"), "tiny-chat") }, 30*time.Second, 100*time.Millisecond,
+		"cold never unloaded its model")
+	waitNodeState(t, m, func(states map[string]*nodev1.NodeState) bool {
+		return loadedOn(states["warm"], "tiny-chat:latest") && !loadedOn(states["cold"], "tiny-chat:latest")
+	})
+
+	for range 10 {
+		_, err := client.Chat.Completions.New(meshtest.Context(t, time.Minute), openai.ChatCompletionNewParams{
+			Model: "tiny-chat", Messages: user("which node?"), MaxTokens: openai.Int(2),
+		})
+		require.NoError(t, err)
+		assert.NotContains(t, cold.Get(t, "/api/ps"), "tiny-chat", "a request went to the node without the model loaded")
+	}
+	assert.Contains(t, warm.Get(t, "/api/ps"), "tiny-chat")
+}
+
+func loadedOn(st *nodev1.NodeState, model string) bool {
+	for _, md := range st.GetModels() {
+		if md.GetId() == model {
+			return md.GetLoaded()
+		}
+	}
+	return false
+}
+
+// waitNodeState follows healthmon's node stream — the one routers follow —
+// until cond holds for the states it carries.
+func waitNodeState(t *testing.T, m *meshtest.Mesh, cond func(map[string]*nodev1.NodeState) bool) {
+	t.Helper()
+	conn, err := grpc.NewClient(m.HealthmonAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx := meshtest.Context(t, 30*time.Second)
+	stream, err := healthmonv1.NewHealthmonServiceClient(conn).WatchNodes(ctx, &healthmonv1.WatchNodesRequest{})
+	require.NoError(t, err)
+	states := map[string]*nodev1.NodeState{}
+	for {
+		msg, err := stream.Recv()
+		require.NoError(t, err, "node state never matched")
+		for _, st := range msg.GetNodes() {
+			states[st.GetNode().GetId()] = st
+		}
+		if cond(states) {
+			return
+		}
+	}
+}

@@ -1,0 +1,219 @@
+// Package ollamatest runs real `ollama serve` processes for tests: each on
+// a free loopback port with its own model store, serving tiny models
+// imported from a tinygguf file with `ollama create`.
+//
+// The ollama binary comes from `make ollama` (bin/ollama); Binary says
+// where it is and fails when it is missing, so a suite that needs it can
+// never pass by skipping.
+package ollamatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/llmesh/llmesh/tests/tinygguf"
+)
+
+// Binary returns the path of bin/ollama at the repository root.
+func Binary() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.work not found")
+		}
+		dir = parent
+	}
+	bin := filepath.Join(dir, "bin", "ollama")
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("%s: %w (run `make ollama`)", bin, err)
+	}
+	return bin, nil
+}
+
+// Model is a model to import into a server.
+type Model struct {
+	Name       string // e.g. "tiny-chat"
+	NumPredict int    // default answer length in tokens when a request sets none; 16 if 0
+}
+
+// Options configure one server.
+type Options struct {
+	Models []Model
+	// Env adds OLLAMA_* settings, e.g. "OLLAMA_NUM_PARALLEL=1".
+	Env []string
+}
+
+// Server is one running `ollama serve`.
+type Server struct {
+	ID   string
+	URL  string // http://127.0.0.1:port
+	Host string // 127.0.0.1:port, for OLLAMA_HOST
+	bin  string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  string
+}
+
+// Start runs a server and imports its models. It stops when the test ends.
+func Start(t testing.TB, id string, opts Options) *Server {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{ID: id, Host: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, dir: dir, done: make(chan struct{}),
+		log: filepath.Join(dir, "serve.log")}
+	s.URL = "http://" + s.Host
+	s.start(t, opts.Env)
+	t.Cleanup(func() { s.Kill(); s.dumpOnFailure(t) })
+
+	gguf := filepath.Join(dir, "tiny.gguf")
+	f, err := os.Create(gguf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tinygguf.Write(f, tinygguf.Spec{Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, m := range opts.Models {
+		s.create(t, m, gguf)
+	}
+	return s
+}
+
+func (s *Server) env(extra []string) []string {
+	env := append(os.Environ(),
+		"OLLAMA_HOST="+s.Host,
+		"OLLAMA_MODELS="+filepath.Join(s.dir, "models"),
+		"HOME="+s.dir, // ollama keeps its key pair under ~/.ollama
+		"OLLAMA_NOPRUNE=1",
+	)
+	return append(env, extra...)
+}
+
+func (s *Server) start(t testing.TB, extra []string) {
+	t.Helper()
+	logf, err := os.Create(s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd = exec.Command(s.bin, "serve")
+	s.cmd.Env = s.env(extra)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = s.cmd.Wait()
+		logf.Close()
+		close(s.done)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(s.URL + "/api/version")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-s.done:
+			b, _ := os.ReadFile(s.log)
+			t.Fatalf("ollama serve %s exited:\n%s", s.ID, b)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ollama serve %s not ready after 60s", s.ID)
+		}
+	}
+}
+
+func (s *Server) create(t testing.TB, m Model, gguf string) {
+	t.Helper()
+	n := m.NumPredict
+	if n == 0 {
+		n = 16
+	}
+	modelfile := filepath.Join(s.dir, m.Name+".Modelfile")
+	content := fmt.Sprintf("FROM %s\n"+
+		"TEMPLATE \"\"\"{{- range .Messages }}<|{{ .Role }}|>{{ .Content }}\n{{ end }}<|assistant|>\"\"\"\n"+
+		"PARAMETER num_ctx 256\nPARAMETER num_predict %d\n", gguf, n)
+	if err := os.WriteFile(modelfile, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, "create", m.Name, "-f", modelfile)
+	cmd.Env = s.env(nil)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ollama create %s on %s: %v\n%s", m.Name, s.ID, err, out)
+	}
+}
+
+// Kill stops the server at once (SIGKILL), as a crash would.
+func (s *Server) Kill() {
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-s.done
+}
+
+func (s *Server) dumpOnFailure(t testing.TB) {
+	if !t.Failed() {
+		return
+	}
+	b, _ := os.ReadFile(s.log)
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	t.Logf("---- ollama %s log (tail) ----\n%s", s.ID, b)
+}
+
+// Get fetches path from the server's API and returns the body.
+func (s *Server) Get(t testing.TB, path string) string {
+	t.Helper()
+	resp, err := http.Get(s.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
