@@ -123,6 +123,7 @@ func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
 			Loaded:    loaded[t.Name] || loaded[t.Model],
 			SizeBytes: t.Size,
 			OwnedBy:   owner(id),
+			Aliases:   aliases(id),
 		}
 		if !t.ModifiedAt.IsZero() {
 			mi.Created = t.ModifiedAt.Unix()
@@ -192,4 +193,13 @@ func plural(n int, noun string) string {
 		return fmt.Sprintf("1 %s", noun)
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// aliases are the other names Ollama accepts for a model: "llama3.2" means
+// "llama3.2:latest".
+func aliases(name string) []string {
+	if base, ok := strings.CutSuffix(name, ":latest"); ok && base != "" {
+		return []string{base}
+	}
+	return nil
 }

@@ -91,6 +91,9 @@ func TestOllamaUp(t *testing.T) {
 	assert.Equal(t, time.Date(2026, 5, 6, 17, 19, 5, 0, time.UTC).Unix(), m.GetCreated())
 	assert.Equal(t, "library", m.GetOwnedBy())
 	assert.False(t, res.GetModels()[1].GetLoaded())
+	assert.Empty(t, m.GetAliases(), "a tagged name has no alias")
+	assert.Equal(t, "nomic-embed-text:latest", res.GetModels()[1].GetId())
+	assert.Equal(t, []string{"nomic-embed-text"}, res.GetModels()[1].GetAliases(), ":latest may be left out")
 	assert.Equal(t, "jmorgan", res.GetModels()[2].GetOwnedBy())
 
 	probedAt := res.GetProbedAt().AsTime()

@@ -74,7 +74,10 @@ func build(states map[string]*nodev1.NodeState) *Snapshot {
 			continue
 		}
 		for _, m := range st.GetModels() {
-			s.byModel[m.GetId()] = append(s.byModel[m.GetId()], Candidate{Node: st.GetNode(), Loaded: m.GetLoaded()})
+			c := Candidate{Node: st.GetNode(), Loaded: m.GetLoaded()}
+			for _, name := range names(m) {
+				s.byModel[name] = append(s.byModel[name], c)
+			}
 		}
 	}
 	for model, cs := range s.byModel {
@@ -93,6 +96,12 @@ func build(states map[string]*nodev1.NodeState) *Snapshot {
 		s.byModel[model] = cs
 	}
 	return s
+}
+
+// names are the names a request may use for m: its id and its aliases
+// (e.g. "llama3.2" for Ollama's "llama3.2:latest").
+func names(m *nodev1.ModelInfo) []string {
+	return append([]string{m.GetId()}, m.GetAliases()...)
 }
 
 // Candidates returns the up nodes that serve model, loaded ones first. The
@@ -121,7 +130,7 @@ func (s *Snapshot) Unavailable(model string) []Down {
 		if reason == "" {
 			reason = "not probed yet"
 		}
-		had := slices.ContainsFunc(st.GetModels(), func(m *nodev1.ModelInfo) bool { return m.GetId() == model })
+		had := slices.ContainsFunc(st.GetModels(), func(m *nodev1.ModelInfo) bool { return slices.Contains(names(m), model) })
 		out = append(out, Down{ID: id, Reason: reason, HadModel: had})
 	}
 	return out

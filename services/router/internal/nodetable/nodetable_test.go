@@ -379,3 +379,20 @@ func TestCandidatesProperty(t *testing.T) {
 		}
 	}
 }
+
+func TestAliasesFindTheModel(t *testing.T) {
+	tbl := New()
+	tbl.Apply(&healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: []*nodev1.NodeState{{
+		Node:   &nodev1.Node{Id: "a"},
+		Status: nodev1.Status_STATUS_UP,
+		Models: []*nodev1.ModelInfo{{Id: "llama3.2:latest", Aliases: []string{"llama3.2"}, Loaded: true}},
+	}}})
+	snap := tbl.Snapshot()
+	for _, name := range []string{"llama3.2", "llama3.2:latest"} {
+		require.Len(t, snap.Candidates(name), 1, name)
+	}
+	assert.Empty(t, snap.Candidates("llama3"))
+	models := snap.Models()
+	require.Len(t, models, 1)
+	assert.Equal(t, "llama3.2:latest", models[0].GetId(), "the list shows ids, not aliases")
+}

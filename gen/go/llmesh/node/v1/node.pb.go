@@ -226,8 +226,11 @@ type ModelInfo struct {
 	Loaded    bool  `protobuf:"varint,2,opt,name=loaded,proto3" json:"loaded,omitempty"`
 	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// created is the model's creation time as unix seconds, when known.
-	Created       int64  `protobuf:"varint,4,opt,name=created,proto3" json:"created,omitempty"`
-	OwnedBy       string `protobuf:"bytes,5,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
+	Created int64  `protobuf:"varint,4,opt,name=created,proto3" json:"created,omitempty"`
+	OwnedBy string `protobuf:"bytes,5,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
+	// aliases are other names requests may use for the model, e.g.
+	// "llama3.2" for Ollama's "llama3.2:latest".
+	Aliases       []string `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,6 +298,13 @@ func (x *ModelInfo) GetOwnedBy() string {
 		return x.OwnedBy
 	}
 	return ""
+}
+
+func (x *ModelInfo) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
 }
 
 // ProbeResult is what one probe of a node found.
@@ -483,14 +493,15 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.llmesh.node.v1.KindR\x04kind\x12\x19\n" +
 	"\bbase_url\x18\x03 \x01(\tR\abaseUrl\x12\x1e\n" +
 	"\vapi_key_env\x18\x04 \x01(\tR\tapiKeyEnv\x12&\n" +
-	"\x0ftls_server_name\x18\x05 \x01(\tR\rtlsServerName\"\x87\x01\n" +
+	"\x0ftls_server_name\x18\x05 \x01(\tR\rtlsServerName\"\xa1\x01\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06loaded\x18\x02 \x01(\bR\x06loaded\x12\x1d\n" +
 	"\n" +
 	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x18\n" +
 	"\acreated\x18\x04 \x01(\x03R\acreated\x12\x19\n" +
-	"\bowned_by\x18\x05 \x01(\tR\aownedBy\"\xe2\x01\n" +
+	"\bowned_by\x18\x05 \x01(\tR\aownedBy\x12\x18\n" +
+	"\aaliases\x18\x06 \x03(\tR\aaliases\"\xe2\x01\n" +
 	"\vProbeResult\x12\x0e\n" +
 	"\x02up\x18\x01 \x01(\bR\x02up\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
