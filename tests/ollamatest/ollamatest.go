@@ -111,6 +111,7 @@ func (s *Server) env(extra []string) []string {
 		"OLLAMA_MODELS="+filepath.Join(s.dir, "models"),
 		"HOME="+s.dir, // ollama keeps its key pair under ~/.ollama
 		"OLLAMA_NOPRUNE=1",
+		"GIN_MODE=release",
 	)
 	return append(env, extra...)
 }

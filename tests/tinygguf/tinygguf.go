@@ -122,8 +122,14 @@ func Vocabulary() (tokens []string, scores []float32, types []int32) {
 		pieces = append(pieces, string(c))
 	}
 	pieces = append(pieces, "▁")
-	for i, p := range pieces {
-		add(p, -float32(i+1), tokenNormal)
+	// llama.cpp refuses a vocabulary with a token twice ("a" is both a word
+	// and a letter here), so the first occurrence wins.
+	seen := map[string]bool{}
+	for _, p := range pieces {
+		if !seen[p] {
+			seen[p] = true
+			add(p, -float32(len(seen)), tokenNormal)
+		}
 	}
 	return tokens, scores, types
 }

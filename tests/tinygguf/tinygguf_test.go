@@ -171,3 +171,16 @@ func TestWriteIsDeterministic(t *testing.T) {
 func TestWriteRejectsBadShapes(t *testing.T) {
 	assert.Error(t, Write(io.Discard, Spec{Embedding: 30, Heads: 4}))
 }
+
+func TestVocabularyHasNoDuplicates(t *testing.T) {
+	tokens, scores, types := Vocabulary()
+	require.Len(t, scores, len(tokens))
+	require.Len(t, types, len(tokens))
+	seen := map[string]int{}
+	for i, tok := range tokens {
+		if j, dup := seen[tok]; dup {
+			t.Fatalf("token %q at ids %d and %d", tok, j, i)
+		}
+		seen[tok] = i
+	}
+}
