@@ -56,7 +56,7 @@ lint: tools ## buf lint, gofmt and go vet
 
 .PHONY: build
 build: ## build the services into bin/
-	go build -o $(BIN)/ $(foreach s,$(SERVICES),./services/$(s)/cmd/$(s))
+	go build -o $(BIN)/ $(foreach s,$(SERVICES),./services/$(s)/cmd/$(s)) ./services/healthmon/cmd/llmesh
 
 .PHONY: test
 test: checkgenerate lint test-go fuzz ## everything CI runs: generated code, lint, unit + end-to-end tests, short fuzzing

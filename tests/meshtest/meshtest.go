@@ -37,6 +37,8 @@ func Binaries(dir string) (map[string]string, error) {
 		args = append(args, "./services/"+svc+"/cmd/"+svc)
 		out[svc] = filepath.Join(dir, svc)
 	}
+	args = append(args, "./services/healthmon/cmd/llmesh")
+	out["llmesh"] = filepath.Join(dir, "llmesh")
 	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(os.PathSeparator)}, args...)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -6,14 +6,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"time"
 
+	"github.com/hashicorp/consul/api"
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/healthmon/internal/consulsource"
 	"github.com/llmesh/llmesh/services/healthmon/internal/monitor"
 	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
 	"github.com/llmesh/llmesh/services/healthmon/internal/watchsvc"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
+	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"golang.org/x/sync/errgroup"
@@ -32,9 +38,23 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log = log.With("component", "healthmon")
-	nodes, err := nodesfile.Resolve(cfg.NodesFile, nodesfile.FromEnv())
+	var nodes []*nodev1.Node
+	switch env := nodesfile.FromEnv(); {
+	case !cfg.Consul:
+		nodes, err = nodesfile.Resolve(cfg.NodesFile, env)
+	case cfg.NodesFile != "" || env.OpenAIBaseURL != "":
+		// With Consul, static nodes are registered there and discovered
+		// like any other; the local Ollama default does not apply.
+		nodes, err = nodesfile.Resolve(cfg.NodesFile, env)
+	}
 	if err != nil {
 		return err
+	}
+	var consul *api.Client
+	if cfg.Consul {
+		if consul, err = api.NewClient(api.DefaultConfig()); err != nil {
+			return fmt.Errorf("consul client: %w", err)
+		}
 	}
 
 	conn, err := grpc.NewClient(cfg.AdapterAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -55,13 +75,42 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	for i, n := range nodes {
 		ids[i] = n.GetId() + "=" + n.GetBaseUrl()
 	}
-	log.Info("listening", "grpc", lis.Addr().String(), "adapter", cfg.AdapterAddr, "nodes", ids)
-	mon.SetNodes(ctx, nodes)
+	log.Info("listening", "grpc", lis.Addr().String(), "adapter", cfg.AdapterAddr, "nodes", ids, "consul", cfg.Consul)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Serve(gctx, cfg.AdminAddr, log) })
 	g.Go(func() error { return srv.Serve(gctx, lis, cfg.Grace) })
+	if consul == nil {
+		mon.SetNodes(ctx, nodes)
+	} else {
+		g.Go(func() error { return registerStatic(gctx, consul, cfg.ConsulService, nodes, log) })
+		src := &consulsource.Source{Client: consul, Service: cfg.ConsulService, Nodes: mon, Log: log}
+		g.Go(func() error { return src.Run(gctx) })
+	}
 	err = g.Wait()
 	mon.Stop()
 	log.Info("stopped")
 	return err
+}
+
+// registerStatic registers the static nodes in Consul as external nodes,
+// retrying until Consul answers: they are then discovered like any other.
+func registerStatic(ctx context.Context, c *api.Client, service string, nodes []*nodev1.Node, log *slog.Logger) error {
+	backoff := 500 * time.Millisecond
+	for _, n := range nodes {
+		for {
+			err := consulnodes.RegisterExternal(c, service, n)
+			if err == nil {
+				log.Info("registered static node in consul", "node", n.GetId())
+				break
+			}
+			log.Warn("registering static node in consul; retrying", "node", n.GetId(), "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}
+	return nil
 }

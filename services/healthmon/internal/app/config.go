@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/llmesh/llmesh/services/healthmon/internal/monitor"
@@ -20,8 +21,12 @@ type Config struct {
 	Probe       monitor.Config
 	Grace       time.Duration
 	AdminAddr   string
-	LogFormat   string
-	LogLevel    string
+	// Consul turns on discovery: nodes come from the Consul service
+	// ConsulService, and static nodes are registered there.
+	Consul        bool
+	ConsulService string
+	LogFormat     string
+	LogLevel      string
 }
 
 func parse(args []string, stderr io.Writer) (Config, error) {
@@ -37,6 +42,8 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Probe.Rise, "rise", 2, "successful probes in a row that bring a down node up")
 	fs.IntVar(&c.Probe.Fall, "fall", 2, "failed probes in a row that take an up node down")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "how long shutdown waits for streams to end")
+	fs.BoolVar(&c.Consul, "consul", envBool("LLMESH_CONSUL"), "discover LLM nodes in Consul (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, … as the Consul client reads them) [LLMESH_CONSUL]")
+	fs.StringVar(&c.ConsulService, "consul-service", env("LLMESH_CONSUL_SERVICE", "llm"), "Consul service name of LLM nodes [LLMESH_CONSUL_SERVICE]")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_HEALTHMON_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off [LLMESH_HEALTHMON_ADMIN_ADDR]")
 	fs.StringVar(&c.LogFormat, "log-format", env("LLMESH_LOG_FORMAT", "text"), "log format: text or json [LLMESH_LOG_FORMAT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("LLMESH_LOG_LEVEL", "info"), "log level [LLMESH_LOG_LEVEL]")
@@ -65,6 +72,11 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %v", fs.Args()))
 	}
 	return c, errors.Join(errs...)
+}
+
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
 }
 
 func env(name, fallback string) string {

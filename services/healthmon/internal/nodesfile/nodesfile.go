@@ -83,7 +83,7 @@ func Parse(data []byte) ([]*nodev1.Node, error) {
 	seen := map[string]bool{}
 	var out []*nodev1.Node
 	for i, e := range f.Nodes {
-		n, err := e.node()
+		n, err := e.Node()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("nodes[%d]: %w", i, err))
 			continue
@@ -101,7 +101,8 @@ func Parse(data []byte) ([]*nodev1.Node, error) {
 	return out, nil
 }
 
-func (e Entry) node() (*nodev1.Node, error) {
+// Node validates e and returns the node it describes.
+func (e Entry) Node() (*nodev1.Node, error) {
 	var errs []error
 	if !idPattern.MatchString(e.ID) {
 		errs = append(errs, fmt.Errorf("id %q: want 1-64 letters, digits, '.', '_' or '-'", e.ID))

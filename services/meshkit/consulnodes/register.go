@@ -1,0 +1,79 @@
+package consulnodes
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"github.com/hashicorp/consul/api"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+)
+
+// ExternalNodeMeta marks Consul nodes that run no agent (a GPU box with
+// only Ollama): they live in the catalog and nothing but llmesh updates
+// them.
+var ExternalNodeMeta = map[string]string{"external-node": "true", "llmesh": "true"}
+
+// CheckName is the name of llmesh's check on an LLM node's service.
+const CheckName = "llmesh health"
+
+// CheckID is the id of llmesh's check on a node's service.
+func CheckID(nodeID string) string { return "llmesh:" + nodeID }
+
+// ExternalNodeName is the Consul node name an external LLM node gets.
+func ExternalNodeName(id string) string { return "llmesh-" + id }
+
+// RegisterExternal registers n in the catalog as an instance of service on
+// a Consul node of its own (ExternalNodeName), which is how a node without
+// a Consul agent joins the mesh. Registering again updates it. The node
+// gets llmesh's check, critical until healthmon's first probe: a service
+// with no checks would count as passing.
+func RegisterExternal(c *api.Client, service string, n *nodev1.Node) error {
+	u, err := url.Parse(n.GetBaseUrl())
+	if err != nil {
+		return fmt.Errorf("node %s: url: %w", n.GetId(), err)
+	}
+	host := u.Hostname()
+	port, err := portOf(u)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", n.GetId(), err)
+	}
+	meta, err := Meta(n)
+	if err != nil {
+		return err
+	}
+	_, err = c.Catalog().Register(&api.CatalogRegistration{
+		Node:     ExternalNodeName(n.GetId()),
+		Address:  host,
+		NodeMeta: ExternalNodeMeta,
+		Service:  &api.AgentService{ID: n.GetId(), Service: service, Address: host, Port: port, Meta: meta},
+		Check: &api.AgentCheck{Node: ExternalNodeName(n.GetId()), CheckID: CheckID(n.GetId()), Name: CheckName,
+			ServiceID: n.GetId(), Status: api.HealthCritical, Output: "awaiting llmesh's first probe"},
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("register node %s in consul: %w", n.GetId(), err)
+	}
+	return nil
+}
+
+// DeregisterExternal removes an external node and everything on it.
+func DeregisterExternal(c *api.Client, id string) error {
+	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: ExternalNodeName(id)}, nil); err != nil {
+		return fmt.Errorf("deregister node %s from consul: %w", id, err)
+	}
+	return nil
+}
+
+func portOf(u *url.URL) (int, error) {
+	if p := u.Port(); p != "" {
+		return strconv.Atoi(p)
+	}
+	switch u.Scheme {
+	case "https":
+		return 443, nil
+	case "http":
+		return 80, nil
+	}
+	return 0, fmt.Errorf("url %q has no port", u.Redacted())
+}
+
