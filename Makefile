@@ -62,7 +62,7 @@ build: ## build the services into bin/
 test: checkgenerate lint test-go fuzz ## everything CI runs: generated code, lint, unit + end-to-end tests, short fuzzing
 
 .PHONY: test-go
-test-go: ## unit and end-to-end tests (race detector on)
+test-go: consul ## unit and end-to-end tests (race detector on)
 	go test -race -count=1 -timeout 10m $(PKGS)
 
 .PHONY: fuzz
@@ -72,6 +72,10 @@ fuzz: ## fuzz the edge request decoder for FUZZTIME (default 15s)
 .PHONY: ollama
 ollama: ## build a real Ollama into bin/ (installs its build headers; several minutes the first time)
 	BIN="$(BIN)" scripts/build-ollama.sh
+
+.PHONY: consul
+consul: ## build a real Consul agent into bin/ (several minutes the first time)
+	BIN="$(BIN)" scripts/build-consul.sh
 
 .PHONY: test-ollama
 test-ollama: ollama ## the end-to-end suite against real Ollama servers serving tiny generated models

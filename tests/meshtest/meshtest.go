@@ -103,6 +103,13 @@ type Options struct {
 	HealthmonArgs []string
 	RouterArgs    []string
 	Env           []string // extra environment for every process
+	// Consul, when set (host:port of a Consul agent's HTTP API), runs
+	// healthmon with -consul: the nodes are registered in Consul and
+	// discovered from there.
+	Consul string
+	// NoModelWait skips waiting for the nodes' models (for tests that
+	// register nodes later).
+	NoModelWait bool
 }
 
 // Mesh is a running router + adapter + healthmon.
@@ -160,9 +167,17 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 
 	adapter := m.run(t, bins["adapter"], dir, opts.Env, "-grpc-addr", "127.0.0.1:0")
 	m.AdapterAddr = adapter.addr(t, "addr")
-	hargs := append([]string{"-grpc-addr", "127.0.0.1:0", "-adapter-addr", m.AdapterAddr, "-nodes", nodesFile,
-		"-probe-interval", "100ms", "-rise", "1", "-fall", "1"}, opts.HealthmonArgs...)
-	healthmon := m.run(t, bins["healthmon"], dir, opts.Env, hargs...)
+	hargs := []string{"-grpc-addr", "127.0.0.1:0", "-adapter-addr", m.AdapterAddr,
+		"-probe-interval", "100ms", "-rise", "1", "-fall", "1"}
+	if len(nodes) > 0 {
+		hargs = append(hargs, "-nodes", nodesFile)
+	}
+	henv := opts.Env
+	if opts.Consul != "" {
+		hargs = append(hargs, "-consul", "-consul-wait", "1s")
+		henv = append(append([]string{}, henv...), "CONSUL_HTTP_ADDR="+opts.Consul)
+	}
+	healthmon := m.run(t, bins["healthmon"], dir, henv, append(hargs, opts.HealthmonArgs...)...)
 	m.HealthmonAddr = healthmon.addr(t, "grpc")
 	rargs := append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
 		"-adapter-addr", m.AdapterAddr, "-healthmon-addr", m.HealthmonAddr}, opts.RouterArgs...)
@@ -170,6 +185,9 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	m.GRPCAddr = router.addr(t, "grpc")
 	m.RESTURL = "http://" + router.addr(t, "http")
 
+	if opts.NoModelWait {
+		return m
+	}
 	want := map[string]bool{}
 	for _, n := range nodes {
 		for _, model := range n.Models {

@@ -76,4 +76,3 @@ func portOf(u *url.URL) (int, error) {
 	}
 	return 0, fmt.Errorf("url %q has no port", u.Redacted())
 }
-

@@ -19,30 +19,42 @@ import (
 type Watch struct {
 	Client      *api.Client
 	Service     string
-	PassingOnly bool          // only instances whose every check passes
-	Wait        time.Duration // how long one blocking query may wait; default 1m
+	PassingOnly bool // only instances whose every check passes
+	// Wait is how long one blocking query may wait; default 10s. Keep it
+	// short: a query sent to a Consul that lost its state (a rebuilt
+	// server) blocks until the new index passes the old one, so only the
+	// wait running out reveals that the index went backwards.
+	Wait        time.Duration
 	MinInterval time.Duration // least time between two queries; default 250ms
 	MaxBackoff  time.Duration // retry delay cap while Consul is unreachable; default 30s
 	Log         *slog.Logger
 }
 
-// Run calls onChange with the service's entries after the first answer and
-// after every change, until ctx is done. onChange runs on Run's goroutine.
-func (w *Watch) Run(ctx context.Context, onChange func([]*api.ServiceEntry)) {
-	wait := orDefault(w.Wait, time.Minute)
+// Run calls onView with the service's entries after every answer — at
+// once when they change, and at least once per Wait otherwise — until ctx
+// is done. Calling it for unchanged answers too is deliberate: a Consul
+// that lost its state can come back at the very index it had, and only the
+// content then shows the loss. onView runs on Run's goroutine.
+func (w *Watch) Run(ctx context.Context, onView func([]*api.ServiceEntry)) {
+	wait := orDefault(w.Wait, 10*time.Second)
 	minInterval := orDefault(w.MinInterval, 250*time.Millisecond)
 	maxBackoff := orDefault(w.MaxBackoff, 30*time.Second)
 	var index uint64
 	backoff := minInterval
-	down, first := false, true
+	down := false
 	for {
 		started := time.Now()
-		opts := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx)
+		// Consul answers a blocking query within wait + wait/16; a query
+		// that outlives that (an agent that died mid-answer) is abandoned.
+		qctx, cancel := context.WithTimeout(ctx, wait+wait/16+time.Second)
+		opts := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(qctx)
 		entries, meta, err := w.Client.Health().Service(w.Service, "", w.PassingOnly, opts)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
+			w.Log.Debug("consul query failed", "service", w.Service, "err", err)
 			if !down {
 				w.Log.Warn("consul unreachable; keeping the last view", "service", w.Service, "err", err)
 				down = true
@@ -63,10 +75,7 @@ func (w *Watch) Run(ctx context.Context, onChange func([]*api.ServiceEntry)) {
 		case next == 0:
 			next = 1 // never block on index 0
 		}
-		if first || next != index {
-			onChange(entries)
-			first = false
-		}
+		onView(entries)
 		index = next
 		// Rate limit: a service that changes constantly must not turn this
 		// into a hot loop.

@@ -6,9 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
@@ -19,7 +17,6 @@ import (
 	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
 	"github.com/llmesh/llmesh/services/healthmon/internal/watchsvc"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
-	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"golang.org/x/sync/errgroup"
@@ -82,35 +79,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	if consul == nil {
 		mon.SetNodes(ctx, nodes)
 	} else {
-		g.Go(func() error { return registerStatic(gctx, consul, cfg.ConsulService, nodes, log) })
-		src := &consulsource.Source{Client: consul, Service: cfg.ConsulService, Nodes: mon, Log: log}
+		src := &consulsource.Source{Client: consul, Service: cfg.ConsulService, Nodes: mon, Log: log, Static: nodes, Wait: cfg.ConsulWait}
 		g.Go(func() error { return src.Run(gctx) })
 	}
 	err = g.Wait()
 	mon.Stop()
 	log.Info("stopped")
 	return err
-}
-
-// registerStatic registers the static nodes in Consul as external nodes,
-// retrying until Consul answers: they are then discovered like any other.
-func registerStatic(ctx context.Context, c *api.Client, service string, nodes []*nodev1.Node, log *slog.Logger) error {
-	backoff := 500 * time.Millisecond
-	for _, n := range nodes {
-		for {
-			err := consulnodes.RegisterExternal(c, service, n)
-			if err == nil {
-				log.Info("registered static node in consul", "node", n.GetId())
-				break
-			}
-			log.Warn("registering static node in consul; retrying", "node", n.GetId(), "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 30*time.Second)
-		}
-	}
-	return nil
 }

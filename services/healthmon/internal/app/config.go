@@ -25,6 +25,7 @@ type Config struct {
 	// ConsulService, and static nodes are registered there.
 	Consul        bool
 	ConsulService string
+	ConsulWait    time.Duration
 	LogFormat     string
 	LogLevel      string
 }
@@ -44,6 +45,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "how long shutdown waits for streams to end")
 	fs.BoolVar(&c.Consul, "consul", envBool("LLMESH_CONSUL"), "discover LLM nodes in Consul (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, … as the Consul client reads them) [LLMESH_CONSUL]")
 	fs.StringVar(&c.ConsulService, "consul-service", env("LLMESH_CONSUL_SERVICE", "llm"), "Consul service name of LLM nodes [LLMESH_CONSUL_SERVICE]")
+	fs.DurationVar(&c.ConsulWait, "consul-wait", 10*time.Second, "longest wait of one Consul blocking query")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_HEALTHMON_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off [LLMESH_HEALTHMON_ADMIN_ADDR]")
 	fs.StringVar(&c.LogFormat, "log-format", env("LLMESH_LOG_FORMAT", "text"), "log format: text or json [LLMESH_LOG_FORMAT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("LLMESH_LOG_LEVEL", "info"), "log level [LLMESH_LOG_LEVEL]")

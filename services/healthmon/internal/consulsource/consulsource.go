@@ -42,13 +42,24 @@ type Source struct {
 	Service string
 	Nodes   Nodes
 	Log     *slog.Logger
+	// Static are healthmon's own configured nodes. They are registered in
+	// Consul (again whenever they go missing there, e.g. after Consul lost
+	// its state) and stay monitored whatever Consul says meanwhile.
+	Static []*nodev1.Node
+	// Wait bounds one blocking query (consulwatch.Watch.Wait).
+	Wait time.Duration
 
 	mu        sync.Mutex
 	placement map[string]placement // by node id
 	reported  map[string]string    // invalid instance id → reason already logged
+	desired   map[string]verdict   // the check each node should have
+	written   map[string]verdict   // the check last written for each node
 	agentNode string               // the Consul node of the agent we talk to
 	leader    atomic.Bool          // this replica holds the writer lock
 }
+
+// verdict is the status and output of llmesh's check on a node.
+type verdict struct{ status, output string }
 
 // placement is where a node's service lives in Consul.
 type placement struct {
@@ -61,13 +72,17 @@ type placement struct {
 func (s *Source) Run(ctx context.Context) error {
 	s.placement = map[string]placement{}
 	s.reported = map[string]string{}
+	s.desired = map[string]verdict{}
+	s.written = map[string]verdict{}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.writeWhileLeader(ctx)
 	}()
-	w := &consulwatch.Watch{Client: s.Client, Service: s.Service, Log: s.Log}
+	// Until Consul first answers, the static nodes are all there is.
+	s.Nodes.SetNodes(ctx, s.Static)
+	w := &consulwatch.Watch{Client: s.Client, Service: s.Service, Wait: s.Wait, Log: s.Log}
 	w.Run(ctx, func(entries []*api.ServiceEntry) { s.apply(ctx, entries) })
 	wg.Wait()
 	return nil
@@ -75,28 +90,62 @@ func (s *Source) Run(ctx context.Context) error {
 
 func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 	nodes, invalid := consulnodes.FromEntries(entries)
+	s.Log.Debug("consul view", "service", s.Service, "nodes", len(nodes), "invalid", len(invalid))
+	nodes = s.withStatic(ctx, nodes)
 	s.mu.Lock()
+	old := s.placement
 	s.placement = map[string]placement{}
 	for _, e := range entries {
 		if e.Service == nil || e.Node == nil {
 			continue
 		}
-		addr := e.Node.Address
-		s.placement[e.Service.ID] = placement{consulNode: e.Node.Node, address: addr, external: e.Node.Meta["external-node"] == "true"}
+		id := e.Service.ID
+		p := placement{consulNode: e.Node.Node, address: e.Node.Address, external: e.Node.Meta["external-node"] == "true"}
+		s.placement[id] = p
+		if old[id] != p || !hasCheck(e, s.written[id]) {
+			delete(s.written, id) // new here, or Consul lost or changed the check: write again
+		}
 	}
 	for _, bad := range invalid {
 		if s.reported[bad.ID] != bad.Reason {
 			s.reported[bad.ID] = bad.Reason
 			s.Log.Warn("skipping LLM node with a bad registration", "id", bad.ID, "consul_node", bad.Node, "reason", bad.Reason)
 		}
+		s.desired[bad.ID] = verdict{api.HealthCritical, "llmesh: bad registration: " + bad.Reason}
 	}
 	s.mu.Unlock()
-	if s.leader.Load() {
-		for _, bad := range invalid {
-			s.write(ctx, bad.ID, api.HealthCritical, "llmesh: bad registration: "+bad.Reason)
+	s.Nodes.SetNodes(ctx, nodes)
+	s.sync(ctx)
+}
+
+// hasCheck reports whether e carries llmesh's check with v's status. The
+// output is not compared: an agent syncs output-only changes late.
+func hasCheck(e *api.ServiceEntry, v verdict) bool {
+	for _, c := range e.Checks {
+		if c.CheckID == consulnodes.CheckID(e.Service.ID) {
+			return c.Status == v.status
 		}
 	}
-	s.Nodes.SetNodes(ctx, nodes)
+	return false
+}
+
+// withStatic adds the static nodes Consul does not list (yet, or any more)
+// and registers those again.
+func (s *Source) withStatic(ctx context.Context, nodes []*nodev1.Node) []*nodev1.Node {
+	listed := map[string]bool{}
+	for _, n := range nodes {
+		listed[n.GetId()] = true
+	}
+	for _, n := range s.Static {
+		if listed[n.GetId()] {
+			continue
+		}
+		nodes = append(nodes, n)
+		if err := consulnodes.RegisterExternal(s.Client, s.Service, n); err != nil && ctx.Err() == nil {
+			s.Log.Warn("registering static node in consul", "node", n.GetId(), "err", err)
+		}
+	}
+	return nodes
 }
 
 // writeWhileLeader holds the writer lock whenever it can and, while
@@ -115,6 +164,9 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 			continue
 		}
 		s.Log.Info("writing node checks to consul (holding the writer lock)")
+		s.mu.Lock()
+		s.written = map[string]verdict{} // another replica may have written meanwhile
+		s.mu.Unlock()
 		s.leader.Store(true)
 		lctx, cancel := context.WithCancel(ctx)
 		go func() {
@@ -125,9 +177,17 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 			cancel()
 		}()
 		_ = s.Nodes.Watch(lctx, func(msg *healthmonv1.WatchNodesResponse) error {
+			s.mu.Lock()
 			for _, st := range msg.GetNodes() {
-				s.writeState(lctx, st)
+				switch st.GetStatus() {
+				case nodev1.Status_STATUS_UP:
+					s.desired[st.GetNode().GetId()] = verdict{api.HealthPassing, st.GetReason()}
+				case nodev1.Status_STATUS_DOWN:
+					s.desired[st.GetNode().GetId()] = verdict{api.HealthCritical, st.GetReason()}
+				}
 			}
+			s.mu.Unlock()
+			s.sync(lctx)
 			return nil
 		})
 		cancel()
@@ -139,43 +199,62 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 	}
 }
 
-func (s *Source) writeState(ctx context.Context, st *nodev1.NodeState) {
-	switch st.GetStatus() {
-	case nodev1.Status_STATUS_UP:
-		s.write(ctx, st.GetNode().GetId(), api.HealthPassing, st.GetReason())
-	case nodev1.Status_STATUS_DOWN:
-		s.write(ctx, st.GetNode().GetId(), api.HealthCritical, st.GetReason())
+// sync writes every check whose desired verdict differs from what was
+// last written, if this replica holds the writer lock. Writing only
+// changes keeps healthmon's own writes from feeding its Consul watch.
+func (s *Source) sync(ctx context.Context) {
+	if !s.leader.Load() {
+		return
+	}
+	s.mu.Lock()
+	type job struct {
+		id string
+		p  placement
+		v  verdict
+	}
+	var jobs []job
+	for id, v := range s.desired {
+		p, ok := s.placement[id]
+		if ok && s.written[id] != v {
+			jobs = append(jobs, job{id, p, v})
+		}
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
+		written, err := s.write(ctx, j.id, j.p, j.v)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Log.Warn("writing node check", "node", j.id, "err", err)
+			}
+			continue
+		}
+		if written {
+			s.mu.Lock()
+			s.written[j.id] = j.v
+			s.mu.Unlock()
+		}
 	}
 }
 
 // write sets llmesh's check on a node's service. External nodes get it
 // through the catalog; services of the agent healthmon talks to get a TTL
 // check; services owned by other agents are left to those agents (their
-// anti-entropy would undo a catalog write).
-func (s *Source) write(ctx context.Context, id, status, output string) {
-	s.mu.Lock()
-	p, ok := s.placement[id]
-	s.mu.Unlock()
-	if !ok {
-		return
-	}
-	opts := (&api.WriteOptions{}).WithContext(ctx)
-	var err error
+// anti-entropy would undo a catalog write), so written is false.
+func (s *Source) write(ctx context.Context, id string, p placement, v verdict) (written bool, err error) {
 	switch {
 	case p.external:
+		opts := (&api.WriteOptions{}).WithContext(ctx)
 		_, err = s.Client.Catalog().Register(&api.CatalogRegistration{
 			Node: p.consulNode, Address: p.address, SkipNodeUpdate: true,
 			Check: &api.AgentCheck{Node: p.consulNode, CheckID: consulnodes.CheckID(id), Name: consulnodes.CheckName, ServiceID: id,
-				Status: status, Output: output},
+				Status: v.status, Output: v.output},
 		}, opts)
-	case p.consulNode == s.localAgentNode(ctx):
-		err = s.agentTTL(id, status, output)
-	default:
-		return
+		return err == nil, err
+	case p.consulNode == s.localAgentNode():
+		err = s.agentTTL(id, v.status, v.output)
+		return err == nil, err
 	}
-	if err != nil && ctx.Err() == nil {
-		s.Log.Warn("writing node check", "node", id, "err", err)
-	}
+	return false, nil
 }
 
 func (s *Source) agentTTL(id, status, output string) error {
@@ -185,16 +264,19 @@ func (s *Source) agentTTL(id, status, output string) error {
 		return nil
 	}
 	// Not registered yet (or the agent restarted): register, then update.
+	// The check starts as "warning", a status llmesh never writes, so the
+	// update is a status change, which the agent syncs to the catalog at
+	// once; an output-only change would wait for check_update_interval.
 	if err := agent.CheckRegister(&api.AgentCheckRegistration{
 		ID: consulnodes.CheckID(id), Name: consulnodes.CheckName, ServiceID: id,
-		AgentServiceCheck: api.AgentServiceCheck{TTL: CheckTTL.String()},
+		AgentServiceCheck: api.AgentServiceCheck{TTL: CheckTTL.String(), Status: api.HealthWarning},
 	}); err != nil {
 		return fmt.Errorf("register check: %w", err)
 	}
 	return agent.UpdateTTL(consulnodes.CheckID(id), output, status)
 }
 
-func (s *Source) localAgentNode(ctx context.Context) string {
+func (s *Source) localAgentNode() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.agentNode == "" {

@@ -1,0 +1,184 @@
+package consul
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/llmesh/llmesh/services/simnode/simnode"
+	"github.com/llmesh/llmesh/tests/consultest"
+	"github.com/llmesh/llmesh/tests/meshtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// llmesh runs the llmesh command against the agent.
+func llmesh(t *testing.T, agent *consultest.Agent, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bins["llmesh"], args...)
+	cmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+agent.HTTPAddr)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return string(out)
+}
+
+// check returns llmesh's check on a node's service as Consul reports it.
+func check(t *testing.T, c *api.Client, id string) (status, output string) {
+	t.Helper()
+	entries, _, err := c.Health().Service("llm", "", false, nil)
+	require.NoError(t, err)
+	for _, e := range entries {
+		if e.Service.ID != id {
+			continue
+		}
+		for _, chk := range e.Checks {
+			if chk.CheckID == "llmesh:"+id {
+				return chk.Status, chk.Output
+			}
+		}
+	}
+	return "", ""
+}
+
+func chat(t *testing.T, m *meshtest.Mesh, model string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(meshtest.Context(t, 10*time.Second), http.MethodPost, m.RESTURL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestRegisterProbeRouteDeregister(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	m := meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true})
+	gpu := meshtest.StartNode(t, "gpu-1", simnode.Config{Models: []string{"m"}})
+
+	out := llmesh(t, agent, "node", "register", "-id", "gpu-1", "-url", gpu.URL, "-kind", "ollama")
+	assert.Contains(t, out, "registered gpu-1")
+
+	// It serves traffic only once a probe has passed, and Consul says so.
+	m.WaitModels(t, 1)
+	assert.Equal(t, http.StatusOK, chat(t, m, "m"))
+	require.Eventually(t, func() bool {
+		st, _ := check(t, c, "gpu-1")
+		return st == api.HealthPassing
+	}, 10*time.Second, 20*time.Millisecond)
+	_, output := check(t, c, "gpu-1")
+	assert.Contains(t, output, "1 model")
+	assert.Contains(t, llmesh(t, agent, "node", "list"), "gpu-1")
+
+	// Killed: the check turns critical with the reason, the router stops using it.
+	gpu.Kill()
+	require.Eventually(t, func() bool {
+		st, out := check(t, c, "gpu-1")
+		return st == api.HealthCritical && strings.Contains(out, "connection refused")
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, http.StatusServiceUnavailable, chat(t, m, "m"))
+
+	// Deregistered: gone from the mesh, which now has no node at all.
+	llmesh(t, agent, "node", "deregister", "-id", "gpu-1")
+	m.WaitModels(t, 0)
+	assert.NotContains(t, llmesh(t, agent, "node", "list"), "gpu-1")
+	assert.Equal(t, http.StatusServiceUnavailable, chat(t, m, "m"))
+}
+
+func TestBadRegistrationIsReportedAndSkipped(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	good := meshtest.StartNode(t, "good", simnode.Config{Models: []string{"m"}})
+	m := meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true})
+
+	// Registered by the local agent (as a node's own agent would), with a
+	// kind llmesh does not know.
+	require.NoError(t, c.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "bad", Name: "llm", Address: "127.0.0.1", Port: 1, Meta: map[string]string{"llmesh-kind": "tgi"},
+	}))
+	llmesh(t, agent, "node", "register", "-id", "good", "-url", good.URL, "-kind", "ollama")
+	m.WaitModels(t, 1)
+	assert.Equal(t, http.StatusOK, chat(t, m, "m"))
+	require.Eventually(t, func() bool {
+		st, out := check(t, c, "bad")
+		return st == api.HealthCritical && strings.Contains(out, `llmesh-kind "tgi"`)
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func TestStaticNodesAreRegisteredInConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	n := meshtest.StartNode(t, "static-1", simnode.Config{Models: []string{"m"}})
+	meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr})
+
+	require.Eventually(t, func() bool {
+		st, _ := check(t, c, "static-1")
+		return st == api.HealthPassing
+	}, 10*time.Second, 20*time.Millisecond)
+	node, _, err := c.Catalog().Node("llmesh-static-1", nil)
+	require.NoError(t, err)
+	require.NotNil(t, node)
+	assert.Equal(t, "true", node.Node.Meta["external-node"])
+}
+
+// Consul going away and coming back (with its state lost, as a dev agent
+// does) costs no request: healthmon keeps its last view and registers its
+// static nodes again.
+func TestConsulRestartUnderLoad(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	n := meshtest.StartNode(t, "static-1", simnode.Config{Models: []string{"m"}})
+	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr})
+
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.RESTURL+"/v1/chat/completions",
+					strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil && resp.StatusCode == http.StatusOK {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+				cancel()
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return ok.Load() > 50 }, 10*time.Second, 10*time.Millisecond)
+	agent.Stop(t)
+	mark := ok.Load()
+	require.Eventually(t, func() bool { return ok.Load() > mark+50 }, 10*time.Second, 10*time.Millisecond)
+	agent.Restart(t)
+	require.Eventually(t, func() bool {
+		st, _ := check(t, c, "static-1")
+		return st == api.HealthPassing
+	}, 20*time.Second, 50*time.Millisecond, "static node re-registered with a passing check")
+	mark = ok.Load()
+	require.Eventually(t, func() bool { return ok.Load() > mark+50 }, 10*time.Second, 10*time.Millisecond)
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, failed.Load())
+}

@@ -1,0 +1,292 @@
+// Package consultest runs real Consul agents for tests: `consul agent -dev`
+// on loopback, on ports chosen by the test so that agents of parallel tests
+// and packages never meet.
+//
+// The consul binary comes from `make consul` (bin/consul, Consul v1.14.11);
+// Binary says where it is and Start fails when it is missing, so a suite
+// that needs Consul can never pass by skipping.
+package consultest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+const (
+	readyTimeout = 60 * time.Second // generous: `go test -race` keeps both cores busy
+	stopTimeout  = 10 * time.Second // SIGTERM grace before SIGKILL
+)
+
+// Binary returns the path of bin/consul at the repository root.
+func Binary() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.work not found")
+		}
+		dir = parent
+	}
+	bin := filepath.Join(dir, "bin", "consul")
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("%s: %w (run `make consul`)", bin, err)
+	}
+	return bin, nil
+}
+
+// Agent is one `consul agent -dev` process.
+//
+// Dev mode keeps everything in memory: after Stop and Restart the agent is
+// a fresh single-node cluster on the same address, with an empty catalog,
+// an empty KV store and a Raft index that starts again near zero. That is
+// what a client sees when its Consul server is rebuilt, and watchers must
+// cope with the index going backwards.
+type Agent struct {
+	HTTPAddr string // 127.0.0.1:port of the HTTP API
+	Node     string // node name, unique per agent and kept across Restart
+
+	bin     string
+	args    []string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd has exited
+}
+
+var agents atomic.Int64
+
+// Start runs a dev agent, waits until it has elected itself leader and
+// registered its node, and stops it when the test ends.
+func Start(t testing.TB) *Agent {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Four listeners: HTTP and server RPC (TCP), Serf LAN and WAN (TCP and
+	// UDP). DNS, gRPC and gRPC-TLS are disabled: llmesh uses none of them,
+	// and dev mode would otherwise bind the fixed ports 8502 and 8503, which
+	// parallel agents would fight over.
+	ports, err := freePorts(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{
+		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
+		Node:     fmt.Sprintf("consultest-%d-%d", os.Getpid(), agents.Add(1)),
+		bin:      bin,
+		logPath:  filepath.Join(t.TempDir(), "consul.log"),
+	}
+	a.args = []string{"agent", "-dev",
+		"-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-node", a.Node,
+		"-http-port", strconv.Itoa(ports[0]),
+		"-server-port", strconv.Itoa(ports[1]),
+		"-serf-lan-port", strconv.Itoa(ports[2]),
+		"-serf-wan-port", strconv.Itoa(ports[3]),
+		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-log-level", "info", // dev mode's default DEBUG buries the useful lines
+	}
+	t.Cleanup(func() {
+		a.stop()
+		a.dumpOnFailure(t)
+	})
+	a.start(t)
+	return a
+}
+
+// Stop stops the agent now (SIGTERM, then SIGKILL after 10s), as when
+// Consul goes away. Stopping a stopped agent does nothing.
+func (a *Agent) Stop(t testing.TB) {
+	t.Helper()
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Restart starts the agent again on the same address and node name, as
+// when Consul comes back (stopping it first if it is running). Its state is
+// gone: see Agent.
+func (a *Agent) Restart(t testing.TB) {
+	t.Helper()
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	a.start(t)
+}
+
+// Client returns a consul/api client for this agent. It ignores the
+// CONSUL_HTTP_ADDR and CONSUL_HTTP_SSL of the environment, which name some
+// other Consul.
+func (a *Agent) Client(t testing.TB) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(&api.Config{Address: a.HTTPAddr, Scheme: "http"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (a *Agent) start(t testing.TB) {
+	t.Helper()
+	// Append, so the log of a restarted agent keeps what came before.
+	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(logf, "==== %s %v\n", a.bin, a.args)
+	a.cmd = exec.Command(a.bin, a.args...)
+	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	if err := a.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	a.done = done
+	cmd := a.cmd
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
+	}()
+	if err := a.waitReady(done); err != nil {
+		a.stop()
+		t.Fatalf("consul agent on %s: %v", a.HTTPAddr, err)
+	}
+}
+
+// waitReady polls until the agent is a usable single-node cluster: it has
+// a leader (else writes fail with "No cluster leader"), its own API answers,
+// and its node is in the catalog (the first anti-entropy sync is done, so
+// reads of what a test registers do not race that sync).
+func (a *Agent) waitReady(exited <-chan struct{}) error {
+	base := "http://" + a.HTTPAddr
+	deadline := time.Now().Add(readyTimeout)
+	var last error
+	for {
+		last = a.ready(base)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited before it was ready: %v", a.cmd.ProcessState)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s: %w", readyTimeout, last)
+		}
+	}
+}
+
+func (a *Agent) ready(base string) error {
+	var leader string
+	if err := getJSON(base+"/v1/status/leader", &leader); err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	if err := getJSON(base+"/v1/agent/self", nil); err != nil {
+		return err
+	}
+	var node *struct{ Node struct{ Node string } }
+	if err := getJSON(base+"/v1/catalog/node/"+a.Node, &node); err != nil {
+		return err
+	}
+	if node == nil {
+		return errors.New("node not in the catalog yet")
+	}
+	return nil
+}
+
+func getJSON(url string, v any) error {
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if v == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func (a *Agent) stop() error {
+	if a.cmd == nil {
+		return nil
+	}
+	select {
+	case <-a.done:
+		return nil
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+		return nil
+	case <-time.After(stopTimeout):
+	}
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	return fmt.Errorf("consul agent on %s ignored SIGTERM for %s; killed", a.HTTPAddr, stopTimeout)
+}
+
+func (a *Agent) dumpOnFailure(t testing.TB) {
+	if !t.Failed() {
+		return
+	}
+	b, _ := os.ReadFile(a.logPath)
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	t.Logf("---- consul agent %s log (tail) ----\n%s", a.HTTPAddr, b)
+}
+
+// freePorts returns n distinct loopback ports that were free for both TCP
+// and UDP (Serf gossips over both on the same port). The kernel may hand a
+// port out again once it is closed, so this narrows the race with other
+// processes rather than closing it; all n are held until the end so they
+// are at least distinct.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for attempt := 0; len(ports) < n; attempt++ {
+		if attempt == 100 {
+			return nil, errors.New("no loopback port free for both TCP and UDP")
+		}
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer tl.Close()
+		port := tl.Addr().(*net.TCPAddr).Port
+		ul, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // UDP side taken; the held TCP listener keeps it from coming back
+		}
+		defer ul.Close()
+		ports = append(ports, port)
+	}
+	return ports, nil
+}
