@@ -107,6 +107,11 @@ type Options struct {
 	// healthmon with -consul: the nodes are registered in Consul and
 	// discovered from there.
 	Consul string
+	// ConsulDiscovery (with Consul) also registers every service in Consul
+	// and lets router and healthmon find adapters and healthmons there.
+	ConsulDiscovery bool
+	// Adapters is how many adapter replicas to run (default 1).
+	Adapters int
 	// NoModelWait skips waiting for the nodes' models (for tests that
 	// register nodes later).
 	NoModelWait bool
@@ -165,23 +170,37 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	m := &Mesh{}
 	t.Cleanup(func() { m.stop(t) })
 
-	adapter := m.run(t, bins["adapter"], dir, opts.Env, "-grpc-addr", "127.0.0.1:0")
-	m.AdapterAddr = adapter.addr(t, "addr")
-	hargs := []string{"-grpc-addr", "127.0.0.1:0", "-adapter-addr", m.AdapterAddr,
-		"-probe-interval", "100ms", "-rise", "1", "-fall", "1"}
+	consulEnv := append(append([]string{}, opts.Env...), "CONSUL_HTTP_ADDR="+opts.Consul)
+	discovery := opts.Consul != "" && opts.ConsulDiscovery
+	for range max(opts.Adapters, 1) {
+		aargs, aenv := []string{"-grpc-addr", "127.0.0.1:0"}, opts.Env
+		if discovery {
+			aargs, aenv = append(aargs, "-consul"), consulEnv
+		}
+		adapter := m.run(t, bins["adapter"], dir, aenv, aargs...)
+		m.AdapterAddr = adapter.addr(t, "addr")
+	}
+	hargs := []string{"-grpc-addr", "127.0.0.1:0", "-probe-interval", "100ms", "-rise", "1", "-fall", "1"}
+	if !discovery {
+		hargs = append(hargs, "-adapter-addr", m.AdapterAddr)
+	}
 	if len(nodes) > 0 {
 		hargs = append(hargs, "-nodes", nodesFile)
 	}
 	henv := opts.Env
 	if opts.Consul != "" {
 		hargs = append(hargs, "-consul", "-consul-wait", "1s")
-		henv = append(append([]string{}, henv...), "CONSUL_HTTP_ADDR="+opts.Consul)
+		henv = consulEnv
 	}
 	healthmon := m.run(t, bins["healthmon"], dir, henv, append(hargs, opts.HealthmonArgs...)...)
 	m.HealthmonAddr = healthmon.addr(t, "grpc")
-	rargs := append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
-		"-adapter-addr", m.AdapterAddr, "-healthmon-addr", m.HealthmonAddr}, opts.RouterArgs...)
-	router := m.run(t, bins["router"], dir, opts.Env, rargs...)
+	rargs, renv := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, opts.Env
+	if discovery {
+		rargs, renv = append(rargs, "-consul"), consulEnv
+	} else {
+		rargs = append(rargs, "-adapter-addr", m.AdapterAddr, "-healthmon-addr", m.HealthmonAddr)
+	}
+	router := m.run(t, bins["router"], dir, renv, append(rargs, opts.RouterArgs...)...)
 	m.GRPCAddr = router.addr(t, "grpc")
 	m.RESTURL = "http://" + router.addr(t, "http")
 
@@ -276,14 +295,32 @@ func (p *proc) addr(t testing.TB, key string) string {
 	return ""
 }
 
-// Stop sends SIGTERM to one service ("router", "adapter" or "healthmon")
-// and waits for it to exit.
+// Stop sends SIGTERM to every process of a service ("router", "adapter"
+// or "healthmon") and waits for them to exit.
 func (m *Mesh) Stop(t testing.TB, name string) {
 	for _, p := range m.procs {
 		if p.name == name {
 			p.terminate(t)
 		}
 	}
+}
+
+// Kill sends SIGKILL to the first still-running process of a service, as
+// a crash would, and waits for it to exit.
+func (m *Mesh) Kill(t testing.TB, name string) {
+	for _, p := range m.procs {
+		select {
+		case <-p.done:
+			continue
+		default:
+		}
+		if p.name == name {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			return
+		}
+	}
+	t.Fatalf("no running %s to kill", name)
 }
 
 func (p *proc) terminate(t testing.TB) {

@@ -13,11 +13,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
 	"github.com/llmesh/llmesh/services/adapter/internal/service"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
+	"github.com/llmesh/llmesh/services/meshkit/consulreg"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"golang.org/x/sync/errgroup"
@@ -32,6 +34,7 @@ type Config struct {
 	ProbeTimeout   time.Duration // -probe-timeout, LLMESH_ADAPTER_PROBE_TIMEOUT
 	ConnectTimeout time.Duration // -connect-timeout, LLMESH_ADAPTER_CONNECT_TIMEOUT
 	AdminAddr      string        // -admin-addr, LLMESH_ADAPTER_ADMIN_ADDR: /debug/pprof; empty is off
+	Consul         bool          // -consul, LLMESH_CONSUL: register in Consul as llmesh-adapter
 }
 
 // Run runs the adapter until ctx is done. Node API keys are read from the
@@ -66,6 +69,15 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	log.Info("listening", "addr", lis.Addr().String())
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Serve(ctx, cfg.AdminAddr, log) })
+	if cfg.Consul {
+		consul, err := api.NewClient(api.DefaultConfig())
+		if err != nil {
+			return fmt.Errorf("consul client: %w", err)
+		}
+		g.Go(func() error {
+			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-adapter", Addr: lis.Addr()}, log)
+		})
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ctx, lis, cfg.Grace); err != nil {
 			return fmt.Errorf("serve: %w", err)
@@ -88,6 +100,8 @@ func ParseConfig(args []string, stderr io.Writer, lookupEnv func(string) (string
 		return def
 	}
 	var raw struct{ addr, format, level, grace, probeTimeout, connectTimeout, admin string }
+	var consul bool
+	consulDefault, _ := strconv.ParseBool(env("LLMESH_CONSUL", "false"))
 	fs := flag.NewFlagSet("adapter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&raw.addr, "grpc-addr", env("LLMESH_ADAPTER_ADDR", "127.0.0.1:9091"), "gRPC listen address (env LLMESH_ADAPTER_ADDR)")
@@ -96,6 +110,7 @@ func ParseConfig(args []string, stderr io.Writer, lookupEnv func(string) (string
 	fs.StringVar(&raw.grace, "grace", env("LLMESH_ADAPTER_GRACE", "10s"), "graceful stop deadline (env LLMESH_ADAPTER_GRACE)")
 	fs.StringVar(&raw.probeTimeout, "probe-timeout", env("LLMESH_ADAPTER_PROBE_TIMEOUT", probe.DefaultTimeout.String()), "upper bound of one node probe (env LLMESH_ADAPTER_PROBE_TIMEOUT)")
 	fs.StringVar(&raw.connectTimeout, "connect-timeout", env("LLMESH_ADAPTER_CONNECT_TIMEOUT", nodeconn.DefaultConnectTimeout.String()), "TCP connect timeout to nodes (env LLMESH_ADAPTER_CONNECT_TIMEOUT)")
+	fs.BoolVar(&consul, "consul", consulDefault, "register in Consul (found through CONSUL_HTTP_ADDR etc.) so routers and healthmons find this adapter (env LLMESH_CONSUL)")
 	fs.StringVar(&raw.admin, "admin-addr", env("LLMESH_ADAPTER_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off (env LLMESH_ADAPTER_ADMIN_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -105,7 +120,7 @@ func ParseConfig(args []string, stderr io.Writer, lookupEnv func(string) (string
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
 	}
-	cfg := Config{GRPCAddr: raw.addr, LogFormat: raw.format, LogLevel: raw.level, AdminAddr: raw.admin}
+	cfg := Config{GRPCAddr: raw.addr, LogFormat: raw.format, LogLevel: raw.level, AdminAddr: raw.admin, Consul: consul}
 	if err := validateAddr(raw.addr); err != nil {
 		errs = append(errs, fmt.Errorf("-grpc-addr: %w", err))
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
 	"github.com/llmesh/llmesh/services/healthmon/internal/watchsvc"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
+	"github.com/llmesh/llmesh/services/meshkit/consulreg"
+	"github.com/llmesh/llmesh/services/meshkit/consulresolver"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"golang.org/x/sync/errgroup"
@@ -54,7 +56,12 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	conn, err := grpc.NewClient(cfg.AdapterAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	adapterTarget, dialOpts := cfg.AdapterAddr, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if cfg.AdapterFromConsul {
+		adapterTarget = consulresolver.Target("llmesh-adapter")
+		dialOpts = append(dialOpts, consulresolver.DialOptions(consul, log)...)
+	}
+	conn, err := grpc.NewClient(adapterTarget, dialOpts...)
 	if err != nil {
 		return fmt.Errorf("adapter client: %w", err)
 	}
@@ -72,13 +79,16 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	for i, n := range nodes {
 		ids[i] = n.GetId() + "=" + n.GetBaseUrl()
 	}
-	log.Info("listening", "grpc", lis.Addr().String(), "adapter", cfg.AdapterAddr, "nodes", ids, "consul", cfg.Consul)
+	log.Info("listening", "grpc", lis.Addr().String(), "adapter", adapterTarget, "nodes", ids, "consul", cfg.Consul)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Serve(gctx, cfg.AdminAddr, log) })
 	g.Go(func() error { return srv.Serve(gctx, lis, cfg.Grace) })
 	if consul == nil {
 		mon.SetNodes(ctx, nodes)
 	} else {
+		g.Go(func() error {
+			return consulreg.Keep(gctx, consul, consulreg.Instance{Name: "llmesh-healthmon", Addr: lis.Addr()}, log)
+		})
 		src := &consulsource.Source{Client: consul, Service: cfg.ConsulService, Nodes: mon, Log: log, Static: nodes, Wait: cfg.ConsulWait}
 		g.Go(func() error { return src.Run(gctx) })
 	}

@@ -26,8 +26,11 @@ type Config struct {
 	Consul        bool
 	ConsulService string
 	ConsulWait    time.Duration
-	LogFormat     string
-	LogLevel      string
+	// AdapterFromConsul is set when -consul is on and no -adapter-addr was
+	// given: adapters are then found in Consul.
+	AdapterFromConsul bool
+	LogFormat         string
+	LogLevel          string
 }
 
 func parse(args []string, stderr io.Writer) (Config, error) {
@@ -52,6 +55,10 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	_, adapterEnv := os.LookupEnv("LLMESH_ADAPTER_ADDR")
+	c.AdapterFromConsul = c.Consul && !explicit["adapter-addr"] && !adapterEnv
 	var errs []error
 	for name, addr := range map[string]string{"grpc-addr": c.GRPCAddr, "adapter-addr": c.AdapterAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {

@@ -11,10 +11,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
+	"github.com/llmesh/llmesh/services/meshkit/consulreg"
+	"github.com/llmesh/llmesh/services/meshkit/consulresolver"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"github.com/llmesh/llmesh/services/router/internal/edge"
@@ -39,12 +42,27 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log = log.With("component", "router")
 
-	adapterConn, err := grpc.NewClient(cfg.AdapterAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	var consul *api.Client
+	if cfg.Consul {
+		if consul, err = api.NewClient(api.DefaultConfig()); err != nil {
+			return fmt.Errorf("consul client: %w", err)
+		}
+	}
+	dial := func(addr string, fromConsul bool, service string) (*grpc.ClientConn, string, error) {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if fromConsul {
+			addr = consulresolver.Target(service)
+			opts = append(opts, consulresolver.DialOptions(consul, log)...)
+		}
+		conn, err := grpc.NewClient(addr, opts...)
+		return conn, addr, err
+	}
+	adapterConn, adapterTarget, err := dial(cfg.AdapterAddr, cfg.AdapterFromConsul, "llmesh-adapter")
 	if err != nil {
 		return fmt.Errorf("adapter client: %w", err)
 	}
 	defer adapterConn.Close()
-	healthmonConn, err := grpc.NewClient(cfg.HealthmonAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	healthmonConn, healthmonTarget, err := dial(cfg.HealthmonAddr, cfg.HealthmonFromConsul, "llmesh-healthmon")
 	if err != nil {
 		return fmt.Errorf("healthmon client: %w", err)
 	}
@@ -72,7 +90,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	hsrv := &http.Server{Handler: rest, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"adapter", cfg.AdapterAddr, "healthmon", cfg.HealthmonAddr)
+		"adapter", adapterTarget, "healthmon", healthmonTarget)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gsrv.Serve(ctx, grpcLis, cfg.Grace) })
@@ -92,6 +110,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	})
 	g.Go(func() error { return admin.Serve(ctx, cfg.AdminAddr, log) })
+	if consul != nil {
+		g.Go(func() error {
+			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-router", Addr: grpcLis.Addr()}, log)
+		})
+	}
 	g.Go(func() error {
 		w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log}
 		w.Run(ctx)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/llmesh/llmesh/services/router/internal/edge"
@@ -23,8 +24,13 @@ type Config struct {
 	MaxBodyBytes  int64
 	Grace         time.Duration
 	AdminAddr     string
-	LogFormat     string
-	LogLevel      string
+	// Consul registers the router and, unless their addresses are given,
+	// finds adapters and healthmons there.
+	Consul              bool
+	AdapterFromConsul   bool
+	HealthmonFromConsul bool
+	LogFormat           string
+	LogLevel            string
 }
 
 // parse fills a Config from flags, each falling back to an environment
@@ -40,12 +46,20 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.MaxAttempts, "max-attempts", routing.DefaultMaxAttempts, "nodes one request may try before it fails")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
+	consulDefault, _ := strconv.ParseBool(os.Getenv("LLMESH_CONSUL"))
+	fs.BoolVar(&c.Consul, "consul", consulDefault, "register in Consul and find adapters and healthmons there unless their addresses are given (CONSUL_HTTP_ADDR etc.) [LLMESH_CONSUL]")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_ROUTER_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off [LLMESH_ROUTER_ADMIN_ADDR]")
 	fs.StringVar(&c.LogFormat, "log-format", env("LLMESH_LOG_FORMAT", "text"), "log format: text or json [LLMESH_LOG_FORMAT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("LLMESH_LOG_LEVEL", "info"), "log level [LLMESH_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	_, adapterEnv := os.LookupEnv("LLMESH_ADAPTER_ADDR")
+	_, healthmonEnv := os.LookupEnv("LLMESH_HEALTHMON_ADDR")
+	c.AdapterFromConsul = c.Consul && !explicit["adapter-addr"] && !adapterEnv
+	c.HealthmonFromConsul = c.Consul && !explicit["healthmon-addr"] && !healthmonEnv
 	var errs []error
 	for name, addr := range map[string]string{"http-addr": c.HTTPAddr, "grpc-addr": c.GRPCAddr, "adapter-addr": c.AdapterAddr, "healthmon-addr": c.HealthmonAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {

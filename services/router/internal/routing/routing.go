@@ -128,7 +128,7 @@ func (r *Router) try(ctx context.Context, model string, attempt func(nodetable.C
 	}
 	var failures []failure
 	for _, c := range cands {
-		err := attempt(c)
+		err := r.attemptNode(ctx, c, attempt, retryAllowed...)
 		if err == nil {
 			return nil
 		}
@@ -145,6 +145,25 @@ func (r *Router) try(ctx context.Context, model string, attempt func(nodetable.C
 		failures = append(failures, failure{node: c.Node.GetId(), err: e})
 	}
 	return exhausted(model, failures)
+}
+
+// AdapterRetries is how often one node is tried again when the adapter,
+// not the node, failed (an adapter replica went away mid-call): the next
+// call goes to another replica.
+const AdapterRetries = 2
+
+// attemptNode runs attempt on c, again when the call failed in the mesh's
+// own transport to the adapter rather than at the node.
+func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt func(nodetable.Candidate) error, retryAllowed ...func() bool) error {
+	for try := 0; ; try++ {
+		err := attempt(c)
+		if err == nil || ctx.Err() != nil || try == AdapterRetries || (len(retryAllowed) > 0 && !retryAllowed[0]()) {
+			return err
+		}
+		if e, _ := apierror.FromError(err); e.Code != codes.Unavailable || e.Reason != "" {
+			return err // the node answered (or was unreachable): let try move on
+		}
+	}
 }
 
 // retryable says whether another node may succeed where one failed: not

@@ -1,0 +1,94 @@
+// Package consulreg registers an llmesh service instance with the local
+// Consul agent — name, an id per instance, a gRPC health check on its gRPC
+// port — keeps it registered (an agent that lost its state gets it back),
+// and deregisters it on shutdown.
+package consulreg
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Refresh is how often the registration is renewed.
+const Refresh = 15 * time.Second
+
+// Instance is one running service.
+type Instance struct {
+	Name string   // e.g. "llmesh-adapter"
+	Addr net.Addr // its gRPC listen address
+}
+
+// ID is the instance's service id: name, host name and port, unique per
+// instance on an agent.
+func (in Instance) ID() string {
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(in.Addr.String())
+	return fmt.Sprintf("%s-%s-%s", in.Name, host, port)
+}
+
+func (in Instance) registration() (*api.AgentServiceRegistration, error) {
+	host, portStr, err := net.SplitHostPort(in.Addr.String())
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, err
+	}
+	return &api.AgentServiceRegistration{
+		ID: in.ID(), Name: in.Name, Address: host, Port: port,
+		Meta: map[string]string{"llmesh": "true"},
+		Check: &api.AgentServiceCheck{
+			Name:                           in.Name + " gRPC health",
+			GRPC:                           in.Addr.String(),
+			Interval:                       "2s",
+			Timeout:                        "1s",
+			DeregisterCriticalServiceAfter: "1m",
+		},
+	}, nil
+}
+
+// Keep registers in with the agent and renews the registration every
+// Refresh until ctx is done, then deregisters it. An unreachable Consul is
+// logged once per outage and retried; it never stops the service.
+func Keep(ctx context.Context, c *api.Client, in Instance, log *slog.Logger) error {
+	reg, err := in.registration()
+	if err != nil {
+		return fmt.Errorf("consul registration of %s: %w", in.Name, err)
+	}
+	down, registered := false, false
+	for {
+		err := c.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+		switch {
+		case err != nil && ctx.Err() == nil && !down:
+			log.Warn("consul registration failed; retrying", "service", in.Name, "err", err)
+			down = true
+		case err == nil && (down || !registered):
+			log.Info("registered in consul", "service", in.Name, "id", reg.ID)
+			down, registered = false, true
+		}
+		wait := Refresh
+		if err != nil {
+			wait = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			// Deregister with a fresh context: ctx is already done.
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			derr := c.Agent().ServiceDeregisterOpts(reg.ID, (&api.QueryOptions{}).WithContext(dctx))
+			cancel()
+			if derr != nil {
+				log.Warn("consul deregistration failed", "service", in.Name, "err", derr)
+			}
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}

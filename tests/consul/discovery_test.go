@@ -1,0 +1,97 @@
+package consul
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/llmesh/llmesh/services/simnode/simnode"
+	"github.com/llmesh/llmesh/tests/consultest"
+	"github.com/llmesh/llmesh/tests/meshtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// passing counts the instances of a service whose checks all pass.
+func passing(t *testing.T, c *api.Client, service string) int {
+	t.Helper()
+	entries, _, err := c.Health().Service(service, "", true, nil)
+	require.NoError(t, err)
+	return len(entries)
+}
+
+// The services register themselves with gRPC health checks, find each
+// other through Consul, and a killed adapter replica costs no request.
+func TestServicesFindEachOtherAndSurviveAnAdapterCrash(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	n := meshtest.StartNode(t, "n1", simnode.Config{Models: []string{"m"}})
+	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr, ConsulDiscovery: true, Adapters: 2})
+
+	for service, want := range map[string]int{"llmesh-adapter": 2, "llmesh-healthmon": 1, "llmesh-router": 1} {
+		require.Eventually(t, func() bool { return passing(t, c, service) == want }, 20*time.Second, 50*time.Millisecond, service)
+	}
+
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.RESTURL+"/v1/chat/completions",
+					strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+				resp, err := http.DefaultClient.Do(req)
+				switch {
+				case err != nil:
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				case resp.StatusCode != http.StatusOK:
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, resp.Status)
+				default:
+					ok.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+				cancel()
+			}
+		}()
+	}
+	require.Eventually(t, func() bool { return ok.Load() > 100 }, 10*time.Second, 10*time.Millisecond)
+	m.Kill(t, "adapter")
+	mark := ok.Load()
+	require.Eventually(t, func() bool { return ok.Load() > mark+300 }, 20*time.Second, 10*time.Millisecond)
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, failed.Load(), "failed requests (first: %v)", firstErr.Load())
+	require.Eventually(t, func() bool { return passing(t, c, "llmesh-adapter") == 1 }, 20*time.Second, 50*time.Millisecond,
+		"the dead replica's gRPC check fails")
+}
+
+// A service stopped gracefully takes itself out of Consul.
+func TestGracefulStopDeregisters(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	n := meshtest.StartNode(t, "n1", simnode.Config{Models: []string{"m"}})
+	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr, ConsulDiscovery: true})
+	require.Eventually(t, func() bool { return passing(t, c, "llmesh-router") == 1 }, 20*time.Second, 50*time.Millisecond)
+	m.Stop(t, "router")
+	services, _, err := c.Catalog().Service("llmesh-router", "", nil)
+	require.NoError(t, err)
+	assert.Empty(t, services)
+}
