@@ -95,3 +95,33 @@ func TestGracefulStopDeregisters(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, services)
 }
+
+// Two healthmon replicas: one writes checks; when it dies the other takes
+// over and the checks keep telling the truth.
+func TestTwoHealthmonReplicas(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	n := meshtest.StartNode(t, "n1", simnode.Config{Models: []string{"m"}})
+	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr, Healthmons: 2})
+	const writer = "holding the writer lock"
+	writers := func() int {
+		count := 0
+		for _, l := range m.Logs("healthmon") {
+			if strings.Contains(l, writer) {
+				count++
+			}
+		}
+		return count
+	}
+	require.Eventually(t, func() bool { return writers() == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { st, _ := check(t, c, "n1"); return st == api.HealthPassing }, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 1, writers(), "only one replica writes")
+
+	m.KillWhere(t, "healthmon", writer)
+	require.Eventually(t, func() bool { return writers() == 2 }, 45*time.Second, 50*time.Millisecond, "the other replica takes the lock")
+	n.Kill()
+	require.Eventually(t, func() bool {
+		st, out := check(t, c, "n1")
+		return st == api.HealthCritical && strings.Contains(out, "connection refused")
+	}, 20*time.Second, 20*time.Millisecond)
+}

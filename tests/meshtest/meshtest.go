@@ -110,8 +110,8 @@ type Options struct {
 	// ConsulDiscovery (with Consul) also registers every service in Consul
 	// and lets router and healthmon find adapters and healthmons there.
 	ConsulDiscovery bool
-	// Adapters is how many adapter replicas to run (default 1).
-	Adapters int
+	// Adapters and Healthmons are how many replicas to run (default 1).
+	Adapters, Healthmons int
 	// NoModelWait skips waiting for the nodes' models (for tests that
 	// register nodes later).
 	NoModelWait bool
@@ -192,8 +192,12 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 		hargs = append(hargs, "-consul", "-consul-wait", "1s")
 		henv = consulEnv
 	}
-	healthmon := m.run(t, bins["healthmon"], dir, henv, append(hargs, opts.HealthmonArgs...)...)
-	m.HealthmonAddr = healthmon.addr(t, "grpc")
+	for i := range max(opts.Healthmons, 1) {
+		healthmon := m.run(t, bins["healthmon"], dir, henv, append(hargs, opts.HealthmonArgs...)...)
+		if i == 0 {
+			m.HealthmonAddr = healthmon.addr(t, "grpc")
+		}
+	}
 	rargs, renv := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, opts.Env
 	if discovery {
 		rargs, renv = append(rargs, "-consul"), consulEnv
@@ -252,7 +256,7 @@ func (m *Mesh) countModels() (int, error) {
 func (m *Mesh) run(t testing.TB, bin, dir string, env []string, args ...string) *proc {
 	t.Helper()
 	name := filepath.Base(bin)
-	logPath := filepath.Join(dir, name+".log")
+	logPath := filepath.Join(dir, fmt.Sprintf("%s-%d.log", name, len(m.procs)))
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -303,6 +307,32 @@ func (m *Mesh) Stop(t testing.TB, name string) {
 			p.terminate(t)
 		}
 	}
+}
+
+// Logs returns what each running or exited process of a service logged.
+func (m *Mesh) Logs(name string) []string {
+	var out []string
+	for _, p := range m.procs {
+		if p.name == name {
+			b, _ := os.ReadFile(p.log)
+			out = append(out, string(b))
+		}
+	}
+	return out
+}
+
+// KillWhere kills the first running process of a service whose log so far
+// contains text.
+func (m *Mesh) KillWhere(t testing.TB, name, text string) {
+	for _, p := range m.procs {
+		b, _ := os.ReadFile(p.log)
+		if p.name == name && strings.Contains(string(b), text) {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			return
+		}
+	}
+	t.Fatalf("no %s logged %q", name, text)
 }
 
 // Kill sends SIGKILL to the first still-running process of a service, as

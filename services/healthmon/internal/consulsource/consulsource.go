@@ -152,7 +152,12 @@ func (s *Source) withStatic(ctx context.Context, nodes []*nodev1.Node) []*nodev1
 // holding it, writes every node state it sees.
 func (s *Source) writeWhileLeader(ctx context.Context) {
 	for ctx.Err() == nil {
-		lock, err := s.Client.LockOpts(&api.LockOptions{Key: LockKey, SessionName: "llmesh-healthmon", SessionTTL: "15s"})
+		// A holder that dies loses the lock when its session's TTL runs out
+		// (Consul allows up to twice the TTL); a short lock delay then lets
+		// another replica take over within seconds.
+		lock, err := s.Client.LockOpts(&api.LockOptions{Key: LockKey, SessionOpts: &api.SessionEntry{
+			Name: "llmesh-healthmon", TTL: "10s", LockDelay: time.Second, Behavior: api.SessionBehaviorRelease,
+		}})
 		if err != nil {
 			s.Log.Error("consul lock", "err", err)
 			return
