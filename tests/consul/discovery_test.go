@@ -125,3 +125,32 @@ func TestTwoHealthmonReplicas(t *testing.T) {
 		return st == api.HealthCritical && strings.Contains(out, "connection refused")
 	}, 20*time.Second, 20*time.Millisecond)
 }
+
+// With healthmon gone, a router — even one started afterwards, which never
+// heard from healthmon — routes on Consul's passing nodes and the models
+// healthmon left in KV; when healthmon returns its stream takes over.
+func TestRouterFallsBackToConsulWithoutHealthmon(t *testing.T) {
+	agent := consultest.Start(t)
+	n := meshtest.StartNode(t, "n1", simnode.Config{Models: []string{"m"}})
+	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr, ConsulDiscovery: true})
+	c := agent.Client(t)
+	require.Eventually(t, func() bool {
+		pairs, _, err := c.KV().List("llmesh/nodes/", nil)
+		return err == nil && len(pairs) == 1
+	}, 10*time.Second, 20*time.Millisecond, "healthmon stores node states in KV")
+
+	m.Stop(t, "healthmon")
+	assert.Equal(t, http.StatusOK, chat(t, m, "m"), "the running router keeps its last state")
+
+	late := m.StartRouter(t)
+	require.Eventually(t, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, late+"/v1/chat/completions",
+			strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond, "a router started without healthmon serves from consul")
+}

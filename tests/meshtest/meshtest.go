@@ -124,6 +124,10 @@ type Mesh struct {
 	AdapterAddr   string
 	HealthmonAddr string
 	procs         []*proc
+	dir           string
+	routerBin     string
+	routerArgs    []string
+	routerEnv     []string
 }
 
 type proc struct {
@@ -204,7 +208,9 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	} else {
 		rargs = append(rargs, "-adapter-addr", m.AdapterAddr, "-healthmon-addr", m.HealthmonAddr)
 	}
-	router := m.run(t, bins["router"], dir, renv, append(rargs, opts.RouterArgs...)...)
+	m.dir, m.routerArgs, m.routerEnv = dir, append(rargs, opts.RouterArgs...), renv
+	m.routerBin = bins["router"]
+	router := m.run(t, bins["router"], dir, renv, m.routerArgs...)
 	m.GRPCAddr = router.addr(t, "grpc")
 	m.RESTURL = "http://" + router.addr(t, "http")
 
@@ -307,6 +313,14 @@ func (m *Mesh) Stop(t testing.TB, name string) {
 			p.terminate(t)
 		}
 	}
+}
+
+// StartRouter runs one more router, configured like the first, and
+// returns its REST base URL.
+func (m *Mesh) StartRouter(t testing.TB) string {
+	t.Helper()
+	p := m.run(t, m.routerBin, m.dir, m.routerEnv, m.routerArgs...)
+	return "http://" + p.addr(t, "http")
 }
 
 // Logs returns what each running or exited process of a service logged.

@@ -21,10 +21,16 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
 	"github.com/llmesh/llmesh/services/meshkit/consulwatch"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // LockKey is the KV key whose holder writes checks.
 const LockKey = "llmesh/healthmon/check-writer"
+
+// StatePrefix is where the lock holder keeps each up node's state (its
+// models) in KV, as protojson under StatePrefix+id: routers that lose
+// healthmon fall back to Consul's passing nodes with these models.
+const StatePrefix = "llmesh/nodes/"
 
 // CheckTTL bounds how long a check written to an agent stays as written
 // when no healthmon refreshes it.
@@ -54,6 +60,7 @@ type Source struct {
 	reported  map[string]string    // invalid instance id → reason already logged
 	desired   map[string]verdict   // the check each node should have
 	written   map[string]verdict   // the check last written for each node
+	kv        map[string]string    // the state last put in KV for each node
 	agentNode string               // the Consul node of the agent we talk to
 	leader    atomic.Bool          // this replica holds the writer lock
 }
@@ -74,6 +81,7 @@ func (s *Source) Run(ctx context.Context) error {
 	s.reported = map[string]string{}
 	s.desired = map[string]verdict{}
 	s.written = map[string]verdict{}
+	s.kv = map[string]string{}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -116,6 +124,47 @@ func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 	s.mu.Unlock()
 	s.Nodes.SetNodes(ctx, nodes)
 	s.sync(ctx)
+}
+
+// putStates keeps KV's copy of up nodes' states current: put when it
+// changed, deleted when the node left.
+func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesResponse) {
+	kv := s.Client.KV()
+	opts := (&api.WriteOptions{}).WithContext(ctx)
+	for _, st := range msg.GetNodes() {
+		if st.GetStatus() != nodev1.Status_STATUS_UP {
+			continue
+		}
+		id := st.GetNode().GetId()
+		// changed_at is left out so that an unchanged state is unchanged bytes.
+		b, err := protojson.Marshal(&nodev1.NodeState{Node: st.GetNode(), Status: st.GetStatus(), Reason: st.GetReason(),
+			Models: st.GetModels(), Version: st.GetVersion()})
+		if err != nil {
+			continue
+		}
+		s.mu.Lock()
+		same := s.kv[id] == string(b)
+		s.mu.Unlock()
+		if same {
+			continue
+		}
+		if _, err := kv.Put(&api.KVPair{Key: StatePrefix + id, Value: b}, opts); err != nil {
+			if ctx.Err() == nil {
+				s.Log.Warn("writing node state to consul kv", "node", id, "err", err)
+			}
+			continue
+		}
+		s.mu.Lock()
+		s.kv[id] = string(b)
+		s.mu.Unlock()
+	}
+	for _, id := range msg.GetRemovedNodeIds() {
+		if _, err := kv.Delete(StatePrefix+id, opts); err == nil {
+			s.mu.Lock()
+			delete(s.kv, id)
+			s.mu.Unlock()
+		}
+	}
 }
 
 // hasCheck reports whether e carries llmesh's check with v's status. The
@@ -171,6 +220,7 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 		s.Log.Info("writing node checks to consul (holding the writer lock)")
 		s.mu.Lock()
 		s.written = map[string]verdict{} // another replica may have written meanwhile
+		s.kv = map[string]string{}
 		s.mu.Unlock()
 		s.leader.Store(true)
 		lctx, cancel := context.WithCancel(ctx)
@@ -193,6 +243,7 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 			}
 			s.mu.Unlock()
 			s.sync(lctx)
+			s.putStates(lctx, msg)
 			return nil
 		})
 		cancel()

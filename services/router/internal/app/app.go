@@ -20,6 +20,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/consulresolver"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
+	"github.com/llmesh/llmesh/services/router/internal/consulfallback"
 	"github.com/llmesh/llmesh/services/router/internal/edge"
 	"github.com/llmesh/llmesh/services/router/internal/healthwatch"
 	"github.com/llmesh/llmesh/services/router/internal/inference"
@@ -115,8 +116,13 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-router", Addr: grpcLis.Addr()}, log)
 		})
 	}
+	w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log}
+	if consul != nil {
+		fb := &consulfallback.Fallback{Client: consul, Service: cfg.ConsulService, Table: table, Log: log}
+		w.OnLost, w.OnResumed = fb.Activate, fb.Deactivate
+		g.Go(func() error { return fb.Run(ctx) })
+	}
 	g.Go(func() error {
-		w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log}
 		w.Run(ctx)
 		return nil
 	})

@@ -22,6 +22,9 @@ type Watcher struct {
 	Log        *slog.Logger
 	MinBackoff time.Duration // first retry delay; default 100ms
 	MaxBackoff time.Duration // retry delay cap; default 5s
+	// OnLost and OnResumed, when set, are called when the stream is lost
+	// and when it delivers again (before its snapshot is applied).
+	OnLost, OnResumed func()
 }
 
 // Run watches until ctx is done. It logs once when the stream is lost and
@@ -47,6 +50,9 @@ func (w *Watcher) Run(ctx context.Context) {
 		if !lost {
 			w.Log.Warn("healthmon stream lost; keeping last node state", "err", err)
 			lost = true
+			if w.OnLost != nil {
+				w.OnLost()
+			}
 		}
 		// Full jitter keeps many routers from reconnecting in lock step.
 		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
@@ -83,6 +89,9 @@ func (w *Watcher) watch(ctx context.Context, lost *bool) (received bool, err err
 		if !received && *lost {
 			w.Log.Info("healthmon stream resumed")
 			*lost = false
+			if w.OnResumed != nil {
+				w.OnResumed()
+			}
 		}
 		received = true
 		w.Table.Apply(msg)

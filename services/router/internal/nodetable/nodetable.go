@@ -7,6 +7,7 @@ package nodetable
 import (
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
@@ -16,6 +17,7 @@ import (
 // Table holds the current snapshot. The zero value is not usable; use New.
 type Table struct {
 	snap atomic.Pointer[Snapshot]
+	mu   sync.Mutex // serialises Apply; readers never take it
 }
 
 // Snapshot is an immutable view of every known node.
@@ -41,10 +43,12 @@ func New() *Table {
 // Snapshot returns the current view; it never changes after it is returned.
 func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
 
-// Apply folds one message of the healthmon stream into the table. A
-// snapshot message replaces everything known before. Apply is called from
-// one goroutine (the stream reader).
+// Apply folds one message of the healthmon stream (or of the Consul
+// fallback, in the same shape) into the table. A snapshot message replaces
+// everything known before.
 func (t *Table) Apply(msg *healthmonv1.WatchNodesResponse) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	next := map[string]*nodev1.NodeState{}
 	if !msg.GetSnapshot() {
 		for id, st := range t.snap.Load().states {

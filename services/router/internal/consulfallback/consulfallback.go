@@ -1,0 +1,92 @@
+// Package consulfallback lets a router that has lost healthmon keep
+// routing on what Consul knows: the LLM service's instances whose checks
+// pass (healthmon's verdicts), with the models healthmon stored in KV. The
+// view is kept current all the time but fed to the node table only while
+// the healthmon stream is lost; healthmon's next snapshot replaces it.
+package consulfallback
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/consul/api"
+	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
+	"github.com/llmesh/llmesh/services/meshkit/consulwatch"
+	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// StatePrefix is where healthmon keeps node states in KV (see healthmon's
+// consulsource).
+const StatePrefix = "llmesh/nodes/"
+
+// Fallback follows Consul and, while active, feeds the node table.
+type Fallback struct {
+	Client  *api.Client
+	Service string
+	Table   *nodetable.Table
+	Log     *slog.Logger
+
+	mu     sync.Mutex
+	active bool
+	view   *healthmonv1.WatchNodesResponse
+}
+
+// Run follows Consul until ctx is done.
+func (f *Fallback) Run(ctx context.Context) error {
+	w := &consulwatch.Watch{Client: f.Client, Service: f.Service, PassingOnly: true, Log: f.Log}
+	w.Run(ctx, func(entries []*api.ServiceEntry) { f.update(ctx, entries) })
+	return nil
+}
+
+func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
+	pairs, _, err := f.Client.KV().List(StatePrefix, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return // keep the previous view
+	}
+	states := map[string]*nodev1.NodeState{}
+	for _, p := range pairs {
+		st := &nodev1.NodeState{}
+		if protojson.Unmarshal(p.Value, st) == nil {
+			states[strings.TrimPrefix(p.Key, StatePrefix)] = st
+		}
+	}
+	nodes, _ := consulnodes.FromEntries(entries)
+	view := &healthmonv1.WatchNodesResponse{Snapshot: true}
+	for _, n := range nodes {
+		st, ok := states[n.GetId()]
+		if !ok {
+			continue // no models known: nothing to route there
+		}
+		view.Nodes = append(view.Nodes, &nodev1.NodeState{Node: n, Status: nodev1.Status_STATUS_UP,
+			Reason: "passing in consul (healthmon unreachable): " + st.GetReason(), Models: st.GetModels(), Version: st.GetVersion()})
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.view = view
+	if f.active {
+		f.Table.Apply(view)
+	}
+}
+
+// Activate starts feeding the table (healthmon is lost).
+func (f *Fallback) Activate() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.active = true
+	if f.view != nil {
+		f.Log.Info("routing on consul's passing nodes until healthmon is back", "nodes", len(f.view.GetNodes()))
+		f.Table.Apply(f.view)
+	}
+}
+
+// Deactivate stops feeding the table (healthmon is back).
+func (f *Fallback) Deactivate() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.active = false
+}
