@@ -1,13 +1,10 @@
 package consul
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -136,49 +133,21 @@ func TestConsulRestartUnderLoad(t *testing.T) {
 	agent := consultest.Start(t)
 	c := agent.Client(t)
 	n := meshtest.StartNode(t, "static-1", simnode.Config{Models: []string{"m"}})
-	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr})
+	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr, ConsulDiscovery: true})
+	require.Eventually(t, func() bool { return passing(t, c, "llmesh-adapter") == 1 }, 20*time.Second, 50*time.Millisecond)
 
-	var ok, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.RESTURL+"/v1/chat/completions",
-					strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
-				resp, err := http.DefaultClient.Do(req)
-				if err == nil && resp.StatusCode == http.StatusOK {
-					ok.Add(1)
-				} else {
-					failed.Add(1)
-				}
-				if resp != nil {
-					resp.Body.Close()
-				}
-				cancel()
-			}
-		}()
-	}
-	require.Eventually(t, func() bool { return ok.Load() > 50 }, 10*time.Second, 10*time.Millisecond)
+	load := meshtest.StartLoad(t, 2, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	load.WaitOK(t, 50, 10*time.Second)
 	agent.Stop(t)
-	mark := ok.Load()
-	require.Eventually(t, func() bool { return ok.Load() > mark+50 }, 10*time.Second, 10*time.Millisecond)
+	load.WaitOK(t, 50, 10*time.Second)
 	agent.Restart(t)
 	require.Eventually(t, func() bool {
 		st, _ := check(t, c, "static-1")
 		return st == api.HealthPassing
 	}, 20*time.Second, 50*time.Millisecond, "static node re-registered with a passing check")
-	mark = ok.Load()
-	require.Eventually(t, func() bool { return ok.Load() > mark+50 }, 10*time.Second, 10*time.Millisecond)
-	close(stop)
-	wg.Wait()
-	assert.Zero(t, failed.Load())
+	require.Eventually(t, func() bool { return passing(t, c, "llmesh-adapter") == 1 }, 20*time.Second, 50*time.Millisecond,
+		"the adapter registered itself again")
+	load.WaitOK(t, 50, 10*time.Second)
+	load.Stop()
+	assert.Zero(t, load.Failed(), "first failure: %s", load.FirstFailure())
 }

@@ -1,11 +1,8 @@
 package consul
 
 import (
-	"context"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,48 +34,12 @@ func TestServicesFindEachOtherAndSurviveAnAdapterCrash(t *testing.T) {
 		require.Eventually(t, func() bool { return passing(t, c, service) == want }, 20*time.Second, 50*time.Millisecond, service)
 	}
 
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.RESTURL+"/v1/chat/completions",
-					strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
-				resp, err := http.DefaultClient.Do(req)
-				switch {
-				case err != nil:
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				case resp.StatusCode != http.StatusOK:
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, resp.Status)
-				default:
-					ok.Add(1)
-				}
-				if resp != nil {
-					resp.Body.Close()
-				}
-				cancel()
-			}
-		}()
-	}
-	require.Eventually(t, func() bool { return ok.Load() > 100 }, 10*time.Second, 10*time.Millisecond)
+	load := meshtest.StartLoad(t, 4, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	load.WaitOK(t, 100, 10*time.Second)
 	m.Kill(t, "adapter")
-	mark := ok.Load()
-	require.Eventually(t, func() bool { return ok.Load() > mark+300 }, 20*time.Second, 10*time.Millisecond)
-	close(stop)
-	wg.Wait()
-	assert.Zero(t, failed.Load(), "failed requests (first: %v)", firstErr.Load())
+	load.WaitOK(t, 300, 20*time.Second)
+	load.Stop()
+	assert.Zero(t, load.Failed(), "first failure: %s", load.FirstFailure())
 	require.Eventually(t, func() bool { return passing(t, c, "llmesh-adapter") == 1 }, 20*time.Second, 50*time.Millisecond,
 		"the dead replica's gRPC check fails")
 }
@@ -139,8 +100,12 @@ func TestRouterFallsBackToConsulWithoutHealthmon(t *testing.T) {
 		return err == nil && len(pairs) == 1
 	}, 10*time.Second, 20*time.Millisecond, "healthmon stores node states in KV")
 
+	load := meshtest.StartLoad(t, 2, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	load.WaitOK(t, 50, 10*time.Second)
 	m.Stop(t, "healthmon")
-	assert.Equal(t, http.StatusOK, chat(t, m, "m"), "the running router keeps its last state")
+	load.WaitOK(t, 100, 10*time.Second)
+	load.Stop()
+	assert.Zero(t, load.Failed(), "the running router keeps serving; first failure: %s", load.FirstFailure())
 
 	late := m.StartRouter(t)
 	require.Eventually(t, func() bool {

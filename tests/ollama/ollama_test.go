@@ -3,13 +3,11 @@
 package ollama
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,43 +144,13 @@ func TestKillOneServerUnderLoad(t *testing.T) {
 	a := ollamatest.Start(t, "ollama-a", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}}})
 	b := ollamatest.Start(t, "ollama-b", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}}})
 	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest"), ref(b, "tiny-chat:latest")}, meshtest.Options{})
-	client := sdk(m)
-
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				_, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
-					Model: "tiny-chat", Messages: user("keep going"), MaxTokens: openai.Int(8),
-				})
-				cancel()
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				} else {
-					ok.Add(1)
-				}
-			}
-		}()
-	}
-	require.Eventually(t, func() bool { return ok.Load() >= 20 }, time.Minute, 10*time.Millisecond)
+	load := meshtest.StartLoad(t, 4, m.RESTURL+"/v1/chat/completions",
+		`{"model":"tiny-chat","messages":[{"role":"user","content":"keep going"}],"max_tokens":8}`)
+	load.WaitOK(t, 20, time.Minute)
 	b.Kill()
-	before := ok.Load()
-	require.Eventually(t, func() bool { return ok.Load() >= before+40 }, time.Minute, 10*time.Millisecond)
-	close(stop)
-	wg.Wait()
-	assert.Zero(t, failed.Load(), "failed requests (first: %v)", firstErr.Load())
+	load.WaitOK(t, 40, time.Minute)
+	load.Stop()
+	assert.Zero(t, load.Failed(), "first failure: %s", load.FirstFailure())
 }
 
 // OLLAMA_NUM_PARALLEL=1 with OLLAMA_MAX_QUEUE=1 makes a real Ollama answer

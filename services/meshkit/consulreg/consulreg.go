@@ -16,8 +16,9 @@ import (
 	"github.com/hashicorp/consul/api"
 )
 
-// Refresh is how often the registration is renewed.
-const Refresh = 15 * time.Second
+// Refresh is how often the registration is renewed (and restored, after
+// an agent that lost its state).
+const Refresh = 5 * time.Second
 
 // Instance is one running service.
 type Instance struct {

@@ -2,7 +2,8 @@
 // Consul: "consul:///llmesh-adapter" resolves to every instance of that
 // Consul service whose checks pass, kept current with blocking queries.
 // With round-robin balancing, calls spread over the healthy instances.
-// While Consul is unreachable the last addresses stay in use.
+// While Consul is unreachable, or answers with no instance at all, the
+// last addresses stay in use.
 package consulresolver
 
 import (
@@ -49,8 +50,19 @@ func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 	w := &consulwatch.Watch{Client: b.client, Service: service, PassingOnly: true, Log: b.log.With("resolver", service)}
 	go func() {
 		defer close(r.done)
+		known := false
 		w.Run(ctx, func(entries []*api.ServiceEntry) {
-			_ = cc.UpdateState(resolver.State{Addresses: addresses(entries)})
+			// After the first answer, an empty one keeps the last
+			// addresses: a Consul that lost its state (instances register
+			// again within consulreg.Refresh) must not cut the mesh off,
+			// and an instance that really died fails its calls, which are
+			// retried elsewhere. The first answer always counts, so calls
+			// fail fast when there is nothing to call.
+			addrs := addresses(entries)
+			if len(addrs) > 0 || !known {
+				_ = cc.UpdateState(resolver.State{Addresses: addrs})
+				known = len(addrs) > 0
+			}
 		})
 	}()
 	return r, nil
