@@ -5,8 +5,6 @@
 package consul
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/llmesh/llmesh/tests/consultest"
@@ -15,22 +13,4 @@ import (
 
 var bins map[string]string
 
-func TestMain(m *testing.M) {
-	if _, err := consultest.Binary(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "llmesh-consul-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = meshtest.Binaries(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { meshtest.Main(m, &bins, consultest.Binary) }

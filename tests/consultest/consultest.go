@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/llmesh/llmesh/tests/repo"
 )
 
 const (
@@ -32,25 +32,7 @@ const (
 )
 
 // Binary returns the path of bin/consul at the repository root.
-func Binary() (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Dir(file)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found")
-		}
-		dir = parent
-	}
-	bin := filepath.Join(dir, "bin", "consul")
-	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("%s: %w (run `make consul`)", bin, err)
-	}
-	return bin, nil
-}
+func Binary() (string, error) { return repo.Tool("consul", "consul") }
 
 // Agent is one `consul agent -dev` process.
 //

@@ -4,8 +4,6 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/llmesh/llmesh/tests/meshtest"
@@ -13,18 +11,4 @@ import (
 
 var bins map[string]string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "llmesh-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = meshtest.Binaries(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { meshtest.Main(m, &bins) }

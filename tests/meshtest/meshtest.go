@@ -5,7 +5,6 @@ package meshtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,12 +20,39 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/services/simnode/simnode"
+	"github.com/llmesh/llmesh/tests/repo"
 )
 
+// Main is a suite's TestMain: it checks the suite's prerequisites (e.g.
+// that bin/consul exists), builds the services into a temporary directory
+// (setting *bins), runs the tests and exits.
+func Main(m *testing.M, bins *map[string]string, prereqs ...func() (string, error)) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, p := range prereqs {
+		if _, err := p(); err != nil {
+			fail(err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "llmesh-bin-")
+	if err != nil {
+		fail(err)
+	}
+	if *bins, err = Binaries(dir); err != nil {
+		os.RemoveAll(dir)
+		fail(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // Binaries builds the three services into dir once and returns their
-// paths by name. Call it from TestMain.
+// paths by name.
 func Binaries(dir string) (map[string]string, error) {
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -45,21 +70,6 @@ func Binaries(dir string) (map[string]string, error) {
 		return nil, fmt.Errorf("go build: %w\n%s", err, b)
 	}
 	return out, nil
-}
-
-func repoRoot() (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Dir(file)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found above " + filepath.Dir(file))
-		}
-		dir = parent
-	}
 }
 
 // Node is a simulated node on a real loopback HTTP server.

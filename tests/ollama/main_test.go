@@ -7,8 +7,6 @@
 package ollama
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/llmesh/llmesh/tests/meshtest"
@@ -17,25 +15,7 @@ import (
 
 var bins map[string]string
 
-func TestMain(m *testing.M) {
-	if _, err := ollamatest.Binary(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "llmesh-ollama-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = meshtest.Binaries(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { meshtest.Main(m, &bins, ollamatest.Binary) }
 
 func ref(s *ollamatest.Server, models ...string) meshtest.NodeRef {
 	return meshtest.NodeRef{ID: s.ID, URL: s.URL, Models: models}

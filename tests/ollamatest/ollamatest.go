@@ -9,7 +9,6 @@ package ollamatest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,35 +16,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/tests/repo"
 	"github.com/llmesh/llmesh/tests/tinygguf"
 )
 
 // Binary returns the path of bin/ollama at the repository root.
-func Binary() (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Dir(file)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found")
-		}
-		dir = parent
-	}
-	bin := filepath.Join(dir, "bin", "ollama")
-	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("%s: %w (run `make ollama`)", bin, err)
-	}
-	return bin, nil
-}
+func Binary() (string, error) { return repo.Tool("ollama", "ollama") }
 
 // Model is a model to import into a server.
 type Model struct {
