@@ -24,7 +24,9 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/edge"
 	"github.com/llmesh/llmesh/services/router/internal/healthwatch"
 	"github.com/llmesh/llmesh/services/router/internal/inference"
+	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -70,7 +72,10 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer healthmonConn.Close()
 
 	table := nodetable.New()
-	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), cfg.MaxAttempts), table)
+	pol, _ := policy.ByName(cfg.Policy) // validated by parse
+	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
+		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: nodestats.New(cfg.Cooldown, nil),
+	}), table)
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/services/router/internal/edge"
+	"github.com/llmesh/llmesh/services/router/internal/nodestats"
+	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 )
 
@@ -21,6 +23,8 @@ type Config struct {
 	AdapterAddr   string
 	HealthmonAddr string
 	MaxAttempts   int
+	Policy        string
+	Cooldown      time.Duration
 	MaxBodyBytes  int64
 	Grace         time.Duration
 	AdminAddr     string
@@ -45,6 +49,8 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.AdapterAddr, "adapter-addr", env("LLMESH_ADAPTER_ADDR", "127.0.0.1:9091"), "adapter gRPC address [LLMESH_ADAPTER_ADDR]")
 	fs.StringVar(&c.HealthmonAddr, "healthmon-addr", env("LLMESH_HEALTHMON_ADDR", "127.0.0.1:9092"), "healthmon gRPC address [LLMESH_HEALTHMON_ADDR]")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", routing.DefaultMaxAttempts, "nodes one request may try before it fails")
+	fs.StringVar(&c.Policy, "policy", env("LLMESH_ROUTER_POLICY", policy.NameP2C), "routing policy: p2c, round-robin or least-in-flight [LLMESH_ROUTER_POLICY]")
+	fs.DurationVar(&c.Cooldown, "breaker-cooldown", nodestats.DefaultCooldown, "how long a node that refused a connection stays out before a trial request (doubles per failed trial)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
 	consulDefault, _ := strconv.ParseBool(os.Getenv("LLMESH_CONSUL"))
@@ -67,6 +73,12 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("-%s %q: %w", name, addr, err))
 		}
+	}
+	if _, err := policy.ByName(c.Policy); err != nil {
+		errs = append(errs, fmt.Errorf("-policy: %w", err))
+	}
+	if c.Cooldown <= 0 {
+		errs = append(errs, fmt.Errorf("-breaker-cooldown %s: must be positive", c.Cooldown))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("-max-attempts %d: must be at least 1", c.MaxAttempts))

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -49,11 +50,21 @@ func New(ctx context.Context, srv routerv1.InferenceServiceServer, opts Options)
 		runtime.WithRoutingErrorHandler(ew.routing),
 		runtime.WithStreamErrorHandler(ew.streamError),
 		runtime.WithDisablePathLengthFallback(),
+		runtime.WithIncomingHeaderMatcher(headerMatcher),
 	)
 	if err := routerv1.RegisterInferenceServiceHandlerClient(ctx, mux, localClient{srv: srv}); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
 	return &handler{mux: mux, errors: ew, maxBody: opts.MaxBodyBytes}, nil
+}
+
+// headerMatcher passes X-Session-ID on to the service as metadata, and
+// the headers grpc-gateway passes by default.
+func headerMatcher(key string) (string, bool) {
+	if strings.EqualFold(key, "X-Session-Id") {
+		return "x-session-id", true
+	}
+	return runtime.DefaultHeaderMatcher(key)
 }
 
 type handler struct {

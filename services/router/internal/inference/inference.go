@@ -17,6 +17,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -45,7 +46,7 @@ func (s *Service) CreateChatCompletion(ctx context.Context, in *routerv1.CreateC
 		req.Stream = false
 		req.StreamOptions = nil
 	}
-	out, err := s.routing.Chat(ctx, req)
+	out, err := s.routing.Chat(withSession(ctx, req.GetUser()), req)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +63,7 @@ func (s *Service) StreamChatCompletion(in *routerv1.StreamChatCompletionRequest,
 		req = proto.CloneOf(req)
 		req.Stream = true
 	}
-	return s.routing.ChatStream(stream.Context(), req, func(c *openaiv1.ChatCompletionChunk) error {
+	return s.routing.ChatStream(withSession(stream.Context(), req.GetUser()), req, func(c *openaiv1.ChatCompletionChunk) error {
 		return stream.Send(&routerv1.StreamChatCompletionResponse{Chunk: c})
 	})
 }
@@ -104,6 +105,18 @@ func (s *Service) CreateEmbeddings(ctx context.Context, in *routerv1.CreateEmbed
 		}
 	}
 	return &routerv1.CreateEmbeddingsResponse{Embeddings: out}, nil
+}
+
+// SessionHeader is the request header (gRPC metadata key) that names a
+// session; without it the request's `user` field does.
+const SessionHeader = "x-session-id"
+
+// withSession keeps a session's requests on one node (its KV cache).
+func withSession(ctx context.Context, user string) context.Context {
+	if v := metadata.ValueFromIncomingContext(ctx, SessionHeader); len(v) > 0 && v[0] != "" {
+		return routing.WithSessionKey(ctx, v[0])
+	}
+	return routing.WithSessionKey(ctx, user)
 }
 
 func float32Bytes(v []float32) []byte {

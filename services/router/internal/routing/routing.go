@@ -9,13 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"google.golang.org/grpc/codes"
 )
 
@@ -27,24 +31,51 @@ type Router struct {
 	table       *nodetable.Table
 	adapter     adapterv1.AdapterServiceClient
 	maxAttempts int
-	next        atomic.Uint64 // rotates the start among equal candidates
+	policy      policy.Policy
+	stats       *nodestats.Stats
+	turn        atomic.Uint64 // advances per request, for round robin
 }
 
-// New returns a Router. maxAttempts ≤ 0 means DefaultMaxAttempts.
-func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, maxAttempts int) *Router {
-	if maxAttempts <= 0 {
-		maxAttempts = DefaultMaxAttempts
+// Options tune a Router; the zero value is the default.
+type Options struct {
+	MaxAttempts int              // nodes one request may try; ≤ 0 means DefaultMaxAttempts
+	Policy      policy.Policy    // nil means policy.PowerOfTwo
+	Stats       *nodestats.Stats // nil means fresh stats with the default breaker cool-down
+}
+
+// New returns a Router.
+func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, opts Options) *Router {
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
 	}
-	return &Router{table: table, adapter: adapter, maxAttempts: maxAttempts}
+	if opts.Policy == nil {
+		opts.Policy = policy.PowerOfTwo
+	}
+	if opts.Stats == nil {
+		opts.Stats = nodestats.New(0, nil)
+	}
+	return &Router{table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats}
+}
+
+type sessionKey struct{}
+
+// WithSessionKey marks ctx's request as part of a session: requests with
+// the same key go to the same node while it is healthy.
+func WithSessionKey(ctx context.Context, key string) context.Context {
+	if key == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, sessionKey{}, key)
 }
 
 // Chat answers a non-streamed chat completion.
 func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
 	var out *openaiv1.ChatCompletion
-	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) error {
+	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
+		start := time.Now()
 		resp, err := r.adapter.Chat(ctx, &adapterv1.ChatRequest{Node: c.Node, Request: req})
 		out = resp.GetCompletion()
-		return err
+		return time.Since(start), err
 	})
 	return out, err
 }
@@ -52,10 +83,11 @@ func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) 
 // Embed answers an embeddings request.
 func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
 	var out *openaiv1.EmbeddingList
-	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) error {
+	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
+		start := time.Now()
 		resp, err := r.adapter.Embed(ctx, &adapterv1.EmbedRequest{Node: c.Node, Request: req})
 		out = resp.GetEmbeddings()
-		return err
+		return time.Since(start), err
 	})
 	return out, err
 }
@@ -65,33 +97,35 @@ func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 // the next candidate; a failure after it is returned as is.
 func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
 	var started bool
-	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) error {
+	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (ttft time.Duration, err error) {
 		attemptCtx, cancel := context.WithCancel(ctx)
 		defer cancel() // ends the adapter stream of a failed attempt
+		start := time.Now()
 		stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		first, err := stream.Recv()
+		ttft = time.Since(start)
 		if errors.Is(err, io.EOF) {
-			return nil
+			return ttft, nil
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		started = true
 		chunk := first.GetChunk()
 		ensureRole(chunk)
 		for {
 			if err := send(chunk); err != nil {
-				return err
+				return ttft, err
 			}
 			msg, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
-				return nil
+				return ttft, nil
 			}
 			if err != nil {
-				return err
+				return ttft, err
 			}
 			chunk = msg.GetChunk()
 		}
@@ -121,8 +155,9 @@ type failure struct {
 // try runs attempt on candidates for model until one succeeds, the error
 // is not worth another node, or attempts run out. retryAllowed, when given,
 // can forbid further attempts (a stream that has started).
-func (r *Router) try(ctx context.Context, model string, attempt func(nodetable.Candidate) error, retryAllowed ...func() bool) error {
-	cands, err := r.plan(model)
+func (r *Router) try(ctx context.Context, model string, attempt func(nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
+	key, _ := ctx.Value(sessionKey{}).(string)
+	cands, err := r.plan(model, key)
 	if err != nil {
 		return err
 	}
@@ -154,9 +189,11 @@ const AdapterRetries = 2
 
 // attemptNode runs attempt on c, again when the call failed in the mesh's
 // own transport to the adapter rather than at the node.
-func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt func(nodetable.Candidate) error, retryAllowed ...func() bool) error {
+func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt func(nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
 	for try := 0; ; try++ {
-		err := attempt(c)
+		end := r.stats.Begin(c.Node.GetId())
+		ttft, err := attempt(c)
+		end(ttft, err != nil && nodeFailed(err))
 		if err == nil || ctx.Err() != nil || try == AdapterRetries || (len(retryAllowed) > 0 && !retryAllowed[0]()) {
 			return err
 		}
@@ -176,32 +213,27 @@ func retryable(c codes.Code) bool {
 	return true
 }
 
-// plan lists the nodes to try for model, in order: loaded nodes first,
-// rotating the start within each group so load spreads evenly.
-func (r *Router) plan(model string) ([]nodetable.Candidate, error) {
+// plan lists the nodes to try for model, in the policy's order, at most
+// maxAttempts of them.
+func (r *Router) plan(model, key string) ([]nodetable.Candidate, error) {
 	snap := r.table.Snapshot()
 	cands := snap.Candidates(model)
 	if len(cands) == 0 {
 		return nil, noCandidate(snap, model)
 	}
-	loaded := 0
-	for loaded < len(cands) && cands[loaded].Loaded {
-		loaded++
-	}
-	n := r.next.Add(1)
-	out := make([]nodetable.Candidate, 0, min(len(cands), r.maxAttempts))
-	out = appendRotated(out, cands[:loaded], n)
-	out = appendRotated(out, cands[loaded:], n)
+	out := r.policy(policy.Input{
+		Candidates: cands, Load: r.stats.Load, SessionKey: key,
+		Rand: rand.IntN, Turn: r.turn.Add(1),
+	})
 	return out[:min(len(out), r.maxAttempts)], nil
 }
 
-func appendRotated(dst, group []nodetable.Candidate, n uint64) []nodetable.Candidate {
-	if len(group) == 0 {
-		return dst
-	}
-	start := int(n % uint64(len(group)))
-	dst = append(dst, group[start:]...)
-	return append(dst, group[:start]...)
+// nodeFailed says whether err shows the node itself failing — refused,
+// reset, unreachable — which takes it out of rotation at once. A node
+// that answered, even with 503 busy, is alive.
+func nodeFailed(err error) bool {
+	e, _ := apierror.FromError(err)
+	return e.Reason == apierror.ReasonUnreachable && e.Node != ""
 }
 
 // noCandidate explains why no up node serves model: 503 when nodes that

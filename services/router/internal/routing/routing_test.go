@@ -19,6 +19,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -197,7 +198,7 @@ func TestChatFailover(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := &fakeAdapter{scripts: map[string]script{"f": {err: tc.fErr}, "g": {}}}
-			r := New(table(node("g"), node("f*")), serveAdapter(t, fake), 3)
+			r := New(table(node("g"), node("f*")), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 
 			out, err := r.Chat(context.Background(), chatReq())
 
@@ -221,7 +222,7 @@ func TestChatFailover(t *testing.T) {
 
 func TestEmbedFailsOver(t *testing.T) {
 	fake := &fakeAdapter{scripts: map[string]script{"f": {err: nodeErr(codes.Unavailable, "f", "refused")}, "g": {}}}
-	r := New(table(node("f*"), node("g")), serveAdapter(t, fake), 3)
+	r := New(table(node("f*"), node("g")), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 
 	out, err := r.Embed(context.Background(), &openaiv1.EmbeddingRequest{Model: model})
 
@@ -304,7 +305,7 @@ func TestExhausted(t *testing.T) {
 				fake.scripts[id] = script{err: err}
 				states = append(states, node(id))
 			}
-			r := New(table(states...), serveAdapter(t, fake), tc.maxAttempts)
+			r := New(table(states...), serveAdapter(t, fake), Options{MaxAttempts: tc.maxAttempts, Policy: policy.RoundRobinOrder})
 
 			_, err := r.Chat(context.Background(), chatReq())
 
@@ -336,7 +337,7 @@ func distinct(s []string) []string {
 
 func TestSingleFailureKeepsNode(t *testing.T) {
 	fake := &fakeAdapter{scripts: map[string]script{"a": {err: nodeErr(codes.ResourceExhausted, "a", "rate limited")}}}
-	r := New(table(node("a")), serveAdapter(t, fake), 3)
+	r := New(table(node("a")), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 
 	_, err := r.Chat(context.Background(), chatReq())
 
@@ -393,7 +394,7 @@ func TestNoCandidate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := &fakeAdapter{}
-			r := New(table(tc.states...), serveAdapter(t, fake), 3)
+			r := New(table(tc.states...), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 			req := chatReq()
 			req.Model = "nope"
 
@@ -423,7 +424,7 @@ func TestLoadedNodesFirst(t *testing.T) {
 		fake.scripts[bare] = script{err: nodeErr(codes.Unavailable, bare, "refused")}
 		states = append(states, node(id))
 	}
-	r := New(table(states...), serveAdapter(t, fake), 5)
+	r := New(table(states...), serveAdapter(t, fake), Options{MaxAttempts: 5, Policy: policy.RoundRobinOrder})
 	seen := 0
 	for i := range 4 {
 		_, err := r.Chat(context.Background(), chatReq())
@@ -458,7 +459,7 @@ func TestRotationSpreadsFirstAttempts(t *testing.T) {
 				}
 				states = append(states, node(id))
 			}
-			r := New(table(states...), serveAdapter(t, fake), 3)
+			r := New(table(states...), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 			for range 6 {
 				_, err := r.Chat(context.Background(), chatReq())
 				require.NoError(t, err)
@@ -481,7 +482,7 @@ func TestContextCanceledStopsAttempts(t *testing.T) {
 				scripts: map[string]script{"f": {block: true}, "g": {}},
 				entered: make(chan string, 4),
 			}
-			r := New(table(node("f*"), node("g")), serveAdapter(t, fake), 3)
+			r := New(table(node("f*"), node("g")), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() {
@@ -567,7 +568,7 @@ func TestChatStream(t *testing.T) {
 				"f": tc.f,
 				"g": {chunks: []*openaiv1.ChatCompletionChunk{chunk("g1"), chunk("g2")}},
 			}}
-			r := New(table(node("f*"), node("g")), serveAdapter(t, fake), 3)
+			r := New(table(node("f*"), node("g")), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 			var got []*openaiv1.ChatCompletionChunk
 
 			err := r.ChatStream(context.Background(), chatReq(), collect(&got))
@@ -591,7 +592,7 @@ func TestChatStreamSendFailureIsNotRetried(t *testing.T) {
 		"f": {chunks: []*openaiv1.ChatCompletionChunk{chunk("f1"), chunk("f2")}},
 		"g": {chunks: []*openaiv1.ChatCompletionChunk{chunk("g1")}},
 	}}
-	r := New(table(node("f*"), node("g")), serveAdapter(t, fake), 3)
+	r := New(table(node("f*"), node("g")), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 	gone := errors.New("client went away")
 	sent := 0
 
@@ -616,7 +617,7 @@ func TestChatStreamEnsuresRole(t *testing.T) {
 		"f": {err: nodeErr(codes.Unavailable, "f", "refused")},
 		"g": {chunks: []*openaiv1.ChatCompletionChunk{first, second}},
 	}}
-	r := New(table(node("f*"), node("g")), serveAdapter(t, fake), 3)
+	r := New(table(node("f*"), node("g")), serveAdapter(t, fake), Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder})
 	var got []*openaiv1.ChatCompletionChunk
 
 	require.NoError(t, r.ChatStream(context.Background(), chatReq(), collect(&got)))

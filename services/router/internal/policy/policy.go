@@ -1,0 +1,171 @@
+// Package policy orders a request's candidate nodes: the first is where
+// the request goes, the rest are its failover order. Policies are pure
+// functions of the candidates, their live load and the request's session
+// key (randomness comes in as a parameter), so they are table-tested.
+//
+// Every policy keeps two rules: nodes whose model is loaded come before
+// nodes that would need a cold load, and nodes out of rotation (breaker
+// open) come last — tried only when nothing else is left.
+package policy
+
+import (
+	"fmt"
+	"hash/fnv"
+	"slices"
+
+	"github.com/llmesh/llmesh/services/router/internal/nodestats"
+	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+)
+
+// Candidate is a node that can serve the request.
+type Candidate = nodetable.Candidate
+
+// Input is what a policy decides on.
+type Input struct {
+	Candidates []Candidate
+	Load       func(nodeID string) nodestats.Load
+	// SessionKey, when set, keeps a conversation on one node (its KV
+	// cache) while that node is healthy.
+	SessionKey string
+	// Rand returns a number in [0, n); policies that sample use it.
+	Rand func(n int) int
+	// Turn is a counter that advances per request, for round robin.
+	Turn uint64
+}
+
+// Policy orders candidates.
+type Policy func(Input) []Candidate
+
+// Names of the policies, for configuration.
+const (
+	NameP2C           = "p2c"
+	NameRoundRobin    = "round-robin"
+	NameLeastInFlight = "least-in-flight"
+)
+
+// ByName returns the named policy.
+func ByName(name string) (Policy, error) {
+	switch name {
+	case NameP2C, "":
+		return PowerOfTwo, nil
+	case NameRoundRobin:
+		return RoundRobinOrder, nil
+	case NameLeastInFlight:
+		return LeastInFlight, nil
+	}
+	return nil, fmt.Errorf("routing policy %q: want %s, %s or %s", name, NameP2C, NameRoundRobin, NameLeastInFlight)
+}
+
+// tiers splits candidates into loaded-and-in-rotation, cold-and-in-rotation
+// and out-of-rotation, keeping their order.
+func tiers(in Input) [3][]Candidate {
+	var t [3][]Candidate
+	for _, c := range in.Candidates {
+		switch {
+		case in.Load(c.Node.GetId()).Open:
+			t[2] = append(t[2], c)
+		case c.Loaded:
+			t[0] = append(t[0], c)
+		default:
+			t[1] = append(t[1], c)
+		}
+	}
+	return t
+}
+
+func concat(t [3][]Candidate) []Candidate {
+	return slices.Concat(t[0], t[1], t[2])
+}
+
+// score is the expected wait on a node: its requests in flight (plus this
+// one) times its time to first token. Unknown TTFT counts as the same
+// small unit for every node, so load alone decides until samples exist.
+func score(l nodestats.Load) float64 {
+	ttft := float64(l.TTFT)
+	if ttft <= 0 {
+		ttft = 1
+	}
+	return float64(l.InFlight+1) * ttft
+}
+
+// PowerOfTwo is the default: within the best tier it samples two nodes
+// and leads with the one with the lower score; the rest follow by score.
+// A session key first sends the request to the key's node (rendezvous
+// hashing) when that node is in the best non-empty tier.
+func PowerOfTwo(in Input) []Candidate {
+	t := tiers(in)
+	for i := range 2 {
+		g := t[i]
+		slices.SortStableFunc(g, func(a, b Candidate) int {
+			sa, sb := score(in.Load(a.Node.GetId())), score(in.Load(b.Node.GetId()))
+			switch {
+			case sa < sb:
+				return -1
+			case sa > sb:
+				return 1
+			}
+			return 0
+		})
+		if len(g) >= 2 && in.Rand != nil {
+			a, b := in.Rand(len(g)), in.Rand(len(g)-1)
+			if b >= a {
+				b++
+			}
+			win := min(a, b) // sorted by score: the lower index has the lower score
+			g[0], g[win] = g[win], g[0]
+		}
+	}
+	return withAffinity(t, in.SessionKey)
+}
+
+// RoundRobinOrder rotates the start within each tier per request.
+func RoundRobinOrder(in Input) []Candidate {
+	t := tiers(in)
+	for i := range 2 {
+		if n := len(t[i]); n > 1 {
+			k := int(in.Turn % uint64(n))
+			t[i] = append(t[i][k:], t[i][:k]...)
+		}
+	}
+	return withAffinity(t, in.SessionKey)
+}
+
+// LeastInFlight orders each tier by requests in flight.
+func LeastInFlight(in Input) []Candidate {
+	t := tiers(in)
+	for i := range 2 {
+		slices.SortStableFunc(t[i], func(a, b Candidate) int {
+			return int(in.Load(a.Node.GetId()).InFlight - in.Load(b.Node.GetId()).InFlight)
+		})
+	}
+	return withAffinity(t, in.SessionKey)
+}
+
+// withAffinity moves the session key's node to the front of the best
+// non-empty in-rotation tier: the same key picks the same node while the
+// set of healthy candidates is the same, and most keys keep their node
+// when it changes (rendezvous hashing).
+func withAffinity(t [3][]Candidate, key string) []Candidate {
+	if key == "" {
+		return concat(t)
+	}
+	for i := range 2 {
+		g := t[i]
+		if len(g) == 0 {
+			continue
+		}
+		best, bestHash := 0, uint64(0)
+		for j, c := range g {
+			h := fnv.New64a()
+			h.Write([]byte(key))
+			h.Write([]byte{0})
+			h.Write([]byte(c.Node.GetId()))
+			if v := h.Sum64(); j == 0 || v > bestHash {
+				best, bestHash = j, v
+			}
+		}
+		g[0], g[best] = g[best], g[0]
+		break
+	}
+	return concat(t)
+}
