@@ -251,3 +251,23 @@ func TestRouterKeepsServingWhenHealthmonStops(t *testing.T) {
 	}
 	m.WaitModels(t, 1)
 }
+
+func TestSessionHeaderKeepsAConversationOnOneNode(t *testing.T) {
+	m, _, _ := twoNodes(t)
+	var first string
+	for i := range 8 {
+		ctx := meshtest.Context(t, 10*time.Second)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.RESTURL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"shared","messages":[{"role":"user","content":"hi"}]}`))
+		require.NoError(t, err)
+		req.Header.Set("X-Session-ID", "conversation-1")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		by := answeredBy(t, resp)
+		resp.Body.Close()
+		if i == 0 {
+			first = by
+		}
+		assert.Equal(t, first, by, "request %d", i)
+	}
+}

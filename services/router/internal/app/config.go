@@ -25,6 +25,8 @@ type Config struct {
 	MaxAttempts   int
 	Policy        string
 	Cooldown      time.Duration
+	FirstToken    routing.FirstTokenTimeouts
+	MaxInFlight   int
 	MaxBodyBytes  int64
 	Grace         time.Duration
 	AdminAddr     string
@@ -51,6 +53,9 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.MaxAttempts, "max-attempts", routing.DefaultMaxAttempts, "nodes one request may try before it fails")
 	fs.StringVar(&c.Policy, "policy", env("LLMESH_ROUTER_POLICY", policy.NameP2C), "routing policy: p2c, round-robin or least-in-flight [LLMESH_ROUTER_POLICY]")
 	fs.DurationVar(&c.Cooldown, "breaker-cooldown", nodestats.DefaultCooldown, "how long a node that refused a connection stays out before a trial request (doubles per failed trial)")
+	fs.DurationVar(&c.FirstToken.Loaded, "first-token-timeout", routing.DefaultFirstTokenLoaded, "longest wait for a stream's first token on a node with the model loaded; then the node counts as hung")
+	fs.DurationVar(&c.FirstToken.Cold, "cold-first-token-timeout", routing.DefaultFirstTokenCold, "the same where the model must be loaded first (a cold load takes minutes)")
+	fs.IntVar(&c.MaxInFlight, "node-max-inflight", 0, "requests in flight per node before the router answers 429 (0: no cap)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
 	consulDefault, _ := strconv.ParseBool(os.Getenv("LLMESH_CONSUL"))
@@ -79,6 +84,12 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	}
 	if c.Cooldown <= 0 {
 		errs = append(errs, fmt.Errorf("-breaker-cooldown %s: must be positive", c.Cooldown))
+	}
+	if c.FirstToken.Loaded <= 0 || c.FirstToken.Cold <= 0 {
+		errs = append(errs, errors.New("-first-token-timeout and -cold-first-token-timeout must be positive"))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("-node-max-inflight %d: must be 0 or more", c.MaxInFlight))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("-max-attempts %d: must be at least 1", c.MaxAttempts))

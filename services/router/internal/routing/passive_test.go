@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
@@ -67,4 +68,51 @@ func TestSessionKeyStaysOnOneNode(t *testing.T) {
 	for _, c := range calls {
 		assert.Equal(t, calls[0], c, "%v", calls)
 	}
+}
+
+// A node that accepts a stream and never sends a token costs one request
+// at most its first-token timeout: the request moves on and the node is
+// out of rotation.
+func TestHungNodeCostsOneFirstTokenTimeout(t *testing.T) {
+	fake := &fakeAdapter{scripts: map[string]script{
+		"h": {block: true},
+		"g": {chunks: []*openaiv1.ChatCompletionChunk{{Choices: []*openaiv1.ChunkChoice{{Delta: &openaiv1.ChunkDelta{Content: text("hi")}}}}}},
+	}}
+	r := New(table(node("h*"), node("g*")), serveAdapter(t, fake), Options{
+		MaxAttempts: 3, Policy: policy.RoundRobinOrder, Stats: nodestats.New(time.Hour, nil),
+		FirstToken: FirstTokenTimeouts{Loaded: 50 * time.Millisecond, Cold: time.Hour},
+	})
+	for range 4 {
+		var got []string
+		err := r.ChatStream(context.Background(), chatReq(), func(c *openaiv1.ChatCompletionChunk) error {
+			got = append(got, c.GetChoices()[0].GetDelta().GetContent())
+			return nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"hi"}, got)
+	}
+	h := 0
+	for _, c := range fake.Calls() {
+		if c == "h" {
+			h++
+		}
+	}
+	assert.Equal(t, 1, h, "the hung node got one request: %v", fake.Calls())
+}
+
+// When every candidate is at its in-flight cap the request is refused
+// with RESOURCE_EXHAUSTED instead of queuing without bound.
+func TestAdmissionControl(t *testing.T) {
+	fake := &fakeAdapter{scripts: map[string]script{"a": {}}}
+	stats := nodestats.New(0, nil)
+	r := New(table(node("a*")), serveAdapter(t, fake), Options{MaxInFlight: 1, Stats: stats})
+	end := stats.Begin("a") // one request already in flight
+	_, err := r.Chat(context.Background(), chatReq())
+	e, _ := apierror.FromError(err)
+	assert.Equal(t, codes.ResourceExhausted, e.Code)
+	assert.Contains(t, e.Message, "limit of 1")
+	assert.Empty(t, fake.Calls())
+	end(time.Millisecond, false)
+	_, err = r.Chat(context.Background(), chatReq())
+	assert.NoError(t, err)
 }

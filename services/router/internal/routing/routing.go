@@ -33,14 +33,34 @@ type Router struct {
 	maxAttempts int
 	policy      policy.Policy
 	stats       *nodestats.Stats
+	firstToken  FirstTokenTimeouts
+	maxInFlight int
 	turn        atomic.Uint64 // advances per request, for round robin
 }
+
+// FirstTokenTimeouts bound how long a streamed attempt may wait for its
+// first chunk before the node counts as hung: short where the model is
+// loaded, long enough for a cold load where it is not.
+type FirstTokenTimeouts struct {
+	Loaded, Cold time.Duration
+}
+
+// Default first-token timeouts.
+const (
+	DefaultFirstTokenLoaded = 30 * time.Second
+	DefaultFirstTokenCold   = 10 * time.Minute
+)
 
 // Options tune a Router; the zero value is the default.
 type Options struct {
 	MaxAttempts int              // nodes one request may try; ≤ 0 means DefaultMaxAttempts
 	Policy      policy.Policy    // nil means policy.PowerOfTwo
 	Stats       *nodestats.Stats // nil means fresh stats with the default breaker cool-down
+	FirstToken  FirstTokenTimeouts
+	// MaxInFlight caps requests in flight per node (0: no cap). When every
+	// candidate is at its cap the request is refused with
+	// RESOURCE_EXHAUSTED (429 with Retry-After) instead of queuing.
+	MaxInFlight int
 }
 
 // New returns a Router.
@@ -54,7 +74,14 @@ func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, opts Op
 	if opts.Stats == nil {
 		opts.Stats = nodestats.New(0, nil)
 	}
-	return &Router{table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats}
+	if opts.FirstToken.Loaded <= 0 {
+		opts.FirstToken.Loaded = DefaultFirstTokenLoaded
+	}
+	if opts.FirstToken.Cold <= 0 {
+		opts.FirstToken.Cold = DefaultFirstTokenCold
+	}
+	return &Router{table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats,
+		firstToken: opts.FirstToken, maxInFlight: opts.MaxInFlight}
 }
 
 type sessionKey struct{}
@@ -98,19 +125,31 @@ func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
 	var started bool
 	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (ttft time.Duration, err error) {
-		attemptCtx, cancel := context.WithCancel(ctx)
-		defer cancel() // ends the adapter stream of a failed attempt
+		attemptCtx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil) // ends the adapter stream of a failed attempt
+		limit := r.firstToken.Loaded
+		if !c.Loaded {
+			limit = r.firstToken.Cold
+		}
+		hung := time.AfterFunc(limit, func() { cancel(errNoFirstToken) })
 		start := time.Now()
 		stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})
 		if err != nil {
+			hung.Stop()
 			return 0, err
 		}
 		first, err := stream.Recv()
+		hung.Stop()
 		ttft = time.Since(start)
 		if errors.Is(err, io.EOF) {
 			return ttft, nil
 		}
 		if err != nil {
+			if errors.Is(context.Cause(attemptCtx), errNoFirstToken) && ctx.Err() == nil {
+				// A hung node: out of rotation, and the request moves on.
+				return 0, &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonUnreachable,
+					Message: fmt.Sprintf("no first token within %s", limit)}
+			}
 			return 0, err
 		}
 		started = true
@@ -132,6 +171,8 @@ func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 	}, func() bool { return !started })
 	return err
 }
+
+var errNoFirstToken = errors.New("no first token in time")
 
 // ensureRole makes the first delta carry the role, as OpenAI's does, for
 // nodes that leave it out.
@@ -220,6 +261,19 @@ func (r *Router) plan(model, key string) ([]nodetable.Candidate, error) {
 	cands := snap.Candidates(model)
 	if len(cands) == 0 {
 		return nil, noCandidate(snap, model)
+	}
+	if r.maxInFlight > 0 {
+		free := make([]nodetable.Candidate, 0, len(cands))
+		for _, c := range cands {
+			if r.stats.Load(c.Node.GetId()).InFlight < int64(r.maxInFlight) {
+				free = append(free, c)
+			}
+		}
+		if len(free) == 0 {
+			return nil, &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
+				Message: fmt.Sprintf("every node serving model %q is at its limit of %d requests in flight; retry shortly", model, r.maxInFlight)}
+		}
+		cands = free
 	}
 	out := r.policy(policy.Input{
 		Candidates: cands, Load: r.stats.Load, SessionKey: key,
