@@ -76,7 +76,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
 		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: nodestats.New(cfg.Cooldown, nil),
 		FirstToken: cfg.FirstToken, MaxInFlight: cfg.MaxInFlight,
-	}), table)
+	}), table, cfg.Aliases)
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {

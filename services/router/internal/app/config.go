@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/llmesh/llmesh/services/router/internal/edge"
@@ -27,6 +28,7 @@ type Config struct {
 	Cooldown      time.Duration
 	FirstToken    routing.FirstTokenTimeouts
 	MaxInFlight   int
+	Aliases       map[string]string
 	MaxBodyBytes  int64
 	Grace         time.Duration
 	AdminAddr     string
@@ -56,6 +58,15 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.FirstToken.Loaded, "first-token-timeout", routing.DefaultFirstTokenLoaded, "longest wait for a stream's first token on a node with the model loaded; then the node counts as hung")
 	fs.DurationVar(&c.FirstToken.Cold, "cold-first-token-timeout", routing.DefaultFirstTokenCold, "the same where the model must be loaded first (a cold load takes minutes)")
 	fs.IntVar(&c.MaxInFlight, "node-max-inflight", 0, "requests in flight per node before the router answers 429 (0: no cap)")
+	c.Aliases = map[string]string{}
+	fs.Func("model-alias", "NAME=MODEL: requests for NAME go to MODEL, e.g. default=llama3.2:3b (repeatable)", func(v string) error {
+		name, model, ok := strings.Cut(v, "=")
+		if !ok || name == "" || model == "" {
+			return fmt.Errorf("%q: want NAME=MODEL", v)
+		}
+		c.Aliases[name] = model
+		return nil
+	})
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
 	consulDefault, _ := strconv.ParseBool(os.Getenv("LLMESH_CONSUL"))

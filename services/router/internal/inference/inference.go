@@ -8,7 +8,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
@@ -26,11 +28,21 @@ type Service struct {
 	routerv1.UnimplementedInferenceServiceServer
 	routing *routing.Router
 	table   *nodetable.Table
+	aliases map[string]string
 }
 
-// New returns the service.
-func New(r *routing.Router, t *nodetable.Table) *Service {
-	return &Service{routing: r, table: t}
+// New returns the service. aliases maps names clients may use (e.g.
+// "default") to the models they stand for.
+func New(r *routing.Router, t *nodetable.Table, aliases map[string]string) *Service {
+	return &Service{routing: r, table: t, aliases: aliases}
+}
+
+// resolve is the model a requested name stands for.
+func (s *Service) resolve(model string) string {
+	if target, ok := s.aliases[model]; ok {
+		return target
+	}
+	return model
 }
 
 // CreateChatCompletion answers a chat in one response.
@@ -39,12 +51,13 @@ func (s *Service) CreateChatCompletion(ctx context.Context, in *routerv1.CreateC
 	if err := validateChat(req); err != nil {
 		return nil, err
 	}
-	if req.GetStream() {
+	if req.GetStream() || s.resolve(req.GetModel()) != req.GetModel() {
 		// The upstream call is always unary here; the REST edge sends
 		// stream:true to StreamChatCompletion.
 		req = proto.CloneOf(req)
 		req.Stream = false
 		req.StreamOptions = nil
+		req.Model = s.resolve(req.GetModel())
 	}
 	out, err := s.routing.Chat(withSession(ctx, req.GetUser()), req)
 	if err != nil {
@@ -59,9 +72,10 @@ func (s *Service) StreamChatCompletion(in *routerv1.StreamChatCompletionRequest,
 	if err := validateChat(req); err != nil {
 		return err
 	}
-	if !req.GetStream() {
+	if !req.GetStream() || s.resolve(req.GetModel()) != req.GetModel() {
 		req = proto.CloneOf(req)
 		req.Stream = true
+		req.Model = s.resolve(req.GetModel())
 	}
 	return s.routing.ChatStream(withSession(stream.Context(), req.GetUser()), req, func(c *openaiv1.ChatCompletionChunk) error {
 		return stream.Send(&routerv1.StreamChatCompletionResponse{Chunk: c})
@@ -79,6 +93,19 @@ func (s *Service) ListModels(context.Context, *routerv1.ListModelsRequest) (*rou
 		}
 		list.Data = append(list.Data, &openaiv1.Model{Id: m.GetId(), Object: "model", Created: m.GetCreated(), OwnedBy: owner})
 	}
+	// Aliases are listed when what they stand for is served.
+	served := map[string]bool{}
+	for _, m := range models {
+		served[m.GetId()] = true
+		for _, a := range m.GetAliases() {
+			served[a] = true
+		}
+	}
+	for _, alias := range slices.Sorted(maps.Keys(s.aliases)) {
+		if served[s.aliases[alias]] {
+			list.Data = append(list.Data, &openaiv1.Model{Id: alias, Object: "model", OwnedBy: "llmesh-alias"})
+		}
+	}
 	return &routerv1.ListModelsResponse{Models: list}, nil
 }
 
@@ -90,9 +117,10 @@ func (s *Service) CreateEmbeddings(ctx context.Context, in *routerv1.CreateEmbed
 		return nil, err
 	}
 	wantBase64 := req.GetEncodingFormat() == "base64"
-	if req.GetEncodingFormat() != "" {
+	if req.GetEncodingFormat() != "" || s.resolve(req.GetModel()) != req.GetModel() {
 		req = proto.CloneOf(req)
 		req.EncodingFormat = ""
+		req.Model = s.resolve(req.GetModel())
 	}
 	out, err := s.routing.Embed(ctx, req)
 	if err != nil {

@@ -127,7 +127,7 @@ func setup(t *testing.T, states ...*nodev1.NodeState) (routerv1.InferenceService
 	adapterConn := serve(t, func(s *grpc.Server) { adapterv1.RegisterAdapterServiceServer(s, fake) })
 	table := nodetable.New()
 	table.Apply(&healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: states})
-	svc := New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder}), table)
+	svc := New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{MaxAttempts: 3, Policy: policy.RoundRobinOrder}), table, nil)
 	conn := serve(t, func(s *grpc.Server) { routerv1.RegisterInferenceServiceServer(s, svc) })
 	return routerv1.NewInferenceServiceClient(conn), fake
 }
@@ -308,7 +308,7 @@ func TestListModels(t *testing.T) {
 
 func TestListModelsDefaultOwnerAndEmpty(t *testing.T) {
 	table := nodetable.New()
-	svc := New(routing.New(table, nil, routing.Options{MaxAttempts: 0, Policy: policy.RoundRobinOrder}), table)
+	svc := New(routing.New(table, nil, routing.Options{MaxAttempts: 0, Policy: policy.RoundRobinOrder}), table, nil)
 
 	resp, err := svc.ListModels(context.Background(), &routerv1.ListModelsRequest{})
 	require.NoError(t, err)

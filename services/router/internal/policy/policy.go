@@ -3,9 +3,11 @@
 // functions of the candidates, their live load and the request's session
 // key (randomness comes in as a parameter), so they are table-tested.
 //
-// Every policy keeps two rules: nodes whose model is loaded come before
-// nodes that would need a cold load, and nodes out of rotation (breaker
-// open) come last — tried only when nothing else is left.
+// Every policy keeps the same tiers: local nodes with the model loaded,
+// then local nodes that would need a cold load, then cloud nodes (kind
+// openai: paid per token, used only when no local node can serve), and
+// nodes out of rotation (breaker open) last — tried only when nothing else
+// is left.
 package policy
 
 import (
@@ -13,6 +15,7 @@ import (
 	"hash/fnv"
 	"slices"
 
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 )
@@ -56,25 +59,38 @@ func ByName(name string) (Policy, error) {
 	return nil, fmt.Errorf("routing policy %q: want %s, %s or %s", name, NameP2C, NameRoundRobin, NameLeastInFlight)
 }
 
-// tiers splits candidates into loaded-and-in-rotation, cold-and-in-rotation
-// and out-of-rotation, keeping their order.
-func tiers(in Input) [3][]Candidate {
-	var t [3][]Candidate
+// Tiers, in order.
+const (
+	tierLoaded = iota
+	tierCold
+	tierCloud
+	tierOut
+	nTiers
+)
+
+// ordered are the tiers a policy orders within; tierOut keeps its order.
+var ordered = []int{tierLoaded, tierCold, tierCloud}
+
+// tiers splits candidates into the tiers, keeping their order.
+func tiers(in Input) [nTiers][]Candidate {
+	var t [nTiers][]Candidate
 	for _, c := range in.Candidates {
 		switch {
 		case in.Load(c.Node.GetId()).Open:
-			t[2] = append(t[2], c)
+			t[tierOut] = append(t[tierOut], c)
+		case c.Node.GetKind() == nodev1.Kind_KIND_OPENAI:
+			t[tierCloud] = append(t[tierCloud], c)
 		case c.Loaded:
-			t[0] = append(t[0], c)
+			t[tierLoaded] = append(t[tierLoaded], c)
 		default:
-			t[1] = append(t[1], c)
+			t[tierCold] = append(t[tierCold], c)
 		}
 	}
 	return t
 }
 
-func concat(t [3][]Candidate) []Candidate {
-	return slices.Concat(t[0], t[1], t[2])
+func concat(t [nTiers][]Candidate) []Candidate {
+	return slices.Concat(t[:]...)
 }
 
 // score is the expected wait on a node: its requests in flight (plus this
@@ -94,7 +110,7 @@ func score(l nodestats.Load) float64 {
 // hashing) when that node is in the best non-empty tier.
 func PowerOfTwo(in Input) []Candidate {
 	t := tiers(in)
-	for i := range 2 {
+	for _, i := range ordered {
 		g := t[i]
 		slices.SortStableFunc(g, func(a, b Candidate) int {
 			sa, sb := score(in.Load(a.Node.GetId())), score(in.Load(b.Node.GetId()))
@@ -121,7 +137,7 @@ func PowerOfTwo(in Input) []Candidate {
 // RoundRobinOrder rotates the start within each tier per request.
 func RoundRobinOrder(in Input) []Candidate {
 	t := tiers(in)
-	for i := range 2 {
+	for _, i := range ordered {
 		if n := len(t[i]); n > 1 {
 			k := int(in.Turn % uint64(n))
 			t[i] = append(t[i][k:], t[i][:k]...)
@@ -133,7 +149,7 @@ func RoundRobinOrder(in Input) []Candidate {
 // LeastInFlight orders each tier by requests in flight.
 func LeastInFlight(in Input) []Candidate {
 	t := tiers(in)
-	for i := range 2 {
+	for _, i := range ordered {
 		slices.SortStableFunc(t[i], func(a, b Candidate) int {
 			return int(in.Load(a.Node.GetId()).InFlight - in.Load(b.Node.GetId()).InFlight)
 		})
@@ -145,11 +161,11 @@ func LeastInFlight(in Input) []Candidate {
 // non-empty in-rotation tier: the same key picks the same node while the
 // set of healthy candidates is the same, and most keys keep their node
 // when it changes (rendezvous hashing).
-func withAffinity(t [3][]Candidate, key string) []Candidate {
+func withAffinity(t [nTiers][]Candidate, key string) []Candidate {
 	if key == "" {
 		return concat(t)
 	}
-	for i := range 2 {
+	for _, i := range ordered {
 		g := t[i]
 		if len(g) == 0 {
 			continue

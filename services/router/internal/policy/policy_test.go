@@ -71,6 +71,14 @@ func TestOrders(t *testing.T) {
 			want: []string{"fast", "slow"},
 		},
 		{
+			name:   "cloud nodes only after local ones, even cold ones",
+			policy: PowerOfTwo,
+			in: Input{Candidates: []Candidate{
+				{Node: &nodev1.Node{Id: "cloud", Kind: nodev1.Kind_KIND_OPENAI}, Loaded: true}, cand("cold", false), cand("warm", true),
+			}, Load: loads(nil)},
+			want: []string{"warm", "cold", "cloud"},
+		},
+		{
 			name:   "round robin rotates within the loaded tier",
 			policy: RoundRobinOrder,
 			in: Input{Candidates: []Candidate{cand("a", true), cand("b", true), cand("c", false)},
