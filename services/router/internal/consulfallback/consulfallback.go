@@ -2,7 +2,11 @@
 // routing on what Consul knows: the LLM service's instances whose checks
 // pass (healthmon's verdicts), with the models healthmon stored in KV. The
 // view is kept current all the time but fed to the node table only while
-// the healthmon stream is lost; healthmon's next snapshot replaces it.
+// the healthmon stream is lost, and then only when it says something new:
+// the state healthmon last streamed is fresher than a Consul view taken
+// before the loss (KV may lag the checks), so it stays until Consul
+// changes — except in a router that never heard from healthmon, whose
+// table starts from the view. healthmon's next snapshot replaces it all.
 package consulfallback
 
 import (
@@ -18,6 +22,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/consulwatch"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // StatePrefix is where healthmon keeps node states in KV (see healthmon's
@@ -33,7 +38,8 @@ type Fallback struct {
 
 	mu     sync.Mutex
 	active bool
-	view   *healthmonv1.WatchNodesResponse
+	view   *healthmonv1.WatchNodesResponse // the latest view
+	base   *healthmonv1.WatchNodesResponse // the view when the stream was lost
 }
 
 // Run follows Consul until ctx is done.
@@ -68,7 +74,8 @@ func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.view = view
-	if f.active {
+	if f.active && !proto.Equal(view, f.base) {
+		f.base = view
 		f.Table.Apply(view)
 	}
 }
@@ -78,7 +85,8 @@ func (f *Fallback) Activate() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.active = true
-	if f.view != nil {
+	f.base = f.view
+	if f.view != nil && f.Table.Snapshot().Len() == 0 {
 		f.Log.Info("routing on consul's passing nodes until healthmon is back", "nodes", len(f.view.GetNodes()))
 		f.Table.Apply(f.view)
 	}
