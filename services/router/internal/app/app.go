@@ -75,7 +75,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	pol, _ := policy.ByName(cfg.Policy) // validated by parse
 	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
 		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: nodestats.New(cfg.Cooldown, nil),
-		FirstToken: cfg.FirstToken, MaxInFlight: cfg.MaxInFlight,
+		FirstToken: cfg.FirstToken, MaxInFlight: cfg.MaxInFlight, Queue: cfg.Queue,
 	}), table, cfg.Aliases)
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)

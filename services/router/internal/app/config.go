@@ -28,6 +28,7 @@ type Config struct {
 	Cooldown      time.Duration
 	FirstToken    routing.FirstTokenTimeouts
 	MaxInFlight   int
+	Queue         routing.Queue
 	Aliases       map[string]string
 	MaxBodyBytes  int64
 	Grace         time.Duration
@@ -57,7 +58,9 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.Cooldown, "breaker-cooldown", nodestats.DefaultCooldown, "how long a node that refused a connection stays out before a trial request (doubles per failed trial)")
 	fs.DurationVar(&c.FirstToken.Loaded, "first-token-timeout", routing.DefaultFirstTokenLoaded, "longest wait for a stream's first token on a node with the model loaded; then the node counts as hung")
 	fs.DurationVar(&c.FirstToken.Cold, "cold-first-token-timeout", routing.DefaultFirstTokenCold, "the same where the model must be loaded first (a cold load takes minutes)")
-	fs.IntVar(&c.MaxInFlight, "node-max-inflight", 0, "requests in flight per node before the router answers 429 (0: no cap)")
+	fs.IntVar(&c.MaxInFlight, "node-max-inflight", 0, "requests in flight per node; beyond it requests queue, then get 429 (0: no cap)")
+	fs.IntVar(&c.Queue.Size, "queue-size", 256, "requests that may wait for a free node when all are at -node-max-inflight")
+	fs.DurationVar(&c.Queue.Wait, "queue-wait", 2*time.Second, "longest wait for a free node before 429")
 	c.Aliases = map[string]string{}
 	fs.Func("model-alias", "NAME=MODEL: requests for NAME go to MODEL, e.g. default=llama3.2:3b (repeatable)", func(v string) error {
 		name, model, ok := strings.Cut(v, "=")
@@ -98,6 +101,9 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	}
 	if c.FirstToken.Loaded <= 0 || c.FirstToken.Cold <= 0 {
 		errs = append(errs, errors.New("-first-token-timeout and -cold-first-token-timeout must be positive"))
+	}
+	if c.Queue.Size < 0 || c.Queue.Wait < 0 {
+		errs = append(errs, errors.New("-queue-size and -queue-wait must not be negative"))
 	}
 	if c.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("-node-max-inflight %d: must be 0 or more", c.MaxInFlight))

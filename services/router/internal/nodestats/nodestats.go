@@ -27,8 +27,9 @@ type Stats struct {
 	cooldown time.Duration
 	now      func() time.Time
 
-	mu    sync.Mutex
-	nodes map[string]*node
+	mu       sync.Mutex
+	nodes    map[string]*node
+	released chan struct{} // closed (and replaced) whenever a request ends
 }
 
 type node struct {
@@ -48,7 +49,7 @@ func New(cooldown time.Duration, now func() time.Time) *Stats {
 	if now == nil {
 		now = time.Now
 	}
-	return &Stats{cooldown: cooldown, now: now, nodes: map[string]*node{}}
+	return &Stats{cooldown: cooldown, now: now, nodes: map[string]*node{}, released: make(chan struct{})}
 }
 
 func (s *Stats) get(id string) *node {
@@ -76,6 +77,14 @@ func (s *Stats) Load(id string) Load {
 	return Load{InFlight: n.inFlight, TTFT: n.ttft, Open: open}
 }
 
+// Released returns a channel closed when the next request ends anywhere,
+// for callers waiting for a free slot.
+func (s *Stats) Released() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.released
+}
+
 // Begin records a request starting on id. Call the returned function
 // once the attempt is over: ttft is the time to its first token (0 when
 // none came), failed whether the node itself failed (refused, reset,
@@ -96,6 +105,8 @@ func (s *Stats) Begin(id string) (end func(ttft time.Duration, failed bool)) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			n.inFlight--
+			close(s.released)
+			s.released = make(chan struct{})
 			if trial {
 				n.trial = false
 			}

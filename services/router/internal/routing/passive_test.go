@@ -116,3 +116,39 @@ func TestAdmissionControl(t *testing.T) {
 	_, err = r.Chat(context.Background(), chatReq())
 	assert.NoError(t, err)
 }
+
+// A request that finds every node at its cap waits in the bounded queue
+// and goes as soon as a slot frees; when the queue is full or the wait
+// runs out it gets RESOURCE_EXHAUSTED.
+func TestAdmissionQueue(t *testing.T) {
+	fake := &fakeAdapter{scripts: map[string]script{"a": {}}}
+	stats := nodestats.New(0, nil)
+	r := New(table(node("a*")), serveAdapter(t, fake), Options{MaxInFlight: 1, Stats: stats,
+		Queue: Queue{Size: 1, Wait: time.Hour}})
+	end := stats.Begin("a")
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Chat(context.Background(), chatReq())
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return r.waiting.Load() == 1 }, 5*time.Second, time.Millisecond)
+
+	// The queue holds one: the next is refused at once.
+	_, err := r.Chat(context.Background(), chatReq())
+	e, _ := apierror.FromError(err)
+	assert.Equal(t, codes.ResourceExhausted, e.Code)
+
+	end(time.Millisecond, false) // a slot frees: the queued request goes
+	require.NoError(t, <-done)
+	assert.Equal(t, []string{"a"}, fake.Calls())
+
+	// A wait that runs out is refused too.
+	short := New(table(node("a*")), serveAdapter(t, fake), Options{MaxInFlight: 1, Stats: stats,
+		Queue: Queue{Size: 1, Wait: 20 * time.Millisecond}})
+	end = stats.Begin("a")
+	defer end(time.Millisecond, false)
+	_, err = short.Chat(context.Background(), chatReq())
+	e, _ = apierror.FromError(err)
+	assert.Equal(t, codes.ResourceExhausted, e.Code)
+}

@@ -35,7 +35,17 @@ type Router struct {
 	stats       *nodestats.Stats
 	firstToken  FirstTokenTimeouts
 	maxInFlight int
+	queue       Queue
+	waiting     atomic.Int64  // requests waiting for a free node
 	turn        atomic.Uint64 // advances per request, for round robin
+}
+
+// Queue bounds waiting for a free node when every candidate is at its
+// in-flight cap: at most Size requests wait, each at most Wait; beyond
+// that the request is refused with RESOURCE_EXHAUSTED (429, Retry-After).
+type Queue struct {
+	Size int
+	Wait time.Duration
 }
 
 // FirstTokenTimeouts bound how long a streamed attempt may wait for its
@@ -58,9 +68,11 @@ type Options struct {
 	Stats       *nodestats.Stats // nil means fresh stats with the default breaker cool-down
 	FirstToken  FirstTokenTimeouts
 	// MaxInFlight caps requests in flight per node (0: no cap). When every
-	// candidate is at its cap the request is refused with
-	// RESOURCE_EXHAUSTED (429 with Retry-After) instead of queuing.
+	// candidate is at its cap the request waits in Queue, and is refused
+	// with RESOURCE_EXHAUSTED (429 with Retry-After) when the queue is full
+	// or its wait runs out — never queued without bound.
 	MaxInFlight int
+	Queue       Queue
 }
 
 // New returns a Router.
@@ -81,7 +93,7 @@ func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, opts Op
 		opts.FirstToken.Cold = DefaultFirstTokenCold
 	}
 	return &Router{table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats,
-		firstToken: opts.FirstToken, maxInFlight: opts.MaxInFlight}
+		firstToken: opts.FirstToken, maxInFlight: opts.MaxInFlight, queue: opts.Queue}
 }
 
 type sessionKey struct{}
@@ -198,7 +210,7 @@ type failure struct {
 // can forbid further attempts (a stream that has started).
 func (r *Router) try(ctx context.Context, model string, attempt func(nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
 	key, _ := ctx.Value(sessionKey{}).(string)
-	cands, err := r.plan(model, key)
+	cands, err := r.plan(ctx, model, key)
 	if err != nil {
 		return err
 	}
@@ -256,22 +268,16 @@ func retryable(c codes.Code) bool {
 
 // plan lists the nodes to try for model, in the policy's order, at most
 // maxAttempts of them.
-func (r *Router) plan(model, key string) ([]nodetable.Candidate, error) {
+func (r *Router) plan(ctx context.Context, model, key string) ([]nodetable.Candidate, error) {
 	snap := r.table.Snapshot()
 	cands := snap.Candidates(model)
 	if len(cands) == 0 {
 		return nil, noCandidate(snap, model)
 	}
 	if r.maxInFlight > 0 {
-		free := make([]nodetable.Candidate, 0, len(cands))
-		for _, c := range cands {
-			if r.stats.Load(c.Node.GetId()).InFlight < int64(r.maxInFlight) {
-				free = append(free, c)
-			}
-		}
-		if len(free) == 0 {
-			return nil, &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
-				Message: fmt.Sprintf("every node serving model %q is at its limit of %d requests in flight; retry shortly", model, r.maxInFlight)}
+		free, err := r.admit(ctx, model, cands)
+		if err != nil {
+			return nil, err
 		}
 		cands = free
 	}
@@ -280,6 +286,54 @@ func (r *Router) plan(model, key string) ([]nodetable.Candidate, error) {
 		Rand: rand.IntN, Turn: r.turn.Add(1),
 	})
 	return out[:min(len(out), r.maxAttempts)], nil
+}
+
+// admit returns the candidates below their in-flight cap, waiting in the
+// bounded queue while there are none.
+func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Candidate) ([]nodetable.Candidate, error) {
+	var deadline <-chan time.Time
+	queued := false
+	defer func() {
+		if queued {
+			r.waiting.Add(-1)
+		}
+	}()
+	for {
+		released := r.stats.Released() // before looking, so no release is missed
+		free := make([]nodetable.Candidate, 0, len(cands))
+		for _, c := range cands {
+			if r.stats.Load(c.Node.GetId()).InFlight < int64(r.maxInFlight) {
+				free = append(free, c)
+			}
+		}
+		if len(free) > 0 {
+			return free, nil
+		}
+		if !queued {
+			if r.queue.Wait <= 0 || r.waiting.Add(1) > int64(r.queue.Size) {
+				if r.queue.Wait > 0 {
+					r.waiting.Add(-1)
+				}
+				return nil, r.saturated(model)
+			}
+			queued = true
+			t := time.NewTimer(r.queue.Wait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-released:
+		case <-deadline:
+			return nil, r.saturated(model)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (r *Router) saturated(model string) error {
+	return &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
+		Message: fmt.Sprintf("every node serving model %q is at its limit of %d requests in flight; retry shortly", model, r.maxInFlight)}
 }
 
 // nodeFailed says whether err shows the node itself failing — refused,
