@@ -271,3 +271,21 @@ func TestSessionHeaderKeepsAConversationOnOneNode(t *testing.T) {
 		assert.Equal(t, first, by, "request %d", i)
 	}
 }
+
+// A node killed in the middle of a steady 200 req/s costs no non-streamed
+// request: the attempts it refuses move to another node, and the node is
+// out of rotation at once.
+func TestNodeKilledUnderSteadyLoad(t *testing.T) {
+	var nodes []*meshtest.Node
+	for _, id := range []string{"k1", "k2", "k3"} {
+		nodes = append(nodes, meshtest.StartNode(t, id, simnode.Config{Models: []string{"m"}, Tokens: 4, TokenDelay: time.Millisecond}))
+	}
+	m := meshtest.Start(t, bins, nodes, meshtest.Options{})
+	load := meshtest.StartRateLoad(t, 200, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	load.WaitOK(t, 600, 20*time.Second) // ~3 s
+	nodes[0].Kill()
+	load.WaitOK(t, 1400, 30*time.Second) // ~7 s more
+	load.Stop()
+	assert.Zero(t, load.Failed(), "first failure: %s", load.FirstFailure())
+	assert.GreaterOrEqual(t, load.OK(), int64(2000))
+}

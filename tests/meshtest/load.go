@@ -100,3 +100,29 @@ func (l *Load) Stop() {
 	}
 	l.wg.Wait()
 }
+
+// StartRateLoad sends body to url at a fixed rate (open loop: a slow answer
+// does not delay the next request) until Stop.
+func StartRateLoad(t testing.TB, perSecond int, url, body string) *Load {
+	l := &Load{stop: make(chan struct{})}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		tick := time.NewTicker(time.Second / time.Duration(perSecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				l.one(url, body)
+			}()
+		}
+	}()
+	t.Cleanup(l.Stop)
+	return l
+}
