@@ -73,8 +73,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	table := nodetable.New()
 	pol, _ := policy.ByName(cfg.Policy) // validated by parse
+	stats := nodestats.New(cfg.Cooldown, nil)
 	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
-		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: nodestats.New(cfg.Cooldown, nil),
+		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: stats,
 		FirstToken: cfg.FirstToken, MaxInFlight: cfg.MaxInFlight, Queue: cfg.Queue,
 	}), table, cfg.Aliases)
 
@@ -122,7 +123,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-router", Addr: grpcLis.Addr()}, log)
 		})
 	}
-	w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log}
+	w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log,
+		OnUp: stats.Recovered}
 	if consul != nil {
 		fb := &consulfallback.Fallback{Client: consul, Service: cfg.ConsulService, Table: table, Log: log}
 		w.OnLost, w.OnResumed = fb.Activate, fb.Deactivate

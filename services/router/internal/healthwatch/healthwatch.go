@@ -12,6 +12,7 @@ import (
 	"time"
 
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 )
 
@@ -25,6 +26,8 @@ type Watcher struct {
 	// OnLost and OnResumed, when set, are called when the stream is lost
 	// and when it delivers again (before its snapshot is applied).
 	OnLost, OnResumed func()
+	// OnUp, when set, is called for each node a message reports up.
+	OnUp func(nodeID string)
 }
 
 // Run watches until ctx is done. It logs once when the stream is lost and
@@ -95,5 +98,12 @@ func (w *Watcher) watch(ctx context.Context, lost *bool) (received bool, err err
 		}
 		received = true
 		w.Table.Apply(msg)
+		if w.OnUp != nil {
+			for _, st := range msg.GetNodes() {
+				if st.GetStatus() == nodev1.Status_STATUS_UP {
+					w.OnUp(st.GetNode().GetId())
+				}
+			}
+		}
 	}
 }

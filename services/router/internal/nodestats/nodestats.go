@@ -128,3 +128,13 @@ func (s *Stats) Begin(id string) (end func(ttft time.Duration, failed bool)) {
 		})
 	}
 }
+
+// Recovered closes id's breaker at once: a health probe has just found the
+// node serving again, so it need not wait for a trial request.
+func (s *Stats) Recovered(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.get(id)
+	n.failures = 0
+	n.openUntil = time.Time{}
+}

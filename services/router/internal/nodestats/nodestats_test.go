@@ -54,3 +54,11 @@ func TestBreaker(t *testing.T) {
 	assert.False(t, s.Load("a").Open, "and resets the cool-down")
 	assert.False(t, s.Load("b").Open, "other nodes are unaffected")
 }
+
+func TestRecoveredClosesTheBreaker(t *testing.T) {
+	s := New(time.Hour, nil)
+	s.Begin("a")(0, true)
+	assert.True(t, s.Load("a").Open)
+	s.Recovered("a")
+	assert.False(t, s.Load("a").Open, "a good probe brings the node back at once")
+}
