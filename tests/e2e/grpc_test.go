@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/simnode/simnode"
@@ -155,4 +157,32 @@ func TestNativeGRPC(t *testing.T) {
 			assert.Contains(t, services, "grpc.health.v1.Health", name)
 		}
 	})
+}
+
+// A router that sees a node refuse a request tells healthmon, which probes
+// it at once: every router learns the node is down in a probe's time, not
+// a probe interval's (an hour here).
+func TestPassiveFailureReachesHealthmon(t *testing.T) {
+	a := meshtest.StartNode(t, "a", simnode.Config{Models: []string{"m"}})
+	b := meshtest.StartNode(t, "b", simnode.Config{Models: []string{"m"}})
+	m := meshtest.Start(t, bins, []*meshtest.Node{a, b}, meshtest.Options{
+		HealthmonArgs: []string{"-probe-interval", "1h"}, RouterArgs: []string{"-policy", "round-robin"}})
+	a.Kill()
+	client := routerv1.NewInferenceServiceClient(dial(t, m.GRPCAddr))
+	for range 2 { // round robin: one of them lands on a, fails over and is reported
+		_, err := client.CreateChatCompletion(meshtest.Context(t, 10*time.Second), &routerv1.CreateChatCompletionRequest{Request: userChat("m")})
+		require.NoError(t, err)
+	}
+	stream, err := healthmonv1.NewHealthmonServiceClient(dial(t, m.HealthmonAddr)).WatchNodes(meshtest.Context(t, 20*time.Second), &healthmonv1.WatchNodesRequest{})
+	require.NoError(t, err)
+	for {
+		msg, err := stream.Recv()
+		require.NoError(t, err, "healthmon never marked a down")
+		for _, st := range msg.GetNodes() {
+			if st.GetNode().GetId() == "a" && st.GetStatus() == nodev1.Status_STATUS_DOWN {
+				assert.Contains(t, st.GetReason(), "connection refused")
+				return
+			}
+		}
+	}
 }

@@ -71,6 +71,27 @@ type tracked struct {
 	streak  int               // consecutive results against the current status
 	stop    context.CancelFunc
 	stopped chan struct{}
+	nudge   chan struct{} // a report asks for a probe now; holds at most one
+}
+
+// MinNudgeGap is the least time between probes of one node that nudges
+// can cause, so many routers reporting one failure cause one probe.
+const MinNudgeGap = 250 * time.Millisecond
+
+// Nudge asks for node id to be probed now rather than at its next
+// interval (a router saw it fail). It reports whether the node is known.
+func (m *Monitor) Nudge(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.nodes[id]
+	if !ok {
+		return false
+	}
+	select {
+	case t.nudge <- struct{}{}:
+	default: // a probe is already asked for
+	}
+	return true
 }
 
 type watcher struct {
@@ -122,12 +143,12 @@ func (m *Monitor) SetNodes(ctx context.Context, nodes []*nodev1.Node) {
 	for id, n := range want {
 		lctx, cancel := context.WithCancel(ctx)
 		t := &tracked{state: &nodev1.NodeState{Node: n, Reason: "not probed yet", ChangedAt: timestamppb.Now()},
-			stop: cancel, stopped: make(chan struct{})}
+			stop: cancel, stopped: make(chan struct{}), nudge: make(chan struct{}, 1)}
 		m.nodes[id] = t
 		m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{t.state}})
 		go func() {
 			defer close(t.stopped)
-			m.loop(lctx, n)
+			m.loop(lctx, n, t.nudge)
 		}()
 	}
 }
@@ -141,8 +162,9 @@ func (m *Monitor) Stop() {
 // run a probe (e.g. it is still starting): the node has no verdict yet.
 const adapterRetry = 500 * time.Millisecond
 
-func (m *Monitor) loop(ctx context.Context, n *nodev1.Node) {
+func (m *Monitor) loop(ctx context.Context, n *nodev1.Node, nudge <-chan struct{}) {
 	for {
+		last := time.Now()
 		ran := m.probe(ctx, n)
 		spread := float64(m.cfg.Interval) * m.cfg.Jitter
 		wait := m.cfg.Interval + time.Duration((rand.Float64()*2-1)*spread)
@@ -155,6 +177,15 @@ func (m *Monitor) loop(ctx context.Context, n *nodev1.Node) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-nudge:
+			t.Stop()
+			if gap := MinNudgeGap - time.Since(last); gap > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(gap):
+				}
+			}
 		}
 	}
 }

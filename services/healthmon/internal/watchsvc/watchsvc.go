@@ -7,11 +7,15 @@ import (
 
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Watcher is what the service needs of the monitor.
 type Watcher interface {
 	Watch(ctx context.Context, send func(*healthmonv1.WatchNodesResponse) error) error
+	// Nudge asks for a node to be probed now; false if it is unknown.
+	Nudge(nodeID string) bool
 }
 
 // Service is the HealthmonService server.
@@ -26,4 +30,17 @@ func New(w Watcher) *Service { return &Service{watcher: w} }
 // WatchNodes streams the node snapshot, then changes.
 func (s *Service) WatchNodes(_ *healthmonv1.WatchNodesRequest, stream grpc.ServerStreamingServer[healthmonv1.WatchNodesResponse]) error {
 	return s.watcher.Watch(stream.Context(), stream.Send)
+}
+
+// ReportOutcome takes a router's observation of a node: a failure gets the
+// node probed at once, so every router learns the verdict within a probe
+// rather than an interval.
+func (s *Service) ReportOutcome(_ context.Context, req *healthmonv1.ReportOutcomeRequest) (*healthmonv1.ReportOutcomeResponse, error) {
+	if req.GetNodeId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "node_id is required")
+	}
+	if req.GetFailed() && !s.watcher.Nudge(req.GetNodeId()) {
+		return nil, status.Errorf(codes.NotFound, "node %q is not monitored here", req.GetNodeId())
+	}
+	return &healthmonv1.ReportOutcomeResponse{}, nil
 }

@@ -68,6 +68,8 @@ type endWatcher struct {
 	ended chan struct{}
 }
 
+func (*endWatcher) Nudge(string) bool { return false }
+
 func (w *endWatcher) Watch(ctx context.Context, send func(*healthmonv1.WatchNodesResponse) error) error {
 	defer close(w.ended)
 	ctx, cancel := context.WithCancel(ctx)
@@ -145,6 +147,8 @@ type scriptedWatcher struct {
 	quit chan struct{}
 }
 
+func (*scriptedWatcher) Nudge(string) bool { return false }
+
 func (w *scriptedWatcher) Watch(ctx context.Context, send func(*healthmonv1.WatchNodesResponse) error) error {
 	for _, m := range w.msgs {
 		if err := send(m); err != nil {
@@ -192,4 +196,29 @@ func TestWatchNodesEndsWhenTheCallerLeaves(t *testing.T) {
 	}
 	_, err = stream.Recv()
 	assert.Equal(t, codes.Canceled, status.Code(err))
+}
+
+type nudgeWatcher struct {
+	scriptedWatcher
+	nudged []string
+}
+
+func (w *nudgeWatcher) Nudge(id string) bool {
+	w.nudged = append(w.nudged, id)
+	return id == "known"
+}
+
+func TestReportOutcome(t *testing.T) {
+	w := &nudgeWatcher{}
+	client := serve(t, New(w))
+	ctx := context.Background()
+	_, err := client.ReportOutcome(ctx, &healthmonv1.ReportOutcomeRequest{})
+	assert.Equal(t, codes.InvalidArgument, status.Code(err))
+	_, err = client.ReportOutcome(ctx, &healthmonv1.ReportOutcomeRequest{NodeId: "unknown", Failed: true})
+	assert.Equal(t, codes.NotFound, status.Code(err))
+	_, err = client.ReportOutcome(ctx, &healthmonv1.ReportOutcomeRequest{NodeId: "known", Failed: true, Reason: "connect: connection refused"})
+	assert.NoError(t, err)
+	_, err = client.ReportOutcome(ctx, &healthmonv1.ReportOutcomeRequest{NodeId: "known", Failed: false})
+	assert.NoError(t, err)
+	assert.Equal(t, []string{"unknown", "known"}, w.nudged, "only failures ask for a probe")
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/inference"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/outcome"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"golang.org/x/sync/errgroup"
@@ -74,9 +75,10 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	table := nodetable.New()
 	pol, _ := policy.ByName(cfg.Policy) // validated by parse
 	stats := nodestats.New(cfg.Cooldown, nil)
+	reports := outcome.New(64)
 	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
 		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: stats,
-		FirstToken: cfg.FirstToken, MaxInFlight: cfg.MaxInFlight, Queue: cfg.Queue,
+		FirstToken: cfg.FirstToken, MaxInFlight: cfg.MaxInFlight, Queue: cfg.Queue, OnNodeFailed: reports.Failed,
 	}), table, cfg.Aliases)
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
@@ -132,6 +134,10 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	g.Go(func() error {
 		w.Run(ctx)
+		return nil
+	})
+	g.Go(func() error {
+		reports.Run(ctx, healthmonv1.NewHealthmonServiceClient(healthmonConn))
 		return nil
 	})
 	err = g.Wait()

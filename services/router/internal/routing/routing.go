@@ -36,6 +36,7 @@ type Router struct {
 	firstToken  FirstTokenTimeouts
 	maxInFlight int
 	queue       Queue
+	failed      func(nodeID, reason string)
 	waiting     atomic.Int64  // requests waiting for a free node
 	turn        atomic.Uint64 // advances per request, for round robin
 }
@@ -73,6 +74,9 @@ type Options struct {
 	// or its wait runs out — never queued without bound.
 	MaxInFlight int
 	Queue       Queue
+	// OnNodeFailed, when set, hears of every node that refused, dropped or
+	// hung a request (e.g. to tell healthmon). It must not block.
+	OnNodeFailed func(nodeID, reason string)
 }
 
 // New returns a Router.
@@ -93,7 +97,7 @@ func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, opts Op
 		opts.FirstToken.Cold = DefaultFirstTokenCold
 	}
 	return &Router{table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats,
-		firstToken: opts.FirstToken, maxInFlight: opts.MaxInFlight, queue: opts.Queue}
+		firstToken: opts.FirstToken, maxInFlight: opts.MaxInFlight, queue: opts.Queue, failed: opts.OnNodeFailed}
 }
 
 type sessionKey struct{}
@@ -246,7 +250,12 @@ func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt
 	for try := 0; ; try++ {
 		end := r.stats.Begin(c.Node.GetId())
 		ttft, err := attempt(c)
-		end(ttft, err != nil && nodeFailed(err))
+		failed := err != nil && nodeFailed(err)
+		end(ttft, failed)
+		if failed && r.failed != nil {
+			e, _ := apierror.FromError(err)
+			r.failed(c.Node.GetId(), e.Message)
+		}
 		if err == nil || ctx.Err() != nil || try == AdapterRetries || (len(retryAllowed) > 0 && !retryAllowed[0]()) {
 			return err
 		}

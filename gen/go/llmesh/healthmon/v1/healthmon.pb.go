@@ -22,6 +22,106 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ReportOutcomeRequest is one router's observation of one node.
+type ReportOutcomeRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// failed is true when the node refused, dropped or hung a request.
+	Failed bool `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	// reason says what happened, e.g. "connect: connection refused".
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportOutcomeRequest) Reset() {
+	*x = ReportOutcomeRequest{}
+	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportOutcomeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportOutcomeRequest) ProtoMessage() {}
+
+func (x *ReportOutcomeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportOutcomeRequest.ProtoReflect.Descriptor instead.
+func (*ReportOutcomeRequest) Descriptor() ([]byte, []int) {
+	return file_llmesh_healthmon_v1_healthmon_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReportOutcomeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ReportOutcomeRequest) GetFailed() bool {
+	if x != nil {
+		return x.Failed
+	}
+	return false
+}
+
+func (x *ReportOutcomeRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ReportOutcomeResponse acknowledges a report.
+type ReportOutcomeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportOutcomeResponse) Reset() {
+	*x = ReportOutcomeResponse{}
+	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportOutcomeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportOutcomeResponse) ProtoMessage() {}
+
+func (x *ReportOutcomeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportOutcomeResponse.ProtoReflect.Descriptor instead.
+func (*ReportOutcomeResponse) Descriptor() ([]byte, []int) {
+	return file_llmesh_healthmon_v1_healthmon_proto_rawDescGZIP(), []int{1}
+}
+
 // WatchNodesRequest asks for the node stream.
 type WatchNodesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -31,7 +131,7 @@ type WatchNodesRequest struct {
 
 func (x *WatchNodesRequest) Reset() {
 	*x = WatchNodesRequest{}
-	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[0]
+	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +143,7 @@ func (x *WatchNodesRequest) String() string {
 func (*WatchNodesRequest) ProtoMessage() {}
 
 func (x *WatchNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[0]
+	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +156,7 @@ func (x *WatchNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchNodesRequest.ProtoReflect.Descriptor instead.
 func (*WatchNodesRequest) Descriptor() ([]byte, []int) {
-	return file_llmesh_healthmon_v1_healthmon_proto_rawDescGZIP(), []int{0}
+	return file_llmesh_healthmon_v1_healthmon_proto_rawDescGZIP(), []int{2}
 }
 
 // WatchNodesResponse is the snapshot or one batch of changes.
@@ -75,7 +175,7 @@ type WatchNodesResponse struct {
 
 func (x *WatchNodesResponse) Reset() {
 	*x = WatchNodesResponse{}
-	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[1]
+	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -87,7 +187,7 @@ func (x *WatchNodesResponse) String() string {
 func (*WatchNodesResponse) ProtoMessage() {}
 
 func (x *WatchNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[1]
+	mi := &file_llmesh_healthmon_v1_healthmon_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -100,7 +200,7 @@ func (x *WatchNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchNodesResponse.ProtoReflect.Descriptor instead.
 func (*WatchNodesResponse) Descriptor() ([]byte, []int) {
-	return file_llmesh_healthmon_v1_healthmon_proto_rawDescGZIP(), []int{1}
+	return file_llmesh_healthmon_v1_healthmon_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WatchNodesResponse) GetSnapshot() bool {
@@ -128,15 +228,21 @@ var File_llmesh_healthmon_v1_healthmon_proto protoreflect.FileDescriptor
 
 const file_llmesh_healthmon_v1_healthmon_proto_rawDesc = "" +
 	"\n" +
-	"#llmesh/healthmon/v1/healthmon.proto\x12\x13llmesh.healthmon.v1\x1a\x19llmesh/node/v1/node.proto\"\x13\n" +
+	"#llmesh/healthmon/v1/healthmon.proto\x12\x13llmesh.healthmon.v1\x1a\x19llmesh/node/v1/node.proto\"_\n" +
+	"\x14ReportOutcomeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\bR\x06failed\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x17\n" +
+	"\x15ReportOutcomeResponse\"\x13\n" +
 	"\x11WatchNodesRequest\"\x8b\x01\n" +
 	"\x12WatchNodesResponse\x12\x1a\n" +
 	"\bsnapshot\x18\x01 \x01(\bR\bsnapshot\x12/\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x19.llmesh.node.v1.NodeStateR\x05nodes\x12(\n" +
-	"\x10removed_node_ids\x18\x03 \x03(\tR\x0eremovedNodeIds2s\n" +
+	"\x10removed_node_ids\x18\x03 \x03(\tR\x0eremovedNodeIds2\xdb\x01\n" +
 	"\x10HealthmonService\x12_\n" +
 	"\n" +
-	"WatchNodes\x12&.llmesh.healthmon.v1.WatchNodesRequest\x1a'.llmesh.healthmon.v1.WatchNodesResponse0\x01BAZ?github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1;healthmonv1b\x06proto3"
+	"WatchNodes\x12&.llmesh.healthmon.v1.WatchNodesRequest\x1a'.llmesh.healthmon.v1.WatchNodesResponse0\x01\x12f\n" +
+	"\rReportOutcome\x12).llmesh.healthmon.v1.ReportOutcomeRequest\x1a*.llmesh.healthmon.v1.ReportOutcomeResponseBAZ?github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1;healthmonv1b\x06proto3"
 
 var (
 	file_llmesh_healthmon_v1_healthmon_proto_rawDescOnce sync.Once
@@ -150,18 +256,22 @@ func file_llmesh_healthmon_v1_healthmon_proto_rawDescGZIP() []byte {
 	return file_llmesh_healthmon_v1_healthmon_proto_rawDescData
 }
 
-var file_llmesh_healthmon_v1_healthmon_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_llmesh_healthmon_v1_healthmon_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_llmesh_healthmon_v1_healthmon_proto_goTypes = []any{
-	(*WatchNodesRequest)(nil),  // 0: llmesh.healthmon.v1.WatchNodesRequest
-	(*WatchNodesResponse)(nil), // 1: llmesh.healthmon.v1.WatchNodesResponse
-	(*v1.NodeState)(nil),       // 2: llmesh.node.v1.NodeState
+	(*ReportOutcomeRequest)(nil),  // 0: llmesh.healthmon.v1.ReportOutcomeRequest
+	(*ReportOutcomeResponse)(nil), // 1: llmesh.healthmon.v1.ReportOutcomeResponse
+	(*WatchNodesRequest)(nil),     // 2: llmesh.healthmon.v1.WatchNodesRequest
+	(*WatchNodesResponse)(nil),    // 3: llmesh.healthmon.v1.WatchNodesResponse
+	(*v1.NodeState)(nil),          // 4: llmesh.node.v1.NodeState
 }
 var file_llmesh_healthmon_v1_healthmon_proto_depIdxs = []int32{
-	2, // 0: llmesh.healthmon.v1.WatchNodesResponse.nodes:type_name -> llmesh.node.v1.NodeState
-	0, // 1: llmesh.healthmon.v1.HealthmonService.WatchNodes:input_type -> llmesh.healthmon.v1.WatchNodesRequest
-	1, // 2: llmesh.healthmon.v1.HealthmonService.WatchNodes:output_type -> llmesh.healthmon.v1.WatchNodesResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
+	4, // 0: llmesh.healthmon.v1.WatchNodesResponse.nodes:type_name -> llmesh.node.v1.NodeState
+	2, // 1: llmesh.healthmon.v1.HealthmonService.WatchNodes:input_type -> llmesh.healthmon.v1.WatchNodesRequest
+	0, // 2: llmesh.healthmon.v1.HealthmonService.ReportOutcome:input_type -> llmesh.healthmon.v1.ReportOutcomeRequest
+	3, // 3: llmesh.healthmon.v1.HealthmonService.WatchNodes:output_type -> llmesh.healthmon.v1.WatchNodesResponse
+	1, // 4: llmesh.healthmon.v1.HealthmonService.ReportOutcome:output_type -> llmesh.healthmon.v1.ReportOutcomeResponse
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -178,7 +288,7 @@ func file_llmesh_healthmon_v1_healthmon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmesh_healthmon_v1_healthmon_proto_rawDesc), len(file_llmesh_healthmon_v1_healthmon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	HealthmonService_WatchNodes_FullMethodName = "/llmesh.healthmon.v1.HealthmonService/WatchNodes"
+	HealthmonService_WatchNodes_FullMethodName    = "/llmesh.healthmon.v1.HealthmonService/WatchNodes"
+	HealthmonService_ReportOutcome_FullMethodName = "/llmesh.healthmon.v1.HealthmonService/ReportOutcome"
 )
 
 // HealthmonServiceClient is the client API for HealthmonService service.
@@ -31,6 +32,10 @@ type HealthmonServiceClient interface {
 	// WatchNodes sends a snapshot of every node first, then each change as
 	// it happens, until the caller goes away.
 	WatchNodes(ctx context.Context, in *WatchNodesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchNodesResponse], error)
+	// ReportOutcome tells healthmon what a router saw of a node on the
+	// request path (passive health). A failure makes healthmon probe the
+	// node at once instead of at its next interval.
+	ReportOutcome(ctx context.Context, in *ReportOutcomeRequest, opts ...grpc.CallOption) (*ReportOutcomeResponse, error)
 }
 
 type healthmonServiceClient struct {
@@ -60,6 +65,16 @@ func (c *healthmonServiceClient) WatchNodes(ctx context.Context, in *WatchNodesR
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type HealthmonService_WatchNodesClient = grpc.ServerStreamingClient[WatchNodesResponse]
 
+func (c *healthmonServiceClient) ReportOutcome(ctx context.Context, in *ReportOutcomeRequest, opts ...grpc.CallOption) (*ReportOutcomeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportOutcomeResponse)
+	err := c.cc.Invoke(ctx, HealthmonService_ReportOutcome_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HealthmonServiceServer is the server API for HealthmonService service.
 // All implementations must embed UnimplementedHealthmonServiceServer
 // for forward compatibility.
@@ -69,6 +84,10 @@ type HealthmonServiceServer interface {
 	// WatchNodes sends a snapshot of every node first, then each change as
 	// it happens, until the caller goes away.
 	WatchNodes(*WatchNodesRequest, grpc.ServerStreamingServer[WatchNodesResponse]) error
+	// ReportOutcome tells healthmon what a router saw of a node on the
+	// request path (passive health). A failure makes healthmon probe the
+	// node at once instead of at its next interval.
+	ReportOutcome(context.Context, *ReportOutcomeRequest) (*ReportOutcomeResponse, error)
 	mustEmbedUnimplementedHealthmonServiceServer()
 }
 
@@ -81,6 +100,9 @@ type UnimplementedHealthmonServiceServer struct{}
 
 func (UnimplementedHealthmonServiceServer) WatchNodes(*WatchNodesRequest, grpc.ServerStreamingServer[WatchNodesResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchNodes not implemented")
+}
+func (UnimplementedHealthmonServiceServer) ReportOutcome(context.Context, *ReportOutcomeRequest) (*ReportOutcomeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportOutcome not implemented")
 }
 func (UnimplementedHealthmonServiceServer) mustEmbedUnimplementedHealthmonServiceServer() {}
 func (UnimplementedHealthmonServiceServer) testEmbeddedByValue()                          {}
@@ -114,13 +136,36 @@ func _HealthmonService_WatchNodes_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type HealthmonService_WatchNodesServer = grpc.ServerStreamingServer[WatchNodesResponse]
 
+func _HealthmonService_ReportOutcome_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportOutcomeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HealthmonServiceServer).ReportOutcome(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: HealthmonService_ReportOutcome_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HealthmonServiceServer).ReportOutcome(ctx, req.(*ReportOutcomeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // HealthmonService_ServiceDesc is the grpc.ServiceDesc for HealthmonService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var HealthmonService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "llmesh.healthmon.v1.HealthmonService",
 	HandlerType: (*HealthmonServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ReportOutcome",
+			Handler:    _HealthmonService_ReportOutcome_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WatchNodes",
