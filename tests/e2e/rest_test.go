@@ -289,3 +289,24 @@ func TestNodeKilledUnderSteadyLoad(t *testing.T) {
 	assert.Zero(t, load.Failed(), "first failure: %s", load.FirstFailure())
 	assert.GreaterOrEqual(t, load.OK(), int64(2000))
 }
+
+// A node that accepts streams and never answers costs one request its
+// first-token timeout; that request and the next ones are answered by the
+// other node.
+func TestHungNodeCostsOneFirstTokenTimeout(t *testing.T) {
+	hung := meshtest.StartNode(t, "hung", simnode.Config{Models: []string{"m"}, Faults: simnode.Faults{Hang: true}})
+	good := meshtest.StartNode(t, "good", simnode.Config{Models: []string{"m"}, Tokens: 2})
+	m := meshtest.Start(t, bins, []*meshtest.Node{hung, good}, meshtest.Options{
+		RouterArgs: []string{"-policy", "round-robin", "-first-token-timeout", "300ms", "-breaker-cooldown", "1h"}})
+	for range 4 {
+		ctx := meshtest.Context(t, 10*time.Second)
+		resp := post(t, ctx, m.RESTURL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		evs := events(t, resp.Body)
+		require.NotEmpty(t, evs)
+		assert.Equal(t, "[DONE]", evs[len(evs)-1])
+		assert.Contains(t, evs[0], "simnode-good")
+	}
+	require.Eventually(t, func() bool { return hung.Stats().Canceled == 1 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, int64(1), hung.Stats().Requests["POST /v1/chat/completions"], "the hung node got one request")
+}
