@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmesh/llmesh/services/simnode/simnode"
 	"github.com/llmesh/llmesh/tests/meshtest"
+	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -308,5 +309,24 @@ func TestHungNodeCostsOneFirstTokenTimeout(t *testing.T) {
 		assert.Contains(t, evs[0], "simnode-good")
 	}
 	require.Eventually(t, func() bool { return hung.Stats().Canceled == 1 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, int64(1), hung.Stats().Requests["POST /v1/chat/completions"], "the hung node got one request")
+}
+
+// The same for non-streamed requests: the router streams from the node
+// and folds the answer, so the first-token timeout guards them too.
+func TestHungNodeCostsOneUnaryRequestItsFirstTokenTimeout(t *testing.T) {
+	hung := meshtest.StartNode(t, "hung", simnode.Config{Models: []string{"m"}, Faults: simnode.Faults{Hang: true}})
+	good := meshtest.StartNode(t, "good", simnode.Config{Models: []string{"m"}, Tokens: 3})
+	m := meshtest.Start(t, bins, []*meshtest.Node{hung, good}, meshtest.Options{
+		RouterArgs: []string{"-policy", "round-robin", "-first-token-timeout", "300ms", "-breaker-cooldown", "1h"}})
+	client := sdk(m)
+	for range 4 {
+		resp, err := client.Chat.Completions.New(meshtest.Context(t, 5*time.Second), openai.ChatCompletionNewParams{
+			Model: "m", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+		})
+		require.NoError(t, err)
+		assert.Equal(t, simnode.Content(3), resp.Choices[0].Message.Content)
+		assert.Equal(t, int64(3), resp.Usage.CompletionTokens, "usage survives the folding")
+	}
 	assert.Equal(t, int64(1), hung.Stats().Requests["POST /v1/chat/completions"], "the hung node got one request")
 }

@@ -17,10 +17,12 @@ import (
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/aggregate"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 // DefaultMaxAttempts is how many nodes one request may try.
@@ -111,14 +113,23 @@ func WithSessionKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, sessionKey{}, key)
 }
 
-// Chat answers a non-streamed chat completion.
+// Chat answers a non-streamed chat completion. The node is asked for a
+// stream, folded into one completion here: the first-token timeout then
+// guards non-streamed requests too, and a node that fails mid-answer is
+// replaced, since the client has seen nothing yet.
 func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
+	up := proto.CloneOf(req)
+	up.Stream = true
+	up.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
 	var out *openaiv1.ChatCompletion
 	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
-		start := time.Now()
-		resp, err := r.adapter.Chat(ctx, &adapterv1.ChatRequest{Node: c.Node, Request: req})
-		out = resp.GetCompletion()
-		return time.Since(start), err
+		acc := aggregate.New()
+		ttft, _, err := r.stream(ctx, c, up, func(chunk *openaiv1.ChatCompletionChunk) error {
+			acc.Add(chunk)
+			return nil
+		})
+		out = acc.Result()
+		return ttft, err
 	})
 	return out, err
 }
@@ -140,55 +151,67 @@ func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 // the next candidate; a failure after it is returned as is.
 func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
 	var started bool
-	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (ttft time.Duration, err error) {
-		attemptCtx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil) // ends the adapter stream of a failed attempt
-		limit := r.firstToken.Loaded
-		if !c.Loaded {
-			limit = r.firstToken.Cold
-		}
-		hung := time.AfterFunc(limit, func() { cancel(errNoFirstToken) })
-		start := time.Now()
-		stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})
-		if err != nil {
-			hung.Stop()
-			return 0, err
-		}
-		first, err := stream.Recv()
-		hung.Stop()
-		ttft = time.Since(start)
-		if errors.Is(err, io.EOF) {
-			return ttft, nil
-		}
-		if err != nil {
-			if errors.Is(context.Cause(attemptCtx), errNoFirstToken) && ctx.Err() == nil {
-				// A hung node: out of rotation, and the request moves on.
-				return 0, &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonUnreachable,
-					Message: fmt.Sprintf("no first token within %s", limit)}
+	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
+		ttft, _, err := r.stream(ctx, c, req, func(chunk *openaiv1.ChatCompletionChunk) error {
+			if !started {
+				ensureRole(chunk)
 			}
-			return 0, err
-		}
-		started = true
-		chunk := first.GetChunk()
-		ensureRole(chunk)
-		for {
-			if err := send(chunk); err != nil {
-				return ttft, err
-			}
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return ttft, nil
-			}
-			if err != nil {
-				return ttft, err
-			}
-			chunk = msg.GetChunk()
-		}
+			started = true
+			return send(chunk)
+		})
+		return ttft, err
 	}, func() bool { return !started })
 	return err
 }
 
 var errNoFirstToken = errors.New("no first token in time")
+
+// stream runs one streamed attempt on c, calling each for every chunk. A
+// node that sends no first chunk within its first-token timeout fails as
+// hung. sent says whether any chunk reached each.
+func (r *Router) stream(ctx context.Context, c nodetable.Candidate, req *openaiv1.ChatCompletionRequest, each func(*openaiv1.ChatCompletionChunk) error) (ttft time.Duration, sent bool, err error) {
+	attemptCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil) // ends the adapter stream of a failed attempt
+	limit := r.firstToken.Loaded
+	if !c.Loaded {
+		limit = r.firstToken.Cold
+	}
+	hung := time.AfterFunc(limit, func() { cancel(errNoFirstToken) })
+	start := time.Now()
+	stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})
+	if err != nil {
+		hung.Stop()
+		return 0, false, err
+	}
+	first, err := stream.Recv()
+	hung.Stop()
+	ttft = time.Since(start)
+	if errors.Is(err, io.EOF) {
+		return ttft, false, nil
+	}
+	if err != nil {
+		if errors.Is(context.Cause(attemptCtx), errNoFirstToken) && ctx.Err() == nil {
+			// A hung node: out of rotation, and the request moves on.
+			return 0, false, &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonUnreachable,
+				Message: fmt.Sprintf("no first token within %s", limit)}
+		}
+		return 0, false, err
+	}
+	chunk := first.GetChunk()
+	for {
+		if err := each(chunk); err != nil {
+			return ttft, true, err
+		}
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return ttft, true, nil
+		}
+		if err != nil {
+			return ttft, true, err
+		}
+		chunk = msg.GetChunk()
+	}
+}
 
 // ensureRole makes the first delta carry the role, as OpenAI's does, for
 // nodes that leave it out.
