@@ -135,6 +135,8 @@ func (a *Agent) start(t testing.TB) {
 	}
 	fmt.Fprintf(logf, "==== %s %v\n", a.bin, a.args)
 	a.cmd = exec.Command(a.bin, a.args...)
+	// A test binary that dies (a timeout panic) takes its agent along.
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	if err := a.cmd.Start(); err != nil {
 		logf.Close()

@@ -279,6 +279,8 @@ func (m *Mesh) run(t testing.TB, bin, dir string, env []string, args ...string) 
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// A test binary that dies (a timeout panic) takes its services along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

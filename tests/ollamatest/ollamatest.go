@@ -105,6 +105,10 @@ func (s *Server) start(t testing.TB, extra []string) {
 	}
 	s.cmd = exec.Command(s.bin, "serve")
 	s.cmd.Env = s.env(extra)
+	// Its own process group, so Kill takes the model runners it starts
+	// down with it: an orphaned runner would keep burning CPU.
+	// Pdeathsig: a test binary that dies (a timeout panic) takes it along.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -157,10 +161,11 @@ func (s *Server) create(t testing.TB, m Model, gguf string) {
 	}
 }
 
-// Kill stops the server at once (SIGKILL), as a crash would.
+// Kill stops the server and its runners at once (SIGKILL to the process
+// group), as a crash of the whole service would.
 func (s *Server) Kill() {
 	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGKILL)
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	<-s.done
 }
