@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -21,6 +22,7 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/sse"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/chatfold"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 )
 
@@ -268,4 +270,39 @@ func (c *Client) badAnswer(what string, err error) error {
 		Code: codes.Internal, Message: fmt.Sprintf("the node sent an invalid %s: %v", what, err),
 		Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream,
 	}
+}
+
+var errNoFirstToken = errors.New("no first token in time")
+
+// ChatFolded answers a non-streamed chat by streaming from the node and
+// folding the chunks into one completion, so that a node that sends no
+// first token within firstToken fails at once as hung (UNAVAILABLE,
+// reason NODE_UNREACHABLE) instead of holding the caller until its
+// deadline.
+func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionRequest, firstToken time.Duration) (*openaiv1.ChatCompletion, error) {
+	up := proto.CloneOf(req)
+	up.Stream = true
+	up.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	hung := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
+	defer hung.Stop()
+	acc := chatfold.New()
+	got := false
+	err := c.ChatStream(fctx, up, func(chunk *openaiv1.ChatCompletionChunk) error {
+		if !got {
+			hung.Stop()
+			got = true
+		}
+		acc.Add(chunk)
+		return nil
+	})
+	if err != nil {
+		if !got && errors.Is(context.Cause(fctx), errNoFirstToken) && ctx.Err() == nil {
+			return nil, &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: c.conn.NodeID(),
+				Message: fmt.Sprintf("no first token within %s", firstToken)}
+		}
+		return nil, err
+	}
+	return acc.Result(), nil
 }

@@ -41,7 +41,12 @@ func (s *Server) Chat(ctx context.Context, req *adapterv1.ChatRequest) (*adapter
 	if err != nil {
 		return nil, err
 	}
-	cc, err := client.Chat(ctx, req.GetRequest())
+	var cc *openaiv1.ChatCompletion
+	if t := req.GetFirstTokenTimeout(); t != nil && t.AsDuration() > 0 {
+		cc, err = client.ChatFolded(ctx, req.GetRequest(), t.AsDuration())
+	} else {
+		cc, err = client.Chat(ctx, req.GetRequest())
+	}
 	s.done(ctx, "Chat", req.GetNode(), req.GetRequest().GetModel(), start, err)
 	if err != nil {
 		return nil, err

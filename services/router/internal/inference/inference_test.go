@@ -220,8 +220,7 @@ func TestChatValidation(t *testing.T) {
 			&openaiv1.ChatMessage{Role: "assistant"}, &openaiv1.ChatMessage{Role: "tool"})
 		resp, err := c.CreateChatCompletion(ctx, &routerv1.CreateChatCompletionRequest{Request: req})
 		require.NoError(t, err)
-		assert.Equal(t, "chunk-1", resp.GetCompletion().GetId(), "the node's stream, folded into one completion")
-		assert.Equal(t, "hi", resp.GetCompletion().GetChoices()[0].GetMessage().GetContent())
+		assert.Equal(t, "cmpl-1", resp.GetCompletion().GetId())
 		require.NoError(t, ignoreEOF(streamErr(ctx, c, req)))
 	})
 }
@@ -285,10 +284,9 @@ func TestChatStreamFlagSentUpstream(t *testing.T) {
 
 	chats := fake.chatRequests()
 	require.Len(t, chats, 2)
-	assert.True(t, chats[0].GetStream(), "a unary call streams from the node too (the router folds it)")
-	assert.True(t, chats[0].GetStreamOptions().GetIncludeUsage(), "so that the folded answer has its usage")
+	assert.False(t, chats[0].GetStream(), "a unary call asks the adapter for one answer")
+	assert.Nil(t, chats[0].GetStreamOptions())
 	assert.True(t, chats[1].GetStream(), "a streamed call asks the node to stream")
-	assert.Nil(t, chats[1].GetStreamOptions(), "and keeps the client's choice of usage chunk")
 }
 
 func TestListModels(t *testing.T) {

@@ -17,12 +17,11 @@ import (
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
-	"github.com/llmesh/llmesh/services/router/internal/aggregate"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // DefaultMaxAttempts is how many nodes one request may try.
@@ -113,25 +112,28 @@ func WithSessionKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, sessionKey{}, key)
 }
 
-// Chat answers a non-streamed chat completion. The node is asked for a
-// stream, folded into one completion here: the first-token timeout then
-// guards non-streamed requests too, and a node that fails mid-answer is
-// replaced, since the client has seen nothing yet.
+// Chat answers a non-streamed chat completion. The adapter is given the
+// attempt's first-token timeout, so a hung node costs that, not the whole
+// deadline (the adapter streams from the node and folds the answer).
 func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
-	up := proto.CloneOf(req)
-	up.Stream = true
-	up.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
 	var out *openaiv1.ChatCompletion
 	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
-		acc := aggregate.New()
-		ttft, _, err := r.stream(ctx, c, up, func(chunk *openaiv1.ChatCompletionChunk) error {
-			acc.Add(chunk)
-			return nil
-		})
-		out = acc.Result()
-		return ttft, err
+		start := time.Now()
+		resp, err := r.adapter.Chat(ctx, &adapterv1.ChatRequest{Node: c.Node, Request: req,
+			FirstTokenTimeout: durationpb.New(r.firstTokenLimit(c))})
+		out = resp.GetCompletion()
+		return time.Since(start), err
 	})
 	return out, err
+}
+
+// firstTokenLimit is how long c may take to its first token: short where
+// the model is loaded, long enough for a cold load where it is not.
+func (r *Router) firstTokenLimit(c nodetable.Candidate) time.Duration {
+	if c.Loaded {
+		return r.firstToken.Loaded
+	}
+	return r.firstToken.Cold
 }
 
 // Embed answers an embeddings request.
@@ -172,10 +174,7 @@ var errNoFirstToken = errors.New("no first token in time")
 func (r *Router) stream(ctx context.Context, c nodetable.Candidate, req *openaiv1.ChatCompletionRequest, each func(*openaiv1.ChatCompletionChunk) error) (ttft time.Duration, sent bool, err error) {
 	attemptCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil) // ends the adapter stream of a failed attempt
-	limit := r.firstToken.Loaded
-	if !c.Loaded {
-		limit = r.firstToken.Cold
-	}
+	limit := r.firstTokenLimit(c)
 	hung := time.AfterFunc(limit, func() { cancel(errNoFirstToken) })
 	start := time.Now()
 	stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})

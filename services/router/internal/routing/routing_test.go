@@ -105,14 +105,7 @@ func (f *fakeAdapter) ChatStream(req *adapterv1.ChatStreamRequest, stream grpc.S
 	if err != nil {
 		return err
 	}
-	chunks := s.chunks
-	if len(chunks) == 0 && s.err == nil {
-		// A plain answer, as Chat gives: the router folds streams for
-		// non-streamed requests.
-		chunks = []*openaiv1.ChatCompletionChunk{{Id: "cmpl-" + req.GetNode().GetId(), Model: req.GetRequest().GetModel(),
-			Choices: []*openaiv1.ChunkChoice{{Delta: &openaiv1.ChunkDelta{Role: "assistant", Content: text("ok")}, FinishReason: "stop"}}}}
-	}
-	for _, c := range chunks {
+	for _, c := range s.chunks {
 		if err := stream.Send(&adapterv1.ChatStreamResponse{Chunk: c}); err != nil {
 			return err
 		}

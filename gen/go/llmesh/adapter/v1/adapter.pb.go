@@ -11,6 +11,7 @@ import (
 	v11 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -25,11 +26,16 @@ const (
 
 // ChatRequest is a chat completion for one node.
 type ChatRequest struct {
-	state         protoimpl.MessageState     `protogen:"open.v1"`
-	Node          *v1.Node                   `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Request       *v11.ChatCompletionRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState     `protogen:"open.v1"`
+	Node    *v1.Node                   `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Request *v11.ChatCompletionRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// first_token_timeout, when set, makes the adapter ask the node for a
+	// stream, fail with UNAVAILABLE (reason NODE_UNREACHABLE) when no first
+	// token comes within it — the node is hung — and fold the stream into
+	// one completion.
+	FirstTokenTimeout *durationpb.Duration `protobuf:"bytes,3,opt,name=first_token_timeout,json=firstTokenTimeout,proto3" json:"first_token_timeout,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -72,6 +78,13 @@ func (x *ChatRequest) GetNode() *v1.Node {
 func (x *ChatRequest) GetRequest() *v11.ChatCompletionRequest {
 	if x != nil {
 		return x.Request
+	}
+	return nil
+}
+
+func (x *ChatRequest) GetFirstTokenTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.FirstTokenTimeout
 	}
 	return nil
 }
@@ -411,10 +424,11 @@ var File_llmesh_adapter_v1_adapter_proto protoreflect.FileDescriptor
 
 const file_llmesh_adapter_v1_adapter_proto_rawDesc = "" +
 	"\n" +
-	"\x1fllmesh/adapter/v1/adapter.proto\x12\x11llmesh.adapter.v1\x1a\x19llmesh/node/v1/node.proto\x1a\x1bllmesh/openai/v1/chat.proto\x1a!llmesh/openai/v1/embeddings.proto\"z\n" +
+	"\x1fllmesh/adapter/v1/adapter.proto\x12\x11llmesh.adapter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19llmesh/node/v1/node.proto\x1a\x1bllmesh/openai/v1/chat.proto\x1a!llmesh/openai/v1/embeddings.proto\"\xc5\x01\n" +
 	"\vChatRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12A\n" +
-	"\arequest\x18\x02 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\"P\n" +
+	"\arequest\x18\x02 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\x12I\n" +
+	"\x13first_token_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11firstTokenTimeout\"P\n" +
 	"\fChatResponse\x12@\n" +
 	"\n" +
 	"completion\x18\x01 \x01(\v2 .llmesh.openai.v1.ChatCompletionR\n" +
@@ -466,37 +480,39 @@ var file_llmesh_adapter_v1_adapter_proto_goTypes = []any{
 	(*ProbeResponse)(nil),             // 7: llmesh.adapter.v1.ProbeResponse
 	(*v1.Node)(nil),                   // 8: llmesh.node.v1.Node
 	(*v11.ChatCompletionRequest)(nil), // 9: llmesh.openai.v1.ChatCompletionRequest
-	(*v11.ChatCompletion)(nil),        // 10: llmesh.openai.v1.ChatCompletion
-	(*v11.ChatCompletionChunk)(nil),   // 11: llmesh.openai.v1.ChatCompletionChunk
-	(*v11.EmbeddingRequest)(nil),      // 12: llmesh.openai.v1.EmbeddingRequest
-	(*v11.EmbeddingList)(nil),         // 13: llmesh.openai.v1.EmbeddingList
-	(*v1.ProbeResult)(nil),            // 14: llmesh.node.v1.ProbeResult
+	(*durationpb.Duration)(nil),       // 10: google.protobuf.Duration
+	(*v11.ChatCompletion)(nil),        // 11: llmesh.openai.v1.ChatCompletion
+	(*v11.ChatCompletionChunk)(nil),   // 12: llmesh.openai.v1.ChatCompletionChunk
+	(*v11.EmbeddingRequest)(nil),      // 13: llmesh.openai.v1.EmbeddingRequest
+	(*v11.EmbeddingList)(nil),         // 14: llmesh.openai.v1.EmbeddingList
+	(*v1.ProbeResult)(nil),            // 15: llmesh.node.v1.ProbeResult
 }
 var file_llmesh_adapter_v1_adapter_proto_depIdxs = []int32{
 	8,  // 0: llmesh.adapter.v1.ChatRequest.node:type_name -> llmesh.node.v1.Node
 	9,  // 1: llmesh.adapter.v1.ChatRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	10, // 2: llmesh.adapter.v1.ChatResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
-	8,  // 3: llmesh.adapter.v1.ChatStreamRequest.node:type_name -> llmesh.node.v1.Node
-	9,  // 4: llmesh.adapter.v1.ChatStreamRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	11, // 5: llmesh.adapter.v1.ChatStreamResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
-	8,  // 6: llmesh.adapter.v1.EmbedRequest.node:type_name -> llmesh.node.v1.Node
-	12, // 7: llmesh.adapter.v1.EmbedRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
-	13, // 8: llmesh.adapter.v1.EmbedResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
-	8,  // 9: llmesh.adapter.v1.ProbeRequest.node:type_name -> llmesh.node.v1.Node
-	14, // 10: llmesh.adapter.v1.ProbeResponse.result:type_name -> llmesh.node.v1.ProbeResult
-	0,  // 11: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
-	2,  // 12: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
-	4,  // 13: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
-	6,  // 14: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
-	1,  // 15: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
-	3,  // 16: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
-	5,  // 17: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
-	7,  // 18: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 2: llmesh.adapter.v1.ChatRequest.first_token_timeout:type_name -> google.protobuf.Duration
+	11, // 3: llmesh.adapter.v1.ChatResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
+	8,  // 4: llmesh.adapter.v1.ChatStreamRequest.node:type_name -> llmesh.node.v1.Node
+	9,  // 5: llmesh.adapter.v1.ChatStreamRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
+	12, // 6: llmesh.adapter.v1.ChatStreamResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
+	8,  // 7: llmesh.adapter.v1.EmbedRequest.node:type_name -> llmesh.node.v1.Node
+	13, // 8: llmesh.adapter.v1.EmbedRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
+	14, // 9: llmesh.adapter.v1.EmbedResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
+	8,  // 10: llmesh.adapter.v1.ProbeRequest.node:type_name -> llmesh.node.v1.Node
+	15, // 11: llmesh.adapter.v1.ProbeResponse.result:type_name -> llmesh.node.v1.ProbeResult
+	0,  // 12: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
+	2,  // 13: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
+	4,  // 14: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
+	6,  // 15: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
+	1,  // 16: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
+	3,  // 17: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
+	5,  // 18: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
+	7,  // 19: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_adapter_v1_adapter_proto_init() }

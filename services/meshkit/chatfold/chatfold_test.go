@@ -1,4 +1,4 @@
-package aggregate
+package chatfold
 
 import (
 	"testing"

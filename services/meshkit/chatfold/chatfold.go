@@ -1,10 +1,8 @@
-// Package aggregate folds a streamed chat answer into the
-// chat.completion a non-streamed request expects. The router asks nodes
-// for a stream even for non-streamed requests, so the time to the first
-// token is visible (a hung node costs a first-token timeout, not a whole
-// deadline) and a node that fails mid-answer can be replaced, since the
-// client has seen nothing yet.
-package aggregate
+// Package chatfold folds a streamed chat answer into the chat.completion
+// a non-streamed request expects. The adapter asks a node for a stream
+// even for a non-streamed request when the caller bounds the time to the
+// first token, so that a hung node costs that bound, not a whole deadline.
+package chatfold
 
 import (
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"

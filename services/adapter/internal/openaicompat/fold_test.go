@@ -1,0 +1,63 @@
+package openaicompat
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+)
+
+func chatReq() *openaiv1.ChatCompletionRequest {
+	return &openaiv1.ChatCompletionRequest{Model: "m", Messages: []*openaiv1.ChatMessage{{Role: "user"}}}
+}
+
+func TestChatFoldedStreamsAndFolds(t *testing.T) {
+	var asked struct {
+		Stream        bool `json:"stream"`
+		StreamOptions struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
+	}
+	c := client(t, nodev1.Kind_KIND_OLLAMA, func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewDecoder(r.Body).Decode(&asked)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, ev := range []string{
+			`{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`,
+			`{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}`,
+			`{"id":"c","object":"chat.completion.chunk","model":"m","choices":[],"usage":{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4}}`,
+			`[DONE]`,
+		} {
+			fmt.Fprintf(w, "data: %s\n\n", ev)
+		}
+	})
+	cc, err := c.ChatFolded(t.Context(), chatReq(), time.Second)
+	require.NoError(t, err)
+	assert.True(t, asked.Stream)
+	assert.True(t, asked.StreamOptions.IncludeUsage, "usage is asked for, so the folded answer has it")
+	assert.Equal(t, "Hello", cc.GetChoices()[0].GetMessage().GetContent())
+	assert.Equal(t, "stop", cc.GetChoices()[0].GetFinishReason())
+	assert.Equal(t, int64(4), cc.GetUsage().GetTotalTokens())
+}
+
+func TestChatFoldedHungNode(t *testing.T) {
+	c := client(t, nodev1.Kind_KIND_OLLAMA, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so the server notices the client leaving
+		<-r.Context().Done()               // accepts, never answers
+	})
+	start := time.Now()
+	_, err := c.ChatFolded(t.Context(), chatReq(), 50*time.Millisecond)
+	e, _ := apierror.FromError(err)
+	assert.Equal(t, codes.Unavailable, e.Code)
+	assert.Equal(t, apierror.ReasonUnreachable, e.Reason, "a hung node counts as unreachable: out of rotation")
+	assert.Contains(t, e.Message, "no first token within 50ms")
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
