@@ -14,6 +14,11 @@ import (
 // them.
 var ExternalNodeMeta = map[string]string{"external-node": "true", "llmesh": "true"}
 
+// StatePrefix is where healthmon's check writer keeps each up node's state
+// (its models) in KV, as protojson under StatePrefix+id; routers that lose
+// healthmon read it back. Meta is no place for long model lists.
+const StatePrefix = "llmesh/nodes/"
+
 // CheckName is the name of llmesh's check on an LLM node's service.
 const CheckName = "llmesh health"
 

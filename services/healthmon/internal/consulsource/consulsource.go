@@ -27,11 +27,6 @@ import (
 // LockKey is the KV key whose holder writes checks.
 const LockKey = "llmesh/healthmon/check-writer"
 
-// StatePrefix is where the lock holder keeps each up node's state (its
-// models) in KV, as protojson under StatePrefix+id: routers that lose
-// healthmon fall back to Consul's passing nodes with these models.
-const StatePrefix = "llmesh/nodes/"
-
 // CheckTTL bounds how long a check written to an agent stays as written
 // when no healthmon refreshes it.
 const CheckTTL = 10 * time.Minute
@@ -148,7 +143,7 @@ func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesRespo
 		if same {
 			continue
 		}
-		if _, err := kv.Put(&api.KVPair{Key: StatePrefix + id, Value: b}, opts); err != nil {
+		if _, err := kv.Put(&api.KVPair{Key: consulnodes.StatePrefix + id, Value: b}, opts); err != nil {
 			if ctx.Err() == nil {
 				s.Log.Warn("writing node state to consul kv", "node", id, "err", err)
 			}
@@ -159,7 +154,7 @@ func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesRespo
 		s.mu.Unlock()
 	}
 	for _, id := range msg.GetRemovedNodeIds() {
-		if _, err := kv.Delete(StatePrefix+id, opts); err == nil {
+		if _, err := kv.Delete(consulnodes.StatePrefix+id, opts); err == nil {
 			s.mu.Lock()
 			delete(s.kv, id)
 			s.mu.Unlock()

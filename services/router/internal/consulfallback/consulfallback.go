@@ -25,10 +25,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// StatePrefix is where healthmon keeps node states in KV (see healthmon's
-// consulsource).
-const StatePrefix = "llmesh/nodes/"
-
 // Fallback follows Consul and, while active, feeds the node table.
 type Fallback struct {
 	Client  *api.Client
@@ -50,7 +46,7 @@ func (f *Fallback) Run(ctx context.Context) error {
 }
 
 func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
-	pairs, _, err := f.Client.KV().List(StatePrefix, (&api.QueryOptions{}).WithContext(ctx))
+	pairs, _, err := f.Client.KV().List(consulnodes.StatePrefix, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return // keep the previous view
 	}
@@ -58,7 +54,7 @@ func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
 	for _, p := range pairs {
 		st := &nodev1.NodeState{}
 		if protojson.Unmarshal(p.Value, st) == nil {
-			states[strings.TrimPrefix(p.Key, StatePrefix)] = st
+			states[strings.TrimPrefix(p.Key, consulnodes.StatePrefix)] = st
 		}
 	}
 	nodes, _ := consulnodes.FromEntries(entries)
