@@ -103,7 +103,12 @@ func TestStreamFlushesEachChunkAndNoticesDisconnect(t *testing.T) {
 		err  error
 	}
 	got := make(chan result, 1)
-	go func() { // owned by this test; ends at the first line or on cancel
+	// The body stays open until the test cancels: closing it early would
+	// hang up on the node before the mid-stream check below.
+	bodyDone := make(chan struct{})
+	defer func() { cancel(); <-bodyDone }()
+	go func() { // owned by this test; ends when the test cancels ctx
+		defer close(bodyDone)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/chat/completions",
 			strings.NewReader(`{"model":"`+testModel+`","stream":true,"messages":[]}`))
 		// Even the headers only arrive if the first chunk is flushed.
@@ -115,6 +120,7 @@ func TestStreamFlushesEachChunkAndNoticesDisconnect(t *testing.T) {
 		defer resp.Body.Close()
 		line, err := bufio.NewReader(resp.Body).ReadString('\n')
 		got <- result{line, err}
+		<-ctx.Done()
 	}()
 	select {
 	case r := <-got:
