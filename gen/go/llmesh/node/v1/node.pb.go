@@ -149,6 +149,16 @@ type Node struct {
 	ApiKeyEnv string `protobuf:"bytes,4,opt,name=api_key_env,json=apiKeyEnv,proto3" json:"api_key_env,omitempty"`
 	// tls_server_name overrides the TLS server name for https nodes.
 	TlsServerName string `protobuf:"bytes,5,opt,name=tls_server_name,json=tlsServerName,proto3" json:"tls_server_name,omitempty"`
+	// max_in_flight caps how many requests routers send the node at once;
+	// 0 means the default for its kind (see num_parallel).
+	MaxInFlight int32 `protobuf:"varint,6,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"`
+	// num_parallel is how many requests the node works on at the same time
+	// (Ollama's OLLAMA_NUM_PARALLEL, llama-server's --parallel), when the
+	// operator knows it; 0 means unknown.
+	NumParallel int32 `protobuf:"varint,7,opt,name=num_parallel,json=numParallel,proto3" json:"num_parallel,omitempty"`
+	// group is the node group the node belongs to, e.g. "gpu"; a model
+	// alias can send its requests to one group only.
+	Group         string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,6 +224,27 @@ func (x *Node) GetApiKeyEnv() string {
 func (x *Node) GetTlsServerName() string {
 	if x != nil {
 		return x.TlsServerName
+	}
+	return ""
+}
+
+func (x *Node) GetMaxInFlight() int32 {
+	if x != nil {
+		return x.MaxInFlight
+	}
+	return 0
+}
+
+func (x *Node) GetNumParallel() int32 {
+	if x != nil {
+		return x.NumParallel
+	}
+	return 0
+}
+
+func (x *Node) GetGroup() string {
+	if x != nil {
+		return x.Group
 	}
 	return ""
 }
@@ -487,13 +518,16 @@ var File_llmesh_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x19llmesh/node/v1/node.proto\x12\x0ellmesh.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x01\n" +
+	"\x19llmesh/node/v1/node.proto\x12\x0ellmesh.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x02\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.llmesh.node.v1.KindR\x04kind\x12\x19\n" +
 	"\bbase_url\x18\x03 \x01(\tR\abaseUrl\x12\x1e\n" +
 	"\vapi_key_env\x18\x04 \x01(\tR\tapiKeyEnv\x12&\n" +
-	"\x0ftls_server_name\x18\x05 \x01(\tR\rtlsServerName\"\xa1\x01\n" +
+	"\x0ftls_server_name\x18\x05 \x01(\tR\rtlsServerName\x12\"\n" +
+	"\rmax_in_flight\x18\x06 \x01(\x05R\vmaxInFlight\x12!\n" +
+	"\fnum_parallel\x18\a \x01(\x05R\vnumParallel\x12\x14\n" +
+	"\x05group\x18\b \x01(\tR\x05group\"\xa1\x01\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06loaded\x18\x02 \x01(\bR\x06loaded\x12\x1d\n" +
