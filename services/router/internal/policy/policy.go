@@ -4,16 +4,17 @@
 // key (randomness comes in as a parameter), so they are table-tested.
 //
 // Every policy keeps the same tiers: local nodes with the model loaded,
-// then local nodes that would need a cold load, then cloud nodes (kind
-// openai: paid per token, used only when no local node can serve), and
-// nodes out of rotation (breaker open) last — tried only when nothing else
-// is left.
+// then local nodes that would need a cold load, then cloud nodes (paid per
+// token, used only when no local node can serve; see IsCloud), and nodes
+// out of rotation (breaker open) last — tried only when nothing else is
+// left. Per model, Tiers can put the cloud first or use only one side.
 package policy
 
 import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strings"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
@@ -34,6 +35,9 @@ type Input struct {
 	Rand func(n int) int
 	// Turn is a counter that advances per request, for round robin.
 	Turn uint64
+	// Tiers says where cloud nodes stand; the zero value is LocalFirst.
+	// Candidates must already be Eligible under it.
+	Tiers Tiers
 }
 
 // Policy orders candidates.
@@ -59,9 +63,60 @@ func ByName(name string) (Policy, error) {
 	return nil, fmt.Errorf("routing policy %q: want %s, %s or %s", name, NameP2C, NameRoundRobin, NameLeastInFlight)
 }
 
+// Tiers says where cloud nodes stand for a model.
+type Tiers int
+
+// The tier modes.
+const (
+	// LocalFirst uses cloud nodes only when no local node can serve.
+	LocalFirst Tiers = iota
+	// CloudFirst prefers cloud nodes and falls back to local ones.
+	CloudFirst
+	// LocalOnly never uses cloud nodes.
+	LocalOnly
+	// CloudOnly never uses local nodes.
+	CloudOnly
+)
+
+var tiersNames = []string{"local-first", "cloud-first", "local-only", "cloud-only"}
+
+func (t Tiers) String() string {
+	if int(t) < len(tiersNames) {
+		return tiersNames[t]
+	}
+	return fmt.Sprintf("Tiers(%d)", int(t))
+}
+
+// ParseTiers reads a tier mode by name.
+func ParseTiers(name string) (Tiers, error) {
+	if i := slices.Index(tiersNames, name); i >= 0 {
+		return Tiers(i), nil
+	}
+	return 0, fmt.Errorf("tiers %q: want one of %s", name, strings.Join(tiersNames, ", "))
+}
+
+// IsCloud says whether n is a cloud node: an OpenAI-API node reached with
+// an API key (a paid provider). Local OpenAI-compatible servers without a
+// key, and every other kind, are local.
+func IsCloud(n *nodev1.Node) bool {
+	return n.GetKind() == nodev1.Kind_KIND_OPENAI && n.GetApiKeyEnv() != ""
+}
+
+// Eligible says whether c may serve a request under t at all.
+func Eligible(c Candidate, t Tiers) bool {
+	switch t {
+	case LocalOnly:
+		return !IsCloud(c.Node)
+	case CloudOnly:
+		return IsCloud(c.Node)
+	}
+	return true
+}
+
 // Tiers, in order.
 const (
-	tierLoaded = iota
+	tierCloudFirst = iota // cloud nodes under CloudFirst
+	tierLoaded
 	tierCold
 	tierCloud
 	tierOut
@@ -69,7 +124,7 @@ const (
 )
 
 // ordered are the tiers a policy orders within; tierOut keeps its order.
-var ordered = []int{tierLoaded, tierCold, tierCloud}
+var ordered = []int{tierCloudFirst, tierLoaded, tierCold, tierCloud}
 
 // tiers splits candidates into the tiers, keeping their order.
 func tiers(in Input) [nTiers][]Candidate {
@@ -78,7 +133,9 @@ func tiers(in Input) [nTiers][]Candidate {
 		switch {
 		case in.Load(c.Node.GetId()).Open:
 			t[tierOut] = append(t[tierOut], c)
-		case c.Node.GetKind() == nodev1.Kind_KIND_OPENAI:
+		case IsCloud(c.Node) && in.Tiers == CloudFirst:
+			t[tierCloudFirst] = append(t[tierCloudFirst], c)
+		case IsCloud(c.Node):
 			t[tierCloud] = append(t[tierCloud], c)
 		case c.Loaded:
 			t[tierLoaded] = append(t[tierLoaded], c)

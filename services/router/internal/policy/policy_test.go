@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,9 +75,31 @@ func TestOrders(t *testing.T) {
 			name:   "cloud nodes only after local ones, even cold ones",
 			policy: PowerOfTwo,
 			in: Input{Candidates: []Candidate{
-				{Node: &nodev1.Node{Id: "cloud", Kind: nodev1.Kind_KIND_OPENAI}, Loaded: true}, cand("cold", false), cand("warm", true),
+				cloud("cloud"), cand("cold", false), cand("warm", true),
 			}, Load: loads(nil)},
 			want: []string{"warm", "cold", "cloud"},
+		},
+		{
+			name:   "an OpenAI-API node without a key is a local server",
+			policy: PowerOfTwo,
+			in: Input{Candidates: []Candidate{
+				{Node: &nodev1.Node{Id: "localai", Kind: nodev1.Kind_KIND_OPENAI}, Loaded: true}, cand("cold", false),
+			}, Load: loads(nil)},
+			want: []string{"localai", "cold"},
+		},
+		{
+			name:   "cloud-first puts cloud nodes before loaded local ones",
+			policy: PowerOfTwo,
+			in: Input{Candidates: []Candidate{cand("warm", true), cloud("cloud"), cand("cold", false)},
+				Load: loads(nil), Tiers: CloudFirst},
+			want: []string{"cloud", "warm", "cold"},
+		},
+		{
+			name:   "cloud-first still tries an open breaker last",
+			policy: RoundRobinOrder,
+			in: Input{Candidates: []Candidate{cloud("cloud"), cand("warm", true)},
+				Load: loads(map[string]nodestats.Load{"cloud": {Open: true}}), Tiers: CloudFirst},
+			want: []string{"warm", "cloud"},
 		},
 		{
 			name:   "round robin rotates within the loaded tier",
@@ -131,41 +154,58 @@ func TestSessionAffinity(t *testing.T) {
 
 // Property: whatever the loads, a policy returns exactly the candidates
 // (so never a node that was not up with the model), puts an out-of-
-// rotation node first only when every candidate is out, and puts a cold
-// node before a loaded one only when the loaded ones are out.
+// rotation node first only when every candidate is out, puts a cloud node
+// first only under cloud-first or when no local node is in rotation, and
+// puts a cold node before a loaded one only when the loaded ones are out.
 func TestPoliciesProperty(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, p := range []Policy{PowerOfTwo, RoundRobinOrder, LeastInFlight} {
 		for range 500 {
 			n := 1 + rng.IntN(6)
+			mode := Tiers(rng.IntN(4))
 			var cs []Candidate
 			l := map[string]nodestats.Load{}
 			for i := range n {
 				id := fmt.Sprint("n", i)
-				cs = append(cs, cand(id, rng.IntN(2) == 0))
+				c := cand(id, rng.IntN(2) == 0)
+				if rng.IntN(4) == 0 {
+					c = cloud(id)
+				}
+				if Eligible(c, mode) {
+					cs = append(cs, c)
+				}
 				l[id] = nodestats.Load{InFlight: int64(rng.IntN(5)), TTFT: time.Duration(rng.IntN(100)) * time.Millisecond, Open: rng.IntN(4) == 0}
 			}
 			key := ""
 			if rng.IntN(2) == 0 {
 				key = fmt.Sprint("k", rng.IntN(10))
 			}
-			out := p(Input{Candidates: cs, Load: loads(l), SessionKey: key, Rand: rng.IntN, Turn: rng.Uint64()})
+			if len(cs) == 0 {
+				continue
+			}
+			out := p(Input{Candidates: cs, Load: loads(l), SessionKey: key, Rand: rng.IntN, Turn: rng.Uint64(), Tiers: mode})
 			require.ElementsMatch(t, ids(cs), ids(out))
-			anyOpenFree, anyLoadedFree := false, false
+			anyOpenFree, anyLoadedFree, anyCloudFree, anyLocalFree := false, false, false, false
 			for _, c := range cs {
 				if !l[c.Node.GetId()].Open {
 					anyOpenFree = true
-					if c.Loaded {
-						anyLoadedFree = true
-					}
+					anyCloudFree = anyCloudFree || IsCloud(c.Node)
+					anyLocalFree = anyLocalFree || !IsCloud(c.Node)
+					anyLoadedFree = anyLoadedFree || (c.Loaded && !IsCloud(c.Node))
 				}
 			}
 			head := out[0]
 			if anyOpenFree {
 				require.False(t, l[head.Node.GetId()].Open, "picked a node out of rotation while others were in")
 			}
-			if anyLoadedFree {
-				require.True(t, head.Loaded, "picked a cold node while a loaded one was free")
+			switch {
+			case mode == CloudFirst && anyCloudFree:
+				require.True(t, IsCloud(head.Node), "cloud-first picked a local node while a cloud one was free")
+			case anyLocalFree:
+				require.False(t, IsCloud(head.Node), "%s picked a cloud node while a local one was free", mode)
+				if anyLoadedFree {
+					require.True(t, head.Loaded, "picked a cold node while a loaded one was free")
+				}
 			}
 		}
 	}
@@ -178,4 +218,35 @@ func TestByName(t *testing.T) {
 	}
 	_, err := ByName("random")
 	assert.ErrorContains(t, err, `routing policy "random"`)
+}
+
+func cloud(id string) Candidate {
+	return Candidate{Node: &nodev1.Node{Id: id, Kind: nodev1.Kind_KIND_OPENAI, ApiKeyEnv: "KEY"}, Loaded: true}
+}
+
+func TestEligibleAndParseTiers(t *testing.T) {
+	local, remote := cand("l", true), cloud("c")
+	for _, tt := range []struct {
+		tiers         string
+		local, remote bool
+	}{
+		{"local-first", true, true},
+		{"cloud-first", true, true},
+		{"local-only", true, false},
+		{"cloud-only", false, true},
+	} {
+		mode, err := ParseTiers(tt.tiers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode.String() != tt.tiers {
+			t.Errorf("String() = %q, want %q", mode, tt.tiers)
+		}
+		if Eligible(local, mode) != tt.local || Eligible(remote, mode) != tt.remote {
+			t.Errorf("%s: local %v, cloud %v; want %v, %v", tt.tiers, Eligible(local, mode), Eligible(remote, mode), tt.local, tt.remote)
+		}
+	}
+	if _, err := ParseTiers("cloudy"); err == nil || !strings.Contains(err.Error(), `"cloudy"`) {
+		t.Errorf("ParseTiers(cloudy) = %v, want an error quoting it", err)
+	}
 }
