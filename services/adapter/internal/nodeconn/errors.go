@@ -115,6 +115,10 @@ func (c *Client) BodyError(ctx context.Context, err error) *apierror.Error {
 
 func (c *Client) contextError(ctx context.Context, err error) *apierror.Error {
 	ctxErr := ctx.Err()
+	var opErr *net.OpError
+	if ctxErr == nil && errors.As(err, &opErr) && opErr.Op == "dial" {
+		return nil // the connect timed out, not the caller's context
+	}
 	if ctxErr == nil {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):

@@ -86,11 +86,31 @@ func NewPool(opts Options) *Pool {
 	}
 }
 
+type connectTimeoutKey struct{}
+
+// WithConnectTimeout makes connections opened for requests made under ctx
+// give up connecting after d instead of the pool's ConnectTimeout.
+func WithConnectTimeout(ctx context.Context, d time.Duration) context.Context {
+	if d <= 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, connectTimeoutKey{}, d)
+}
+
 func newTransport(opts Options, tlsConf *tls.Config) *http.Transport {
-	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		limit, ok := ctx.Value(connectTimeoutKey{}).(time.Duration)
+		if !ok {
+			limit = opts.ConnectTimeout
+		}
+		ctx, cancel := context.WithTimeout(ctx, limit)
+		defer cancel()
+		return dialer.DialContext(ctx, network, addr)
+	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          DefaultMaxIdleConns,
 		MaxIdleConnsPerHost:   DefaultMaxIdleConnsPerHost,

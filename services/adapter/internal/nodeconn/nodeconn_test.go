@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -11,7 +12,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -280,4 +283,42 @@ func TestDescribe(t *testing.T) {
 	assert.Equal(t, "GET /v1/models: HTTP 401: bad key", Describe("GET", "/v1/models", &apierror.Error{HTTPStatus: 401, Message: "bad key"}))
 	assert.Equal(t, "connect: connection refused", Describe("GET", "/", &apierror.Error{Message: "connect: connection refused", Reason: apierror.ReasonUnreachable}))
 	assert.Equal(t, "plain", Describe("GET", "/", errors.New("plain")))
+}
+
+// stalledURL is the URL of a loopback listener whose accept queue is full:
+// further connects get no answer (the kernel drops their SYNs), so a
+// connect hangs until its timeout.
+func stalledURL(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { syscall.Close(fd) })
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	require.NoError(t, syscall.Listen(fd, 0)) // never accepted
+	sa, err := syscall.Getsockname(fd)
+	require.NoError(t, err)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 8 { // fill the queue; those connects succeed or time out
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return "http://" + addr
+}
+
+func TestConnectTimeoutPerRequest(t *testing.T) {
+	p := newPool(t, Options{ConnectTimeout: time.Hour})
+	c, err := p.Client(&nodev1.Node{Id: "stalled", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: stalledURL(t)})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	req, err := c.NewRequest(WithConnectTimeout(ctx, 50*time.Millisecond), http.MethodGet, "/api/tags", nil)
+	require.NoError(t, err)
+	_, err = c.Do(req)
+	require.Error(t, err)
+	e, _ := apierror.FromError(err)
+	assert.Equal(t, codes.Unavailable, e.Code, "%v", err)
+	assert.Contains(t, e.Message, "connect: timeout", "the connect gave up, not the request's minute")
 }

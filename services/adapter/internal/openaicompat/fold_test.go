@@ -39,7 +39,7 @@ func TestChatFoldedStreamsAndFolds(t *testing.T) {
 			fmt.Fprintf(w, "data: %s\n\n", ev)
 		}
 	})
-	cc, err := c.ChatFolded(t.Context(), chatReq(), time.Second)
+	cc, err := c.ChatFolded(t.Context(), chatReq(), time.Second, time.Second)
 	require.NoError(t, err)
 	assert.True(t, asked.Stream)
 	assert.True(t, asked.StreamOptions.IncludeUsage, "usage is asked for, so the folded answer has it")
@@ -54,10 +54,28 @@ func TestChatFoldedHungNode(t *testing.T) {
 		<-r.Context().Done()               // accepts, never answers
 	})
 	start := time.Now()
-	_, err := c.ChatFolded(t.Context(), chatReq(), 50*time.Millisecond)
+	_, err := c.ChatFolded(t.Context(), chatReq(), 50*time.Millisecond, time.Minute)
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.Unavailable, e.Code)
 	assert.Equal(t, apierror.ReasonUnreachable, e.Reason, "a hung node counts as unreachable: out of rotation")
 	assert.Contains(t, e.Message, "no first token within 50ms")
 	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+func TestChatFoldedNodeSilentMidAnswer(t *testing.T) {
+	c := client(t, nodev1.Kind_KIND_OLLAMA, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		for range 3 { // a few quick chunks, each within the idle limit
+			fmt.Fprint(w, `data: {"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}`+"\n\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(10 * time.Millisecond)
+		}
+		<-r.Context().Done() // then silence
+	})
+	_, err := c.ChatFolded(t.Context(), chatReq(), time.Minute, 200*time.Millisecond)
+	e, _ := apierror.FromError(err)
+	assert.Equal(t, codes.Unavailable, e.Code)
+	assert.Equal(t, apierror.ReasonUnreachable, e.Reason)
+	assert.Contains(t, e.Message, "silent for 200ms in the middle of an answer")
 }

@@ -272,37 +272,54 @@ func (c *Client) badAnswer(what string, err error) error {
 	}
 }
 
-var errNoFirstToken = errors.New("no first token in time")
+var (
+	errNoFirstToken = errors.New("no first token in time")
+	errIdle         = errors.New("silent for too long")
+)
 
 // ChatFolded answers a non-streamed chat by streaming from the node and
 // folding the chunks into one completion, so that a node that sends no
-// first token within firstToken fails at once as hung (UNAVAILABLE,
-// reason NODE_UNREACHABLE) instead of holding the caller until its
-// deadline.
-func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionRequest, firstToken time.Duration) (*openaiv1.ChatCompletion, error) {
+// first token within firstToken — or, once started, goes silent for longer
+// than idle (0: no limit) — fails at once as hung (UNAVAILABLE, reason
+// NODE_UNREACHABLE) instead of holding the caller until its deadline.
+func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionRequest, firstToken, idle time.Duration) (*openaiv1.ChatCompletion, error) {
 	up := proto.CloneOf(req)
 	up.Stream = true
 	up.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	hung := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
-	defer hung.Stop()
+	watch := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
+	defer func() { watch.Stop() }()
 	acc := chatfold.New()
 	got := false
 	err := c.ChatStream(fctx, up, func(chunk *openaiv1.ChatCompletionChunk) error {
 		if !got {
-			hung.Stop()
+			watch.Stop()
 			got = true
+			if idle > 0 {
+				watch = time.AfterFunc(idle, func() { cancel(errIdle) })
+			}
+		} else if idle > 0 {
+			watch.Reset(idle)
 		}
 		acc.Add(chunk)
 		return nil
 	})
 	if err != nil {
-		if !got && errors.Is(context.Cause(fctx), errNoFirstToken) && ctx.Err() == nil {
-			return nil, &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: c.conn.NodeID(),
-				Message: fmt.Sprintf("no first token within %s", firstToken)}
+		if ctx.Err() == nil {
+			switch cause := context.Cause(fctx); {
+			case errors.Is(cause, errNoFirstToken) && !got:
+				return nil, c.hung(fmt.Sprintf("no first token within %s", firstToken))
+			case errors.Is(cause, errIdle):
+				return nil, c.hung(fmt.Sprintf("silent for %s in the middle of an answer", idle))
+			}
 		}
 		return nil, err
 	}
 	return acc.Result(), nil
+}
+
+// hung is the error for a node that stopped answering.
+func (c *Client) hung(why string) error {
+	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: c.conn.NodeID(), Message: why}
 }

@@ -41,9 +41,11 @@ func (s *Server) Chat(ctx context.Context, req *adapterv1.ChatRequest) (*adapter
 	if err != nil {
 		return nil, err
 	}
+	limits := req.GetTimeouts()
+	ctx = nodeconn.WithConnectTimeout(ctx, limits.GetConnect().AsDuration())
 	var cc *openaiv1.ChatCompletion
-	if t := req.GetFirstTokenTimeout(); t != nil && t.AsDuration() > 0 {
-		cc, err = client.ChatFolded(ctx, req.GetRequest(), t.AsDuration())
+	if first := limits.GetFirstToken().AsDuration(); first > 0 {
+		cc, err = client.ChatFolded(ctx, req.GetRequest(), first, limits.GetIdle().AsDuration())
 	} else {
 		cc, err = client.Chat(ctx, req.GetRequest())
 	}
@@ -61,7 +63,7 @@ func (s *Server) ChatStream(req *adapterv1.ChatStreamRequest, stream grpc.Server
 	if err != nil {
 		return err
 	}
-	ctx := stream.Context()
+	ctx := nodeconn.WithConnectTimeout(stream.Context(), req.GetTimeouts().GetConnect().AsDuration())
 	err = client.ChatStream(ctx, req.GetRequest(), func(chunk *openaiv1.ChatCompletionChunk) error {
 		return stream.Send(&adapterv1.ChatStreamResponse{Chunk: chunk})
 	})
@@ -76,6 +78,7 @@ func (s *Server) Embed(ctx context.Context, req *adapterv1.EmbedRequest) (*adapt
 	if err != nil {
 		return nil, err
 	}
+	ctx = nodeconn.WithConnectTimeout(ctx, req.GetTimeouts().GetConnect().AsDuration())
 	list, err := client.Embed(ctx, req.GetRequest())
 	s.done(ctx, "Embed", req.GetNode(), req.GetRequest().GetModel(), start, err)
 	if err != nil {

@@ -29,13 +29,14 @@ type ChatRequest struct {
 	state   protoimpl.MessageState     `protogen:"open.v1"`
 	Node    *v1.Node                   `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	Request *v11.ChatCompletionRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
-	// first_token_timeout, when set, makes the adapter ask the node for a
-	// stream, fail with UNAVAILABLE (reason NODE_UNREACHABLE) when no first
-	// token comes within it — the node is hung — and fold the stream into
+	// timeouts bound the call. With first_token set the adapter asks the
+	// node for a stream, fails with UNAVAILABLE (reason NODE_UNREACHABLE)
+	// when no first token comes within it — the node is hung — or when the
+	// node then goes silent for longer than idle, and folds the stream into
 	// one completion.
-	FirstTokenTimeout *durationpb.Duration `protobuf:"bytes,3,opt,name=first_token_timeout,json=firstTokenTimeout,proto3" json:"first_token_timeout,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	Timeouts      *CallTimeouts `protobuf:"bytes,10,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatRequest) Reset() {
@@ -82,9 +83,75 @@ func (x *ChatRequest) GetRequest() *v11.ChatCompletionRequest {
 	return nil
 }
 
-func (x *ChatRequest) GetFirstTokenTimeout() *durationpb.Duration {
+func (x *ChatRequest) GetTimeouts() *CallTimeouts {
 	if x != nil {
-		return x.FirstTokenTimeout
+		return x.Timeouts
+	}
+	return nil
+}
+
+// CallTimeouts bound one call to a node; unset fields leave the adapter's
+// defaults. The caller's deadline bounds the whole call.
+type CallTimeouts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// connect bounds the TCP connect to the node.
+	Connect *durationpb.Duration `protobuf:"bytes,1,opt,name=connect,proto3" json:"connect,omitempty"`
+	// first_token bounds the wait for the first token (unary chat only; a
+	// streaming caller watches its stream itself).
+	FirstToken *durationpb.Duration `protobuf:"bytes,2,opt,name=first_token,json=firstToken,proto3" json:"first_token,omitempty"`
+	// idle bounds the silence between two chunks (unary chat only).
+	Idle          *durationpb.Duration `protobuf:"bytes,3,opt,name=idle,proto3" json:"idle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallTimeouts) Reset() {
+	*x = CallTimeouts{}
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallTimeouts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallTimeouts) ProtoMessage() {}
+
+func (x *CallTimeouts) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallTimeouts.ProtoReflect.Descriptor instead.
+func (*CallTimeouts) Descriptor() ([]byte, []int) {
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CallTimeouts) GetConnect() *durationpb.Duration {
+	if x != nil {
+		return x.Connect
+	}
+	return nil
+}
+
+func (x *CallTimeouts) GetFirstToken() *durationpb.Duration {
+	if x != nil {
+		return x.FirstToken
+	}
+	return nil
+}
+
+func (x *CallTimeouts) GetIdle() *durationpb.Duration {
+	if x != nil {
+		return x.Idle
 	}
 	return nil
 }
@@ -99,7 +166,7 @@ type ChatResponse struct {
 
 func (x *ChatResponse) Reset() {
 	*x = ChatResponse{}
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[1]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -111,7 +178,7 @@ func (x *ChatResponse) String() string {
 func (*ChatResponse) ProtoMessage() {}
 
 func (x *ChatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[1]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -124,7 +191,7 @@ func (x *ChatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatResponse.ProtoReflect.Descriptor instead.
 func (*ChatResponse) Descriptor() ([]byte, []int) {
-	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{1}
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ChatResponse) GetCompletion() *v11.ChatCompletion {
@@ -139,13 +206,14 @@ type ChatStreamRequest struct {
 	state         protoimpl.MessageState     `protogen:"open.v1"`
 	Node          *v1.Node                   `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	Request       *v11.ChatCompletionRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Timeouts      *CallTimeouts              `protobuf:"bytes,10,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChatStreamRequest) Reset() {
 	*x = ChatStreamRequest{}
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[2]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +225,7 @@ func (x *ChatStreamRequest) String() string {
 func (*ChatStreamRequest) ProtoMessage() {}
 
 func (x *ChatStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[2]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +238,7 @@ func (x *ChatStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatStreamRequest.ProtoReflect.Descriptor instead.
 func (*ChatStreamRequest) Descriptor() ([]byte, []int) {
-	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{2}
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ChatStreamRequest) GetNode() *v1.Node {
@@ -187,6 +255,13 @@ func (x *ChatStreamRequest) GetRequest() *v11.ChatCompletionRequest {
 	return nil
 }
 
+func (x *ChatStreamRequest) GetTimeouts() *CallTimeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
 // ChatStreamResponse is one chunk from the node.
 type ChatStreamResponse struct {
 	state         protoimpl.MessageState   `protogen:"open.v1"`
@@ -197,7 +272,7 @@ type ChatStreamResponse struct {
 
 func (x *ChatStreamResponse) Reset() {
 	*x = ChatStreamResponse{}
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[3]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -209,7 +284,7 @@ func (x *ChatStreamResponse) String() string {
 func (*ChatStreamResponse) ProtoMessage() {}
 
 func (x *ChatStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[3]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -222,7 +297,7 @@ func (x *ChatStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChatStreamResponse.ProtoReflect.Descriptor instead.
 func (*ChatStreamResponse) Descriptor() ([]byte, []int) {
-	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{3}
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ChatStreamResponse) GetChunk() *v11.ChatCompletionChunk {
@@ -237,13 +312,14 @@ type EmbedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          *v1.Node               `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	Request       *v11.EmbeddingRequest  `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Timeouts      *CallTimeouts          `protobuf:"bytes,10,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EmbedRequest) Reset() {
 	*x = EmbedRequest{}
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[4]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +331,7 @@ func (x *EmbedRequest) String() string {
 func (*EmbedRequest) ProtoMessage() {}
 
 func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[4]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +344,7 @@ func (x *EmbedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedRequest.ProtoReflect.Descriptor instead.
 func (*EmbedRequest) Descriptor() ([]byte, []int) {
-	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{4}
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EmbedRequest) GetNode() *v1.Node {
@@ -285,6 +361,13 @@ func (x *EmbedRequest) GetRequest() *v11.EmbeddingRequest {
 	return nil
 }
 
+func (x *EmbedRequest) GetTimeouts() *CallTimeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
 // EmbedResponse is the node's answer.
 type EmbedResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -295,7 +378,7 @@ type EmbedResponse struct {
 
 func (x *EmbedResponse) Reset() {
 	*x = EmbedResponse{}
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[5]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +390,7 @@ func (x *EmbedResponse) String() string {
 func (*EmbedResponse) ProtoMessage() {}
 
 func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[5]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +403,7 @@ func (x *EmbedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmbedResponse.ProtoReflect.Descriptor instead.
 func (*EmbedResponse) Descriptor() ([]byte, []int) {
-	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{5}
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EmbedResponse) GetEmbeddings() *v11.EmbeddingList {
@@ -340,7 +423,7 @@ type ProbeRequest struct {
 
 func (x *ProbeRequest) Reset() {
 	*x = ProbeRequest{}
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[6]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +435,7 @@ func (x *ProbeRequest) String() string {
 func (*ProbeRequest) ProtoMessage() {}
 
 func (x *ProbeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[6]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +448,7 @@ func (x *ProbeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProbeRequest.ProtoReflect.Descriptor instead.
 func (*ProbeRequest) Descriptor() ([]byte, []int) {
-	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{6}
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProbeRequest) GetNode() *v1.Node {
@@ -385,7 +468,7 @@ type ProbeResponse struct {
 
 func (x *ProbeResponse) Reset() {
 	*x = ProbeResponse{}
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[7]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +480,7 @@ func (x *ProbeResponse) String() string {
 func (*ProbeResponse) ProtoMessage() {}
 
 func (x *ProbeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[7]
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +493,7 @@ func (x *ProbeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProbeResponse.ProtoReflect.Descriptor instead.
 func (*ProbeResponse) Descriptor() ([]byte, []int) {
-	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{7}
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProbeResponse) GetResult() *v1.ProbeResult {
@@ -424,23 +507,33 @@ var File_llmesh_adapter_v1_adapter_proto protoreflect.FileDescriptor
 
 const file_llmesh_adapter_v1_adapter_proto_rawDesc = "" +
 	"\n" +
-	"\x1fllmesh/adapter/v1/adapter.proto\x12\x11llmesh.adapter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19llmesh/node/v1/node.proto\x1a\x1bllmesh/openai/v1/chat.proto\x1a!llmesh/openai/v1/embeddings.proto\"\xc5\x01\n" +
+	"\x1fllmesh/adapter/v1/adapter.proto\x12\x11llmesh.adapter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19llmesh/node/v1/node.proto\x1a\x1bllmesh/openai/v1/chat.proto\x1a!llmesh/openai/v1/embeddings.proto\"\xd2\x01\n" +
 	"\vChatRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12A\n" +
-	"\arequest\x18\x02 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\x12I\n" +
-	"\x13first_token_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11firstTokenTimeout\"P\n" +
+	"\arequest\x18\x02 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\x12;\n" +
+	"\btimeouts\x18\n" +
+	" \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeoutsJ\x04\b\x03\x10\x04R\x13first_token_timeout\"\xae\x01\n" +
+	"\fCallTimeouts\x123\n" +
+	"\aconnect\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\aconnect\x12:\n" +
+	"\vfirst_token\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"firstToken\x12-\n" +
+	"\x04idle\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04idle\"P\n" +
 	"\fChatResponse\x12@\n" +
 	"\n" +
 	"completion\x18\x01 \x01(\v2 .llmesh.openai.v1.ChatCompletionR\n" +
-	"completion\"\x80\x01\n" +
+	"completion\"\xbd\x01\n" +
 	"\x11ChatStreamRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12A\n" +
-	"\arequest\x18\x02 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\"Q\n" +
+	"\arequest\x18\x02 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\x12;\n" +
+	"\btimeouts\x18\n" +
+	" \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"Q\n" +
 	"\x12ChatStreamResponse\x12;\n" +
-	"\x05chunk\x18\x01 \x01(\v2%.llmesh.openai.v1.ChatCompletionChunkR\x05chunk\"v\n" +
+	"\x05chunk\x18\x01 \x01(\v2%.llmesh.openai.v1.ChatCompletionChunkR\x05chunk\"\xb3\x01\n" +
 	"\fEmbedRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12<\n" +
-	"\arequest\x18\x02 \x01(\v2\".llmesh.openai.v1.EmbeddingRequestR\arequest\"P\n" +
+	"\arequest\x18\x02 \x01(\v2\".llmesh.openai.v1.EmbeddingRequestR\arequest\x12;\n" +
+	"\btimeouts\x18\n" +
+	" \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"P\n" +
 	"\rEmbedResponse\x12?\n" +
 	"\n" +
 	"embeddings\x18\x01 \x01(\v2\x1f.llmesh.openai.v1.EmbeddingListR\n" +
@@ -468,51 +561,57 @@ func file_llmesh_adapter_v1_adapter_proto_rawDescGZIP() []byte {
 	return file_llmesh_adapter_v1_adapter_proto_rawDescData
 }
 
-var file_llmesh_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_llmesh_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_llmesh_adapter_v1_adapter_proto_goTypes = []any{
 	(*ChatRequest)(nil),               // 0: llmesh.adapter.v1.ChatRequest
-	(*ChatResponse)(nil),              // 1: llmesh.adapter.v1.ChatResponse
-	(*ChatStreamRequest)(nil),         // 2: llmesh.adapter.v1.ChatStreamRequest
-	(*ChatStreamResponse)(nil),        // 3: llmesh.adapter.v1.ChatStreamResponse
-	(*EmbedRequest)(nil),              // 4: llmesh.adapter.v1.EmbedRequest
-	(*EmbedResponse)(nil),             // 5: llmesh.adapter.v1.EmbedResponse
-	(*ProbeRequest)(nil),              // 6: llmesh.adapter.v1.ProbeRequest
-	(*ProbeResponse)(nil),             // 7: llmesh.adapter.v1.ProbeResponse
-	(*v1.Node)(nil),                   // 8: llmesh.node.v1.Node
-	(*v11.ChatCompletionRequest)(nil), // 9: llmesh.openai.v1.ChatCompletionRequest
-	(*durationpb.Duration)(nil),       // 10: google.protobuf.Duration
-	(*v11.ChatCompletion)(nil),        // 11: llmesh.openai.v1.ChatCompletion
-	(*v11.ChatCompletionChunk)(nil),   // 12: llmesh.openai.v1.ChatCompletionChunk
-	(*v11.EmbeddingRequest)(nil),      // 13: llmesh.openai.v1.EmbeddingRequest
-	(*v11.EmbeddingList)(nil),         // 14: llmesh.openai.v1.EmbeddingList
-	(*v1.ProbeResult)(nil),            // 15: llmesh.node.v1.ProbeResult
+	(*CallTimeouts)(nil),              // 1: llmesh.adapter.v1.CallTimeouts
+	(*ChatResponse)(nil),              // 2: llmesh.adapter.v1.ChatResponse
+	(*ChatStreamRequest)(nil),         // 3: llmesh.adapter.v1.ChatStreamRequest
+	(*ChatStreamResponse)(nil),        // 4: llmesh.adapter.v1.ChatStreamResponse
+	(*EmbedRequest)(nil),              // 5: llmesh.adapter.v1.EmbedRequest
+	(*EmbedResponse)(nil),             // 6: llmesh.adapter.v1.EmbedResponse
+	(*ProbeRequest)(nil),              // 7: llmesh.adapter.v1.ProbeRequest
+	(*ProbeResponse)(nil),             // 8: llmesh.adapter.v1.ProbeResponse
+	(*v1.Node)(nil),                   // 9: llmesh.node.v1.Node
+	(*v11.ChatCompletionRequest)(nil), // 10: llmesh.openai.v1.ChatCompletionRequest
+	(*durationpb.Duration)(nil),       // 11: google.protobuf.Duration
+	(*v11.ChatCompletion)(nil),        // 12: llmesh.openai.v1.ChatCompletion
+	(*v11.ChatCompletionChunk)(nil),   // 13: llmesh.openai.v1.ChatCompletionChunk
+	(*v11.EmbeddingRequest)(nil),      // 14: llmesh.openai.v1.EmbeddingRequest
+	(*v11.EmbeddingList)(nil),         // 15: llmesh.openai.v1.EmbeddingList
+	(*v1.ProbeResult)(nil),            // 16: llmesh.node.v1.ProbeResult
 }
 var file_llmesh_adapter_v1_adapter_proto_depIdxs = []int32{
-	8,  // 0: llmesh.adapter.v1.ChatRequest.node:type_name -> llmesh.node.v1.Node
-	9,  // 1: llmesh.adapter.v1.ChatRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	10, // 2: llmesh.adapter.v1.ChatRequest.first_token_timeout:type_name -> google.protobuf.Duration
-	11, // 3: llmesh.adapter.v1.ChatResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
-	8,  // 4: llmesh.adapter.v1.ChatStreamRequest.node:type_name -> llmesh.node.v1.Node
-	9,  // 5: llmesh.adapter.v1.ChatStreamRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	12, // 6: llmesh.adapter.v1.ChatStreamResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
-	8,  // 7: llmesh.adapter.v1.EmbedRequest.node:type_name -> llmesh.node.v1.Node
-	13, // 8: llmesh.adapter.v1.EmbedRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
-	14, // 9: llmesh.adapter.v1.EmbedResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
-	8,  // 10: llmesh.adapter.v1.ProbeRequest.node:type_name -> llmesh.node.v1.Node
-	15, // 11: llmesh.adapter.v1.ProbeResponse.result:type_name -> llmesh.node.v1.ProbeResult
-	0,  // 12: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
-	2,  // 13: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
-	4,  // 14: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
-	6,  // 15: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
-	1,  // 16: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
-	3,  // 17: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
-	5,  // 18: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
-	7,  // 19: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	9,  // 0: llmesh.adapter.v1.ChatRequest.node:type_name -> llmesh.node.v1.Node
+	10, // 1: llmesh.adapter.v1.ChatRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
+	1,  // 2: llmesh.adapter.v1.ChatRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	11, // 3: llmesh.adapter.v1.CallTimeouts.connect:type_name -> google.protobuf.Duration
+	11, // 4: llmesh.adapter.v1.CallTimeouts.first_token:type_name -> google.protobuf.Duration
+	11, // 5: llmesh.adapter.v1.CallTimeouts.idle:type_name -> google.protobuf.Duration
+	12, // 6: llmesh.adapter.v1.ChatResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
+	9,  // 7: llmesh.adapter.v1.ChatStreamRequest.node:type_name -> llmesh.node.v1.Node
+	10, // 8: llmesh.adapter.v1.ChatStreamRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
+	1,  // 9: llmesh.adapter.v1.ChatStreamRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	13, // 10: llmesh.adapter.v1.ChatStreamResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
+	9,  // 11: llmesh.adapter.v1.EmbedRequest.node:type_name -> llmesh.node.v1.Node
+	14, // 12: llmesh.adapter.v1.EmbedRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
+	1,  // 13: llmesh.adapter.v1.EmbedRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	15, // 14: llmesh.adapter.v1.EmbedResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
+	9,  // 15: llmesh.adapter.v1.ProbeRequest.node:type_name -> llmesh.node.v1.Node
+	16, // 16: llmesh.adapter.v1.ProbeResponse.result:type_name -> llmesh.node.v1.ProbeResult
+	0,  // 17: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
+	3,  // 18: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
+	5,  // 19: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
+	7,  // 20: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
+	2,  // 21: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
+	4,  // 22: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
+	6,  // 23: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
+	8,  // 24: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
+	21, // [21:25] is the sub-list for method output_type
+	17, // [17:21] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_adapter_v1_adapter_proto_init() }
@@ -526,7 +625,7 @@ func file_llmesh_adapter_v1_adapter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmesh_adapter_v1_adapter_proto_rawDesc), len(file_llmesh_adapter_v1_adapter_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
