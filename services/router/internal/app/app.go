@@ -78,8 +78,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	reports := outcome.New(64)
 	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
 		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: stats,
-		FirstToken: cfg.FirstToken, MaxInFlight: cfg.MaxInFlight, Queue: cfg.Queue, OnNodeFailed: reports.Failed,
-	}), table, cfg.Aliases)
+		Limits: &cfg.Limits, Routes: cfg.Routes, Queue: cfg.Queue, OnNodeFailed: reports.Failed,
+	}), table, cfg.Routes)
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {

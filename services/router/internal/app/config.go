@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/services/router/internal/edge"
+	"github.com/llmesh/llmesh/services/router/internal/limits"
+	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
@@ -26,10 +28,9 @@ type Config struct {
 	MaxAttempts   int
 	Policy        string
 	Cooldown      time.Duration
-	FirstToken    routing.FirstTokenTimeouts
-	MaxInFlight   int
+	Limits        limits.Set
 	Queue         routing.Queue
-	Aliases       map[string]string
+	Routes        *modelroutes.Table
 	MaxBodyBytes  int64
 	Grace         time.Duration
 	AdminAddr     string
@@ -56,20 +57,20 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.MaxAttempts, "max-attempts", routing.DefaultMaxAttempts, "nodes one request may try before it fails")
 	fs.StringVar(&c.Policy, "policy", env("LLMESH_ROUTER_POLICY", policy.NameP2C), "routing policy: p2c, round-robin or least-in-flight [LLMESH_ROUTER_POLICY]")
 	fs.DurationVar(&c.Cooldown, "breaker-cooldown", nodestats.DefaultCooldown, "how long a node that refused a connection stays out before a trial request (doubles per failed trial)")
-	fs.DurationVar(&c.FirstToken.Loaded, "first-token-timeout", routing.DefaultFirstTokenLoaded, "longest wait for a stream's first token on a node with the model loaded; then the node counts as hung")
-	fs.DurationVar(&c.FirstToken.Cold, "cold-first-token-timeout", routing.DefaultFirstTokenCold, "the same where the model must be loaded first (a cold load takes minutes)")
-	fs.IntVar(&c.MaxInFlight, "node-max-inflight", 0, "requests in flight per node; beyond it requests queue, then get 429 (0: no cap)")
-	fs.IntVar(&c.Queue.Size, "queue-size", 256, "requests that may wait for a free node when all are at -node-max-inflight")
-	fs.DurationVar(&c.Queue.Wait, "queue-wait", 2*time.Second, "longest wait for a free node before 429")
-	c.Aliases = map[string]string{}
-	fs.Func("model-alias", "NAME=MODEL: requests for NAME go to MODEL, e.g. default=llama3.2:3b (repeatable)", func(v string) error {
-		name, model, ok := strings.Cut(v, "=")
-		if !ok || name == "" || model == "" {
-			return fmt.Errorf("%q: want NAME=MODEL", v)
+	c.Limits = limits.Defaults()
+	if v := os.Getenv("LLMESH_ROUTER_NODE_LIMITS"); v != "" {
+		for _, one := range strings.Split(v, ";") {
+			if err := c.Limits.Set(one); err != nil {
+				return c, fmt.Errorf("LLMESH_ROUTER_NODE_LIMITS: %w", err)
+			}
 		}
-		c.Aliases[name] = model
-		return nil
-	})
+	}
+	fs.Func("node-limits", "timeouts and in-flight caps per node kind: "+limits.Syntax+" (repeatable; env LLMESH_ROUTER_NODE_LIMITS, ;-separated) [LLMESH_ROUTER_NODE_LIMITS]", c.Limits.Set)
+	fs.IntVar(&c.Queue.Size, "queue-size", 256, "requests that may wait for a free node when every candidate is at its in-flight cap")
+	fs.DurationVar(&c.Queue.Wait, "queue-wait", 10*time.Second, "longest wait for a free node before 429")
+	c.Routes = &modelroutes.Table{}
+	fs.Func("model-alias", "NAME=MODEL or NAME=MODEL@GROUP: requests for NAME go to MODEL (on the nodes of GROUP only), e.g. default=llama3.2:3b (repeatable)", c.Routes.AddAlias)
+	fs.Func("model-tiers", "NAME=MODE: where cloud nodes stand for model or alias NAME: local-first (default), cloud-first, local-only or cloud-only (repeatable)", c.Routes.AddTiers)
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
 	consulDefault, _ := strconv.ParseBool(os.Getenv("LLMESH_CONSUL"))
@@ -99,14 +100,8 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	if c.Cooldown <= 0 {
 		errs = append(errs, fmt.Errorf("-breaker-cooldown %s: must be positive", c.Cooldown))
 	}
-	if c.FirstToken.Loaded <= 0 || c.FirstToken.Cold <= 0 {
-		errs = append(errs, errors.New("-first-token-timeout and -cold-first-token-timeout must be positive"))
-	}
 	if c.Queue.Size < 0 || c.Queue.Wait < 0 {
 		errs = append(errs, errors.New("-queue-size and -queue-wait must not be negative"))
-	}
-	if c.MaxInFlight < 0 {
-		errs = append(errs, fmt.Errorf("-node-max-inflight %d: must be 0 or more", c.MaxInFlight))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("-max-attempts %d: must be at least 1", c.MaxAttempts))

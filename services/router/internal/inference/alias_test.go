@@ -9,6 +9,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
+	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"github.com/stretchr/testify/assert"
@@ -23,8 +24,10 @@ func TestModelAliases(t *testing.T) {
 	table.Apply(&healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: []*nodev1.NodeState{
 		upNode("a", &nodev1.ModelInfo{Id: "llama3.2:3b", Loaded: true}),
 	}})
-	svc := New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{}), table,
-		map[string]string{"default": "llama3.2:3b", "gone": "not-served"})
+	var routes modelroutes.Table
+	require.NoError(t, routes.AddAlias("default=llama3.2:3b"))
+	require.NoError(t, routes.AddAlias("gone=not-served"))
+	svc := New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{Routes: &routes}), table, &routes)
 	client := routerv1.NewInferenceServiceClient(serve(t, func(s *grpc.Server) { routerv1.RegisterInferenceServiceServer(s, svc) }))
 
 	_, err := client.CreateChatCompletion(context.Background(), &routerv1.CreateChatCompletionRequest{

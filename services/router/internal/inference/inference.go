@@ -8,13 +8,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"google.golang.org/grpc"
@@ -28,21 +27,16 @@ type Service struct {
 	routerv1.UnimplementedInferenceServiceServer
 	routing *routing.Router
 	table   *nodetable.Table
-	aliases map[string]string
+	routes  *modelroutes.Table
 }
 
-// New returns the service. aliases maps names clients may use (e.g.
-// "default") to the models they stand for.
-func New(r *routing.Router, t *nodetable.Table, aliases map[string]string) *Service {
-	return &Service{routing: r, table: t, aliases: aliases}
-}
-
-// resolve is the model a requested name stands for.
-func (s *Service) resolve(model string) string {
-	if target, ok := s.aliases[model]; ok {
-		return target
+// New returns the service. routes are the model aliases routing resolves,
+// listed with the models; nil means none.
+func New(r *routing.Router, t *nodetable.Table, routes *modelroutes.Table) *Service {
+	if routes == nil {
+		routes = &modelroutes.Table{}
 	}
-	return model
+	return &Service{routing: r, table: t, routes: routes}
 }
 
 // CreateChatCompletion answers a chat in one response.
@@ -51,13 +45,12 @@ func (s *Service) CreateChatCompletion(ctx context.Context, in *routerv1.CreateC
 	if err := validateChat(req); err != nil {
 		return nil, err
 	}
-	if req.GetStream() || s.resolve(req.GetModel()) != req.GetModel() {
+	if req.GetStream() {
 		// The upstream call is always unary here; the REST edge sends
 		// stream:true to StreamChatCompletion.
 		req = proto.CloneOf(req)
 		req.Stream = false
 		req.StreamOptions = nil
-		req.Model = s.resolve(req.GetModel())
 	}
 	out, err := s.routing.Chat(withSession(ctx, req.GetUser()), req)
 	if err != nil {
@@ -72,10 +65,9 @@ func (s *Service) StreamChatCompletion(in *routerv1.StreamChatCompletionRequest,
 	if err := validateChat(req); err != nil {
 		return err
 	}
-	if !req.GetStream() || s.resolve(req.GetModel()) != req.GetModel() {
+	if !req.GetStream() {
 		req = proto.CloneOf(req)
 		req.Stream = true
-		req.Model = s.resolve(req.GetModel())
 	}
 	return s.routing.ChatStream(withSession(stream.Context(), req.GetUser()), req, func(c *openaiv1.ChatCompletionChunk) error {
 		return stream.Send(&routerv1.StreamChatCompletionResponse{Chunk: c})
@@ -101,8 +93,8 @@ func (s *Service) ListModels(context.Context, *routerv1.ListModelsRequest) (*rou
 			served[a] = true
 		}
 	}
-	for _, alias := range slices.Sorted(maps.Keys(s.aliases)) {
-		if served[s.aliases[alias]] {
+	for _, alias := range s.routes.Aliases() {
+		if served[s.routes.Resolve(alias).Model] {
 			list.Data = append(list.Data, &openaiv1.Model{Id: alias, Object: "model", OwnedBy: "llmesh-alias"})
 		}
 	}
@@ -117,10 +109,9 @@ func (s *Service) CreateEmbeddings(ctx context.Context, in *routerv1.CreateEmbed
 		return nil, err
 	}
 	wantBase64 := req.GetEncodingFormat() == "base64"
-	if req.GetEncodingFormat() != "" || s.resolve(req.GetModel()) != req.GetModel() {
+	if req.GetEncodingFormat() != "" {
 		req = proto.CloneOf(req)
 		req.EncodingFormat = ""
-		req.Model = s.resolve(req.GetModel())
 	}
 	out, err := s.routing.Embed(ctx, req)
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/limits"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/stretchr/testify/assert"
@@ -80,7 +82,7 @@ func TestHungNodeCostsOneFirstTokenTimeout(t *testing.T) {
 	}}
 	r := New(table(node("h*"), node("g*")), serveAdapter(t, fake), Options{
 		MaxAttempts: 3, Policy: policy.RoundRobinOrder, Stats: nodestats.New(time.Hour, nil),
-		FirstToken: FirstTokenTimeouts{Loaded: 50 * time.Millisecond, Cold: time.Hour},
+		Limits: limitsOf(t, "first-token=50ms,cold-first-token=1h"),
 	})
 	for range 4 {
 		var got []string
@@ -105,12 +107,12 @@ func TestHungNodeCostsOneFirstTokenTimeout(t *testing.T) {
 func TestAdmissionControl(t *testing.T) {
 	fake := &fakeAdapter{scripts: map[string]script{"a": {}}}
 	stats := nodestats.New(0, nil)
-	r := New(table(node("a*")), serveAdapter(t, fake), Options{MaxInFlight: 1, Stats: stats})
+	r := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats})
 	end := stats.Begin("a") // one request already in flight
 	_, err := r.Chat(context.Background(), chatReq())
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.ResourceExhausted, e.Code)
-	assert.Contains(t, e.Message, "limit of 1")
+	assert.Contains(t, e.Message, "at its limit of requests in flight")
 	assert.Empty(t, fake.Calls())
 	end(time.Millisecond, false)
 	_, err = r.Chat(context.Background(), chatReq())
@@ -123,7 +125,7 @@ func TestAdmissionControl(t *testing.T) {
 func TestAdmissionQueue(t *testing.T) {
 	fake := &fakeAdapter{scripts: map[string]script{"a": {}}}
 	stats := nodestats.New(0, nil)
-	r := New(table(node("a*")), serveAdapter(t, fake), Options{MaxInFlight: 1, Stats: stats,
+	r := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats,
 		Queue: Queue{Size: 1, Wait: time.Hour}})
 	end := stats.Begin("a")
 
@@ -144,11 +146,26 @@ func TestAdmissionQueue(t *testing.T) {
 	assert.Equal(t, []string{"a"}, fake.Calls())
 
 	// A wait that runs out is refused too.
-	short := New(table(node("a*")), serveAdapter(t, fake), Options{MaxInFlight: 1, Stats: stats,
+	short := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats,
 		Queue: Queue{Size: 1, Wait: 20 * time.Millisecond}})
 	end = stats.Begin("a")
 	defer end(time.Millisecond, false)
 	_, err = short.Chat(context.Background(), chatReq())
 	e, _ = apierror.FromError(err)
 	assert.Equal(t, codes.ResourceExhausted, e.Code)
+}
+
+// capped is node(id) with a cap of n requests in flight.
+func capped(id string, n int32) *nodev1.NodeState {
+	st := node(id)
+	st.Node.MaxInFlight = n
+	return st
+}
+
+// limitsOf is the default limits with the overrides in v.
+func limitsOf(t *testing.T, v string) *limits.Set {
+	t.Helper()
+	l := limits.Defaults()
+	require.NoError(t, l.Set(v))
+	return &l
 }

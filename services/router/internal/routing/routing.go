@@ -17,10 +17,14 @@ import (
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/limits"
+	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -34,8 +38,8 @@ type Router struct {
 	maxAttempts int
 	policy      policy.Policy
 	stats       *nodestats.Stats
-	firstToken  FirstTokenTimeouts
-	maxInFlight int
+	limits      limits.Set
+	routes      *modelroutes.Table
 	queue       Queue
 	failed      func(nodeID, reason string)
 	waiting     atomic.Int64  // requests waiting for a free node
@@ -50,31 +54,21 @@ type Queue struct {
 	Wait time.Duration
 }
 
-// FirstTokenTimeouts bound how long a streamed attempt may wait for its
-// first chunk before the node counts as hung: short where the model is
-// loaded, long enough for a cold load where it is not.
-type FirstTokenTimeouts struct {
-	Loaded, Cold time.Duration
-}
-
-// Default first-token timeouts.
-const (
-	DefaultFirstTokenLoaded = 30 * time.Second
-	DefaultFirstTokenCold   = 10 * time.Minute
-)
-
 // Options tune a Router; the zero value is the default.
 type Options struct {
 	MaxAttempts int              // nodes one request may try; ≤ 0 means DefaultMaxAttempts
 	Policy      policy.Policy    // nil means policy.PowerOfTwo
 	Stats       *nodestats.Stats // nil means fresh stats with the default breaker cool-down
-	FirstToken  FirstTokenTimeouts
-	// MaxInFlight caps requests in flight per node (0: no cap). When every
-	// candidate is at its cap the request waits in Queue, and is refused
-	// with RESOURCE_EXHAUSTED (429 with Retry-After) when the queue is full
-	// or its wait runs out — never queued without bound.
-	MaxInFlight int
-	Queue       Queue
+	// Limits are the timeouts and in-flight caps per node; nil means
+	// limits.Defaults(). When every candidate is at its cap the request
+	// waits in Queue, and is refused with RESOURCE_EXHAUSTED (429 with
+	// Retry-After) when the queue is full or its wait runs out — never
+	// queued without bound.
+	Limits *limits.Set
+	// Routes resolve requested model names (aliases, node groups, tier
+	// modes); nil resolves every name to itself.
+	Routes *modelroutes.Table
+	Queue  Queue
 	// OnNodeFailed, when set, hears of every node that refused, dropped or
 	// hung a request (e.g. to tell healthmon). It must not block.
 	OnNodeFailed func(nodeID, reason string)
@@ -91,14 +85,15 @@ func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, opts Op
 	if opts.Stats == nil {
 		opts.Stats = nodestats.New(0, nil)
 	}
-	if opts.FirstToken.Loaded <= 0 {
-		opts.FirstToken.Loaded = DefaultFirstTokenLoaded
+	if opts.Limits == nil {
+		l := limits.Defaults()
+		opts.Limits = &l
 	}
-	if opts.FirstToken.Cold <= 0 {
-		opts.FirstToken.Cold = DefaultFirstTokenCold
+	if opts.Routes == nil {
+		opts.Routes = &modelroutes.Table{}
 	}
 	return &Router{table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats,
-		firstToken: opts.FirstToken, maxInFlight: opts.MaxInFlight, queue: opts.Queue, failed: opts.OnNodeFailed}
+		limits: *opts.Limits, routes: opts.Routes, queue: opts.Queue, failed: opts.OnNodeFailed}
 }
 
 type sessionKey struct{}
@@ -113,35 +108,56 @@ func WithSessionKey(ctx context.Context, key string) context.Context {
 }
 
 // Chat answers a non-streamed chat completion. The adapter is given the
-// attempt's first-token timeout, so a hung node costs that, not the whole
-// deadline (the adapter streams from the node and folds the answer).
+// node's first-token and idle timeouts, so a hung node costs that, not the
+// whole deadline (the adapter streams from the node and folds the answer).
 func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
+	route, req := resolve(r.routes, req)
 	var out *openaiv1.ChatCompletion
-	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
+	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
-		resp, err := r.adapter.Chat(ctx, &adapterv1.ChatRequest{Node: c.Node, Request: req,
-			FirstTokenTimeout: durationpb.New(r.firstTokenLimit(c))})
+		l := r.limits.For(c.Node)
+		resp, err := r.adapter.Chat(ctx, &adapterv1.ChatRequest{Node: c.Node, Request: req, Timeouts: &adapterv1.CallTimeouts{
+			Connect: durationpb.New(l.Connect), FirstToken: durationpb.New(firstTokenLimit(c, l)), Idle: durationpb.New(l.Idle),
+		}})
 		out = resp.GetCompletion()
 		return time.Since(start), err
 	})
 	return out, err
 }
 
+// resolve returns where a request for req's model may go, and req asking
+// for the model the nodes know (a copy when that differs).
+func resolve[R interface {
+	proto.Message
+	GetModel() string
+}](routes *modelroutes.Table, req R) (modelroutes.Route, R) {
+	route := routes.Resolve(req.GetModel())
+	if route.Model == req.GetModel() {
+		return route, req
+	}
+	out := proto.CloneOf(req)
+	out.ProtoReflect().Set(out.ProtoReflect().Descriptor().Fields().ByName("model"), protoreflect.ValueOfString(route.Model))
+	return route, out
+}
+
 // firstTokenLimit is how long c may take to its first token: short where
 // the model is loaded, long enough for a cold load where it is not.
-func (r *Router) firstTokenLimit(c nodetable.Candidate) time.Duration {
+func firstTokenLimit(c nodetable.Candidate, l limits.Limits) time.Duration {
 	if c.Loaded {
-		return r.firstToken.Loaded
+		return l.FirstToken
 	}
-	return r.firstToken.Cold
+	return l.ColdFirstToken
 }
 
 // Embed answers an embeddings request.
 func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
+	route, req := resolve(r.routes, req)
 	var out *openaiv1.EmbeddingList
-	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
+	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
-		resp, err := r.adapter.Embed(ctx, &adapterv1.EmbedRequest{Node: c.Node, Request: req})
+		resp, err := r.adapter.Embed(ctx, &adapterv1.EmbedRequest{Node: c.Node, Request: req, Timeouts: &adapterv1.CallTimeouts{
+			Connect: durationpb.New(r.limits.For(c.Node).Connect),
+		}})
 		out = resp.GetEmbeddings()
 		return time.Since(start), err
 	})
@@ -152,8 +168,9 @@ func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 // chunk in order. A node that fails before its first chunk is replaced by
 // the next candidate; a failure after it is returned as is.
 func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
+	route, req := resolve(r.routes, req)
 	var started bool
-	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
+	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		ttft, _, err := r.stream(ctx, c, req, func(chunk *openaiv1.ChatCompletionChunk) error {
 			if !started {
 				ensureRole(chunk)
@@ -166,49 +183,65 @@ func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 	return err
 }
 
-var errNoFirstToken = errors.New("no first token in time")
+var (
+	errNoFirstToken = errors.New("no first token in time")
+	errIdle         = errors.New("silent for too long")
+)
 
 // stream runs one streamed attempt on c, calling each for every chunk. A
-// node that sends no first chunk within its first-token timeout fails as
-// hung. sent says whether any chunk reached each.
+// node that sends no first chunk within its first-token timeout, or then
+// goes silent for longer than its idle timeout, fails as hung. sent says
+// whether any chunk reached each.
 func (r *Router) stream(ctx context.Context, c nodetable.Candidate, req *openaiv1.ChatCompletionRequest, each func(*openaiv1.ChatCompletionChunk) error) (ttft time.Duration, sent bool, err error) {
 	attemptCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil) // ends the adapter stream of a failed attempt
-	limit := r.firstTokenLimit(c)
-	hung := time.AfterFunc(limit, func() { cancel(errNoFirstToken) })
+	l := r.limits.For(c.Node)
+	first := firstTokenLimit(c, l)
+	watch := time.AfterFunc(first, func() { cancel(errNoFirstToken) })
+	defer func() { watch.Stop() }()
 	start := time.Now()
-	stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})
+	stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req,
+		Timeouts: &adapterv1.CallTimeouts{Connect: durationpb.New(l.Connect)}})
 	if err != nil {
-		hung.Stop()
 		return 0, false, err
 	}
-	first, err := stream.Recv()
-	hung.Stop()
+	// hung names a node that stopped answering: out of rotation.
+	hung := func(err error) error {
+		if ctx.Err() != nil {
+			return err
+		}
+		switch cause := context.Cause(attemptCtx); {
+		case errors.Is(cause, errNoFirstToken):
+			return &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonUnreachable,
+				Message: fmt.Sprintf("no first token within %s", first)}
+		case errors.Is(cause, errIdle):
+			return &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonUnreachable,
+				Message: fmt.Sprintf("silent for %s in the middle of an answer", l.Idle)}
+		}
+		return err
+	}
+	msg, err := stream.Recv()
+	watch.Stop()
 	ttft = time.Since(start)
 	if errors.Is(err, io.EOF) {
 		return ttft, false, nil
 	}
 	if err != nil {
-		if errors.Is(context.Cause(attemptCtx), errNoFirstToken) && ctx.Err() == nil {
-			// A hung node: out of rotation, and the request moves on.
-			return 0, false, &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonUnreachable,
-				Message: fmt.Sprintf("no first token within %s", limit)}
-		}
-		return 0, false, err
+		return 0, false, hung(err)
 	}
-	chunk := first.GetChunk()
+	watch = time.AfterFunc(l.Idle, func() { cancel(errIdle) })
 	for {
-		if err := each(chunk); err != nil {
+		if err := each(msg.GetChunk()); err != nil {
 			return ttft, true, err
 		}
-		msg, err := stream.Recv()
+		msg, err = stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return ttft, true, nil
 		}
 		if err != nil {
-			return ttft, true, err
+			return ttft, true, hung(err)
 		}
-		chunk = msg.GetChunk()
+		watch.Reset(l.Idle)
 	}
 }
 
@@ -234,9 +267,9 @@ type failure struct {
 // try runs attempt on candidates for model until one succeeds, the error
 // is not worth another node, or attempts run out. retryAllowed, when given,
 // can forbid further attempts (a stream that has started).
-func (r *Router) try(ctx context.Context, model string, attempt func(nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
+func (r *Router) try(ctx context.Context, route modelroutes.Route, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
 	key, _ := ctx.Value(sessionKey{}).(string)
-	cands, err := r.plan(ctx, model, key)
+	cands, err := r.plan(ctx, route, key)
 	if err != nil {
 		return err
 	}
@@ -258,7 +291,7 @@ func (r *Router) try(ctx context.Context, model string, attempt func(nodetable.C
 		}
 		failures = append(failures, failure{node: c.Node.GetId(), err: e})
 	}
-	return exhausted(model, failures)
+	return exhausted(route.Model, failures)
 }
 
 // AdapterRetries is how often one node is tried again when the adapter,
@@ -268,10 +301,10 @@ const AdapterRetries = 2
 
 // attemptNode runs attempt on c, again when the call failed in the mesh's
 // own transport to the adapter rather than at the node.
-func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt func(nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
+func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
 	for try := 0; ; try++ {
 		end := r.stats.Begin(c.Node.GetId())
-		ttft, err := attempt(c)
+		ttft, err := r.bounded(ctx, c, attempt)
 		failed := err != nil && nodeFailed(err)
 		end(ttft, failed)
 		if failed && r.failed != nil {
@@ -287,11 +320,30 @@ func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt
 	}
 }
 
+var errTotal = errors.New("total timeout")
+
+// bounded runs attempt on c within c's total timeout. An attempt that runs
+// out of it fails with DEADLINE_EXCEEDED naming the node: the node was
+// working (it is not out of rotation) and the answer is not tried again
+// elsewhere, as the node may have done most of the work.
+func (r *Router) bounded(ctx context.Context, c nodetable.Candidate, attempt func(context.Context, nodetable.Candidate) (time.Duration, error)) (time.Duration, error) {
+	total := r.limits.For(c.Node).Total
+	actx, cancel := context.WithTimeoutCause(ctx, total, errTotal)
+	defer cancel()
+	ttft, err := attempt(actx, c)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errTotal) {
+		err = &apierror.Error{Code: codes.DeadlineExceeded, Node: c.Node.GetId(),
+			Message: fmt.Sprintf("no complete answer within the node's total timeout of %s", total)}
+	}
+	return ttft, err
+}
+
 // retryable says whether another node may succeed where one failed: not
-// when the client's request is at fault or the client gave up.
+// when the client's request is at fault, the client gave up, or a node ran
+// out of its total time.
 func retryable(c codes.Code) bool {
 	switch c {
-	case codes.InvalidArgument, codes.OutOfRange, codes.Canceled:
+	case codes.InvalidArgument, codes.OutOfRange, codes.Canceled, codes.DeadlineExceeded:
 		return false
 	}
 	return true
@@ -299,22 +351,28 @@ func retryable(c codes.Code) bool {
 
 // plan lists the nodes to try for model, in the policy's order, at most
 // maxAttempts of them.
-func (r *Router) plan(ctx context.Context, model, key string) ([]nodetable.Candidate, error) {
+func (r *Router) plan(ctx context.Context, route modelroutes.Route, key string) ([]nodetable.Candidate, error) {
 	snap := r.table.Snapshot()
-	cands := snap.Candidates(model)
-	if len(cands) == 0 {
-		return nil, noCandidate(snap, model)
+	all := snap.Candidates(route.Model)
+	if len(all) == 0 {
+		return nil, noCandidate(snap, route.Model)
 	}
-	if r.maxInFlight > 0 {
-		free, err := r.admit(ctx, model, cands)
-		if err != nil {
-			return nil, err
+	cands := make([]nodetable.Candidate, 0, len(all))
+	for _, c := range all {
+		if (route.Group == "" || c.Node.GetGroup() == route.Group) && policy.Eligible(c, route.Tiers) {
+			cands = append(cands, c)
 		}
-		cands = free
+	}
+	if len(cands) == 0 {
+		return nil, noneAllowed(route, all)
+	}
+	cands, err := r.admit(ctx, route.Model, cands)
+	if err != nil {
+		return nil, err
 	}
 	out := r.policy(policy.Input{
 		Candidates: cands, Load: r.stats.Load, SessionKey: key,
-		Rand: rand.IntN, Turn: r.turn.Add(1),
+		Rand: rand.IntN, Turn: r.turn.Add(1), Tiers: route.Tiers,
 	})
 	return out[:min(len(out), r.maxAttempts)], nil
 }
@@ -333,7 +391,7 @@ func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Cand
 		released := r.stats.Released() // before looking, so no release is missed
 		free := make([]nodetable.Candidate, 0, len(cands))
 		for _, c := range cands {
-			if r.stats.Load(c.Node.GetId()).InFlight < int64(r.maxInFlight) {
+			if limit := r.limits.For(c.Node).MaxInFlight; limit == 0 || r.stats.Load(c.Node.GetId()).InFlight < int64(limit) {
 				free = append(free, c)
 			}
 		}
@@ -364,7 +422,25 @@ func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Cand
 
 func (r *Router) saturated(model string) error {
 	return &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
-		Message: fmt.Sprintf("every node serving model %q is at its limit of %d requests in flight; retry shortly", model, r.maxInFlight)}
+		Message: fmt.Sprintf("every node serving model %q is at its limit of requests in flight and the wait queue is full or timed out; retry shortly", model)}
+}
+
+// noneAllowed explains that up nodes serve the model, but none the route
+// allows (another group, or the wrong side of the tier mode).
+func noneAllowed(route modelroutes.Route, all []nodetable.Candidate) error {
+	ids := make([]string, len(all))
+	for i, c := range all {
+		ids[i] = c.Node.GetId()
+	}
+	var rule []string
+	if route.Group != "" {
+		rule = append(rule, fmt.Sprintf("in node group %q", route.Group))
+	}
+	if route.Tiers == policy.LocalOnly || route.Tiers == policy.CloudOnly {
+		rule = append(rule, fmt.Sprintf("allowed by tiers %s", route.Tiers))
+	}
+	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonMesh,
+		Message: fmt.Sprintf("no up node %s serves model %q (it is served by %s)", strings.Join(rule, " and "), route.Model, strings.Join(ids, ", "))}
 }
 
 // nodeFailed says whether err shows the node itself failing — refused,

@@ -38,6 +38,7 @@ type script struct {
 	chunks []*openaiv1.ChatCompletionChunk // ChatStream sends these first
 	err    error                           // then fails with this (nil: success)
 	block  bool                            // wait for the caller to give up instead
+	hang   bool                            // ChatStream: after the chunks, wait for the caller to give up
 }
 
 // fakeAdapter is an AdapterService whose nodes answer from scripts. It
@@ -49,8 +50,9 @@ type fakeAdapter struct {
 	scripts map[string]script // read-only once serving
 	entered chan string       // receives the node id of each call, when set
 
-	mu    sync.Mutex
-	calls []string
+	mu       sync.Mutex
+	calls    []string
+	timeouts []*adapterv1.CallTimeouts // of each call, in order
 }
 
 func (f *fakeAdapter) enter(ctx context.Context, node string) (script, error) {
@@ -78,6 +80,7 @@ func (f *fakeAdapter) Calls() []string {
 }
 
 func (f *fakeAdapter) Chat(ctx context.Context, req *adapterv1.ChatRequest) (*adapterv1.ChatResponse, error) {
+	f.record(req.GetTimeouts())
 	s, err := f.enter(ctx, req.GetNode().GetId())
 	if err != nil {
 		return nil, err
@@ -101,6 +104,7 @@ func (f *fakeAdapter) Embed(ctx context.Context, req *adapterv1.EmbedRequest) (*
 }
 
 func (f *fakeAdapter) ChatStream(req *adapterv1.ChatStreamRequest, stream grpc.ServerStreamingServer[adapterv1.ChatStreamResponse]) error {
+	f.record(req.GetTimeouts())
 	s, err := f.enter(stream.Context(), req.GetNode().GetId())
 	if err != nil {
 		return err
@@ -110,7 +114,23 @@ func (f *fakeAdapter) ChatStream(req *adapterv1.ChatStreamRequest, stream grpc.S
 			return err
 		}
 	}
+	if s.hang {
+		<-stream.Context().Done()
+		return stream.Context().Err()
+	}
 	return s.err
+}
+
+func (f *fakeAdapter) record(t *adapterv1.CallTimeouts) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.timeouts = append(f.timeouts, t)
+}
+
+func (f *fakeAdapter) Timeouts() []*adapterv1.CallTimeouts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.timeouts)
 }
 
 // nodeErr is a node's error as the adapter reports it.
