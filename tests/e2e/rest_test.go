@@ -298,7 +298,7 @@ func TestHungNodeCostsOneFirstTokenTimeout(t *testing.T) {
 	hung := meshtest.StartNode(t, "hung", simnode.Config{Models: []string{"m"}, Faults: simnode.Faults{Hang: true}})
 	good := meshtest.StartNode(t, "good", simnode.Config{Models: []string{"m"}, Tokens: 2})
 	m := meshtest.Start(t, bins, []*meshtest.Node{hung, good}, meshtest.Options{
-		RouterArgs: []string{"-policy", "round-robin", "-first-token-timeout", "300ms", "-breaker-cooldown", "1h"}})
+		RouterArgs: []string{"-policy", "round-robin", "-node-limits", "first-token=300ms", "-breaker-cooldown", "1h"}})
 	for range 4 {
 		ctx := meshtest.Context(t, 10*time.Second)
 		resp := post(t, ctx, m.RESTURL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
@@ -318,7 +318,7 @@ func TestHungNodeCostsOneUnaryRequestItsFirstTokenTimeout(t *testing.T) {
 	hung := meshtest.StartNode(t, "hung", simnode.Config{Models: []string{"m"}, Faults: simnode.Faults{Hang: true}})
 	good := meshtest.StartNode(t, "good", simnode.Config{Models: []string{"m"}, Tokens: 3})
 	m := meshtest.Start(t, bins, []*meshtest.Node{hung, good}, meshtest.Options{
-		RouterArgs: []string{"-policy", "round-robin", "-first-token-timeout", "300ms", "-breaker-cooldown", "1h"}})
+		RouterArgs: []string{"-policy", "round-robin", "-node-limits", "first-token=300ms", "-breaker-cooldown", "1h"}})
 	client := sdk(m)
 	for range 4 {
 		resp, err := client.Chat.Completions.New(meshtest.Context(t, 5*time.Second), openai.ChatCompletionNewParams{

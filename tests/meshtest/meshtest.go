@@ -78,8 +78,11 @@ type Node struct {
 	ID       string
 	URL      string
 	ModelIDs []string
-	srv      *http.Server
-	lis      net.Listener
+	// MaxInFlight and Group, set before Start, go into the nodes file.
+	MaxInFlight int
+	Group       string
+	srv         *http.Server
+	lis         net.Listener
 }
 
 // StartNode serves a simulated node on 127.0.0.1 until the test ends or
@@ -150,12 +153,16 @@ type proc struct {
 // NodeRef is what the mesh needs to know of a node: its nodes-file entry
 // and the models it serves (to know when the mesh is ready).
 type NodeRef struct {
-	ID, URL string
-	Models  []string
+	ID, URL     string
+	Models      []string
+	MaxInFlight int    // the node's max_in_flight; 0: its kind's default
+	Group       string // the node's group
 }
 
 // Ref is n as a NodeRef.
-func (n *Node) Ref() NodeRef { return NodeRef{ID: n.ID, URL: n.URL, Models: n.ModelIDs} }
+func (n *Node) Ref() NodeRef {
+	return NodeRef{ID: n.ID, URL: n.URL, Models: n.ModelIDs, MaxInFlight: n.MaxInFlight, Group: n.Group}
+}
 
 // Start runs the mesh in front of simulated nodes; see StartRefs.
 func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *Mesh {
@@ -175,7 +182,10 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	var yaml strings.Builder
 	yaml.WriteString("nodes:\n")
 	for _, n := range nodes {
-		fmt.Fprintf(&yaml, "  - id: %s\n    kind: ollama\n    url: %s\n", n.ID, n.URL)
+		fmt.Fprintf(&yaml, "  - id: %s\n    kind: ollama\n    url: %s\n    max_in_flight: %d\n", n.ID, n.URL, n.MaxInFlight)
+		if n.Group != "" {
+			fmt.Fprintf(&yaml, "    group: %s\n", n.Group)
+		}
 	}
 	nodesFile := filepath.Join(dir, "nodes.yaml")
 	if err := os.WriteFile(nodesFile, []byte(yaml.String()), 0o600); err != nil {

@@ -38,6 +38,9 @@ const (
 	MetaBasePath      = "llmesh-base-path"
 	MetaTLSServerName = "llmesh-tls-server-name"
 	MetaAPIKeyEnv     = "llmesh-api-key-env"
+	MetaMaxInFlight   = "llmesh-max-in-flight"
+	MetaNumParallel   = "llmesh-num-parallel"
+	MetaGroup         = "llmesh-group"
 )
 
 // Kinds maps the llmesh-kind values to node kinds.
@@ -125,6 +128,13 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 		// The value is not quoted: it may be a key pasted by mistake.
 		errs = append(errs, fmt.Errorf("meta %s: not an environment variable name (name the variable, never the key)", MetaAPIKeyEnv))
 	}
+	maxInFlight, err := count(meta, MetaMaxInFlight)
+	errs = append(errs, err)
+	numParallel, err := count(meta, MetaNumParallel)
+	errs = append(errs, err)
+	if err := CheckRouting(0, 0, meta[MetaGroup]); err != nil {
+		errs = append(errs, fmt.Errorf("meta %s: %w", MetaGroup, err))
+	}
 	host := s.Address
 	if host == "" && e.Node != nil {
 		host = e.Node.Address
@@ -139,7 +149,41 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 		return nil, err
 	}
 	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(s.Port)), Path: strings.TrimRight(basePath, "/")}
-	return &nodev1.Node{Id: s.ID, Kind: kind, BaseUrl: u.String(), ApiKeyEnv: keyEnv, TlsServerName: meta[MetaTLSServerName]}, nil
+	return &nodev1.Node{Id: s.ID, Kind: kind, BaseUrl: u.String(), ApiKeyEnv: keyEnv, TlsServerName: meta[MetaTLSServerName],
+		MaxInFlight: maxInFlight, NumParallel: numParallel, Group: meta[MetaGroup]}, nil
+}
+
+var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// CheckRouting validates the routing settings of a node from any source:
+// in-flight cap and parallelism not negative, a group name routes can use.
+func CheckRouting(maxInFlight, numParallel int, group string) error {
+	var errs []error
+	if maxInFlight < 0 || maxInFlight > maxCount {
+		errs = append(errs, fmt.Errorf("max_in_flight %d: want 0 (the kind's default) to %d", maxInFlight, maxCount))
+	}
+	if numParallel < 0 || numParallel > maxCount {
+		errs = append(errs, fmt.Errorf("num_parallel %d: want 0 (unknown) to %d", numParallel, maxCount))
+	}
+	if group != "" && !groupName.MatchString(group) {
+		errs = append(errs, fmt.Errorf("group %q: want 1-64 letters, digits, '.', '_' or '-'", group))
+	}
+	return errors.Join(errs...)
+}
+
+const maxCount = 1 << 20
+
+// count reads an optional non-negative count from meta.
+func count(meta map[string]string, key string) (int32, error) {
+	v, ok := meta[key]
+	if !ok || v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxCount {
+		return 0, fmt.Errorf("meta %s %q: want a count from 0 to %d", key, v, maxCount)
+	}
+	return int32(n), nil
 }
 
 // Meta is the Meta to register for a node: the inverse of FromEntry.
@@ -157,6 +201,15 @@ func Meta(n *nodev1.Node) (map[string]string, error) {
 	}
 	if v := n.GetApiKeyEnv(); v != "" {
 		m[MetaAPIKeyEnv] = v
+	}
+	if v := n.GetMaxInFlight(); v > 0 {
+		m[MetaMaxInFlight] = strconv.Itoa(int(v))
+	}
+	if v := n.GetNumParallel(); v > 0 {
+		m[MetaNumParallel] = strconv.Itoa(int(v))
+	}
+	if v := n.GetGroup(); v != "" {
+		m[MetaGroup] = v
 	}
 	return m, nil
 }

@@ -52,6 +52,19 @@ func TestFromEntry(t *testing.T) {
 			wantErr: []string{`llmesh-kind "tgi"`, `llmesh-scheme "ftp"`, `llmesh-base-path "v1"`, "llmesh-api-key-env: not an environment variable name", "port 0"},
 		},
 		{
+			name: "routing settings",
+			e: entry("gpu-2", "10.0.0.6", 11434, map[string]string{MetaKind: "ollama",
+				MetaMaxInFlight: "6", MetaNumParallel: "2", MetaGroup: "gpu"}),
+			want: &nodev1.Node{Id: "gpu-2", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://10.0.0.6:11434",
+				MaxInFlight: 6, NumParallel: 2, Group: "gpu"},
+		},
+		{
+			name: "bad routing settings",
+			e: entry("gpu-3", "10.0.0.6", 11434, map[string]string{MetaKind: "ollama",
+				MetaMaxInFlight: "-1", MetaNumParallel: "many", MetaGroup: "g p u"}),
+			wantErr: []string{`llmesh-max-in-flight "-1": want a count`, `llmesh-num-parallel "many": want a count`, `llmesh-group: group "g p u"`},
+		},
+		{
 			name:    "no kind",
 			e:       entry("nokind", "10.0.0.5", 1, nil),
 			wantErr: []string{`llmesh-kind ""`},
@@ -95,7 +108,7 @@ func TestFromEntriesSkipsAndReports(t *testing.T) {
 // as the same node.
 func TestMetaRoundTrip(t *testing.T) {
 	for _, n := range []*nodev1.Node{
-		{Id: "a", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://10.0.0.5:11434"},
+		{Id: "a", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://10.0.0.5:11434", MaxInFlight: 3, NumParallel: 1, Group: "lan"},
 		{Id: "b", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "https://api.example.com:8443/v1", ApiKeyEnv: "K", TlsServerName: "x"},
 	} {
 		meta, err := Meta(n)

@@ -57,6 +57,9 @@ func register(c *api.Client, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&e.Kind, "kind", "", "ollama, openai, vllm, llamacpp or lmstudio")
 	fs.StringVar(&e.APIKeyEnv, "api-key-env", "", "the adapter's environment variable holding the node's API key")
 	fs.StringVar(&e.TLSServerName, "tls-server-name", "", "TLS server name override")
+	fs.IntVar(&e.MaxInFlight, "max-in-flight", 0, "cap on requests the mesh sends the node at once (0: the kind's default)")
+	fs.IntVar(&e.NumParallel, "num-parallel", 0, "requests the node works on at once (OLLAMA_NUM_PARALLEL, llama-server --parallel), when known")
+	fs.StringVar(&e.Group, "group", "", "node group, for model aliases NAME=MODEL@GROUP")
 	service := fs.String("service", consulnodes.DefaultService, "Consul service name of LLM nodes")
 	if err := fs.Parse(args); err != nil {
 		return err

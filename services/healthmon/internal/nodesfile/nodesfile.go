@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
 	"gopkg.in/yaml.v3"
 )
 
@@ -28,6 +29,9 @@ const DefaultOllamaURL = "http://127.0.0.1:11434"
 //	    url: http://10.0.0.5:11434
 //	    api_key_env: GPU1_KEY # optional: the adapter's env var with the key
 //	    tls_server_name: ""   # optional
+//	    max_in_flight: 8      # optional: cap on requests at once (default: the kind's)
+//	    num_parallel: 2       # optional: OLLAMA_NUM_PARALLEL / llama-server --parallel
+//	    group: gpu            # optional: node group for model aliases (NAME=MODEL@GROUP)
 type File struct {
 	Nodes []Entry `yaml:"nodes"`
 }
@@ -39,6 +43,9 @@ type Entry struct {
 	URL           string `yaml:"url"`
 	APIKeyEnv     string `yaml:"api_key_env"`
 	TLSServerName string `yaml:"tls_server_name"`
+	MaxInFlight   int    `yaml:"max_in_flight"`
+	NumParallel   int    `yaml:"num_parallel"`
+	Group         string `yaml:"group"`
 }
 
 var kinds = map[string]nodev1.Kind{
@@ -118,10 +125,14 @@ func (e Entry) Node() (*nodev1.Node, error) {
 		// The value is not echoed: it may be a key pasted by mistake.
 		errs = append(errs, errors.New("api_key_env: not an environment variable name (give the variable's name, never the key)"))
 	}
+	if err := consulnodes.CheckRouting(e.MaxInFlight, e.NumParallel, e.Group); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &nodev1.Node{Id: e.ID, Kind: kind, BaseUrl: strings.TrimRight(e.URL, "/"), ApiKeyEnv: e.APIKeyEnv, TlsServerName: e.TLSServerName}, nil
+	return &nodev1.Node{Id: e.ID, Kind: kind, BaseUrl: strings.TrimRight(e.URL, "/"), ApiKeyEnv: e.APIKeyEnv, TlsServerName: e.TLSServerName,
+		MaxInFlight: int32(e.MaxInFlight), NumParallel: int32(e.NumParallel), Group: e.Group}, nil
 }
 
 func checkURL(raw string) error {

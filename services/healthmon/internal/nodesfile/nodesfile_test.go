@@ -45,6 +45,16 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			name: "routing settings",
+			yaml: "nodes:\n  - id: a\n    kind: ollama\n    url: http://a\n    max_in_flight: 8\n    num_parallel: 2\n    group: gpu\n",
+			want: []*nodev1.Node{{Id: "a", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://a", MaxInFlight: 8, NumParallel: 2, Group: "gpu"}},
+		},
+		{
+			name:     "bad routing settings",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: http://a\n    max_in_flight: -1\n    num_parallel: -2\n    group: g/pu\n",
+			wantErrs: []string{"max_in_flight -1", "num_parallel -2", `group "g/pu"`},
+		},
+		{
 			name: "kind is case-insensitive",
 			yaml: "nodes:\n  - id: a\n    kind: LMStudio\n    url: http://a\n",
 			want: []*nodev1.Node{{Id: "a", Kind: nodev1.Kind_KIND_LMSTUDIO, BaseUrl: "http://a"}},
