@@ -81,6 +81,7 @@ type Node struct {
 	// MaxInFlight and Group, set before Start, go into the nodes file.
 	MaxInFlight int
 	Group       string
+	mu          sync.Mutex // guards srv
 	srv         *http.Server
 	lis         net.Listener
 }
@@ -100,15 +101,38 @@ func StartNode(t testing.TB, id string, cfg simnode.Config) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{Server: s, ID: id, ModelIDs: cfg.Models, URL: "http://" + lis.Addr().String(), srv: &http.Server{Handler: s}, lis: lis}
-	go func() { _ = n.srv.Serve(lis) }()
+	n := &Node{Server: s, ID: id, ModelIDs: cfg.Models, URL: "http://" + lis.Addr().String(), lis: lis}
+	n.serve(lis)
 	t.Cleanup(n.Kill)
 	return n
 }
 
+func (n *Node) serve(lis net.Listener) {
+	srv := &http.Server{Handler: n.Server}
+	n.mu.Lock()
+	n.srv = srv
+	n.mu.Unlock()
+	go func() { _ = srv.Serve(lis) }()
+}
+
 // Kill stops the node at once: its listener closes and open connections
 // drop, as when the process dies.
-func (n *Node) Kill() { _ = n.srv.Close() }
+func (n *Node) Kill() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_ = n.srv.Close()
+}
+
+// Restart serves the killed node again on its address, as when the
+// process comes back.
+func (n *Node) Restart(t testing.TB) {
+	t.Helper()
+	lis, err := net.Listen("tcp", n.lis.Addr().String())
+	if err != nil {
+		t.Fatalf("restart node %s: %v", n.ID, err)
+	}
+	n.serve(lis)
+}
 
 // Options tune a mesh.
 type Options struct {

@@ -72,6 +72,9 @@ type tracked struct {
 	stop    context.CancelFunc
 	stopped chan struct{}
 	nudge   chan struct{} // a report asks for a probe now; holds at most one
+	// reportedAt is when a router last reported the node failing, until a
+	// probe started after it finds the node up and says so (see Nudge).
+	reportedAt time.Time
 }
 
 // MinNudgeGap is the least time between probes of one node that nudges
@@ -80,6 +83,12 @@ const MinNudgeGap = 250 * time.Millisecond
 
 // Nudge asks for node id to be probed now rather than at its next
 // interval (a router saw it fail). It reports whether the node is known.
+//
+// The routers that saw the failure took the node out of rotation; they
+// need to hear when it serves again even if the probes never saw it fail
+// (it came back within a probe interval, or failed fewer than Fall times).
+// So the first probe that starts after a nudge and finds the node up
+// publishes its state, changed or not.
 func (m *Monitor) Nudge(id string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -87,6 +96,7 @@ func (m *Monitor) Nudge(id string) bool {
 	if !ok {
 		return false
 	}
+	t.reportedAt = time.Now()
 	select {
 	case t.nudge <- struct{}{}:
 	default: // a probe is already asked for
@@ -193,6 +203,7 @@ func (m *Monitor) loop(ctx context.Context, n *nodev1.Node, nudge <-chan struct{
 // probe probes n once and applies the result. It reports whether the
 // probe ran (false when the adapter could not be asked).
 func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
+	started := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	res, err := m.prober.Probe(pctx, n)
 	cancel()
@@ -219,6 +230,14 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 		return true // removed or replaced while probing
 	}
 	next, changed := m.judge(t, res)
+	confirms := !t.reportedAt.IsZero() && started.After(t.reportedAt) && res.GetUp()
+	if confirms && (next.GetStatus() == nodev1.Status_STATUS_UP || (!changed && t.state.GetStatus() == nodev1.Status_STATUS_UP)) {
+		t.reportedAt = time.Time{}
+		if !changed {
+			m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{t.state}})
+			return true
+		}
+	}
 	if !changed {
 		return true
 	}

@@ -629,3 +629,33 @@ func TestStopWaitsForLoops(t *testing.T) {
 	assert.ElementsMatch(t, ids, msg.GetRemovedNodeIds())
 	// goleak in TestMain checks that no loop goroutine is left.
 }
+
+// After a router reports a node failing (Nudge), the first probe that
+// starts afterwards and finds the node up publishes its state, changed or
+// not: the routers took the node out of rotation and must hear that it
+// serves, even when the probes never saw it fail. Probes already running
+// when the report came do not count.
+func TestReportedNodeIsConfirmedUpOnce(t *testing.T) {
+	m, p, _ := newMonitor(t, testCfg, node("a"))
+	p.step(t, "a", upRes("m1"), nil)
+	ch, _ := watch(t, m)
+	require.True(t, next(t, ch).GetSnapshot())
+
+	require.True(t, m.Nudge("a"))
+	p.step(t, "a", upRes("m1"), nil) // started before the report
+	select {
+	case msg := <-ch: // published before step returns, so never late
+		t.Fatalf("a probe that started before the report confirmed it: %v", msg)
+	default:
+	}
+	p.step(t, "a", downRes("refused"), nil) // one failure: fewer than Fall, no verdict change
+	p.step(t, "a", upRes("m1"), nil)        // the confirmation
+	p.step(t, "a", upRes("m1"), nil)        // nothing new
+	p.step(t, "a", upRes("marker"), nil)
+
+	st := nextState(t, ch)
+	assert.Equal(t, nodev1.Status_STATUS_UP, st.GetStatus())
+	assert.Equal(t, []string{"m1"}, modelIDs(st), "the unchanged state, confirmed")
+	assert.Equal(t, []string{"marker"}, modelIDs(nextState(t, ch)), "one confirmation per report")
+	assert.False(t, m.Nudge("nope"))
+}
