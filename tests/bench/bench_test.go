@@ -66,7 +66,9 @@ const (
 
 func setup(b *testing.B) (direct, mesh string) {
 	node := meshtest.StartNode(b, "bench", simnode.Config{Models: []string{"bench"}, Tokens: 8})
-	m := meshtest.Start(b, binaries(b), []*meshtest.Node{node}, meshtest.Options{HealthmonArgs: []string{"-probe-interval", "5s"}})
+	// No in-flight cap: this measures what the mesh adds, not admission.
+	m := meshtest.Start(b, binaries(b), []*meshtest.Node{node}, meshtest.Options{
+		HealthmonArgs: []string{"-probe-interval", "5s"}, RouterArgs: []string{"-node-limits", "max-in-flight=0"}})
 	return node.URL, m.RESTURL
 }
 

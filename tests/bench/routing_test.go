@@ -22,7 +22,8 @@ func BenchmarkRoutingPolicies(b *testing.B) {
 	for _, pol := range []string{"round-robin", "least-in-flight", "p2c"} {
 		b.Run(pol, func(b *testing.B) {
 			m := meshtest.Start(b, binaries(b), nodes, meshtest.Options{
-				RouterArgs:    []string{"-policy", pol},
+				// No in-flight cap, so the policies alone decide.
+				RouterArgs:    []string{"-policy", pol, "-node-limits", "max-in-flight=0"},
 				HealthmonArgs: []string{"-probe-interval", "5s"},
 			})
 			c := client()
