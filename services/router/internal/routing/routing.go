@@ -20,6 +20,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -152,37 +153,79 @@ func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 // chunk in order. A node that fails before its first chunk is replaced by
 // the next candidate; a failure after it is returned as is.
 func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
-	var started bool
+	return streamTry(r, ctx, req.GetModel(), func(ctx context.Context, c nodetable.Candidate) (grpc.ServerStreamingClient[adapterv1.ChatStreamResponse], error) {
+		return r.adapter.ChatStream(ctx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})
+	}, func(m *adapterv1.ChatStreamResponse, first bool) error {
+		if first {
+			ensureRole(m.GetChunk())
+		}
+		return send(m.GetChunk())
+	})
+}
+
+// Complete answers a non-streamed legacy completion, with the same
+// first-token bound per attempt as Chat.
+func (r *Router) Complete(ctx context.Context, req *openaiv1.CompletionRequest) (*openaiv1.Completion, error) {
+	var out *openaiv1.Completion
 	err := r.try(ctx, req.GetModel(), func(c nodetable.Candidate) (time.Duration, error) {
-		ttft, _, err := r.stream(ctx, c, req, func(chunk *openaiv1.ChatCompletionChunk) error {
-			if !started {
-				ensureRole(chunk)
-			}
+		start := time.Now()
+		resp, err := r.adapter.Complete(ctx, &adapterv1.CompleteRequest{Node: c.Node, Request: req,
+			FirstTokenTimeout: durationpb.New(r.firstTokenLimit(c))})
+		out = resp.GetCompletion()
+		return time.Since(start), err
+	})
+	return out, err
+}
+
+// CompleteStream answers a streamed legacy completion like ChatStream.
+func (r *Router) CompleteStream(ctx context.Context, req *openaiv1.CompletionRequest, send func(*openaiv1.Completion) error) error {
+	return streamTry(r, ctx, req.GetModel(), func(ctx context.Context, c nodetable.Candidate) (grpc.ServerStreamingClient[adapterv1.CompleteStreamResponse], error) {
+		return r.adapter.CompleteStream(ctx, &adapterv1.CompleteStreamRequest{Node: c.Node, Request: req})
+	}, func(m *adapterv1.CompleteStreamResponse, _ bool) error { return send(m.GetChunk()) })
+}
+
+// Ollama answers a request of Ollama's native API (body, for endpoint) for
+// model, calling send with each JSON object of the answer. Routing,
+// first-token bounds and failover are those of ChatStream: the adapter
+// speaks Ollama to Ollama nodes and translates for the others.
+func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.OllamaEndpoint, body []byte, send func([]byte) error) error {
+	return streamTry(r, ctx, model, func(ctx context.Context, c nodetable.Candidate) (grpc.ServerStreamingClient[adapterv1.OllamaResponse], error) {
+		return r.adapter.Ollama(ctx, &adapterv1.OllamaRequest{Node: c.Node, Endpoint: endpoint, Body: body,
+			FirstTokenTimeout: durationpb.New(r.firstTokenLimit(c))})
+	}, func(m *adapterv1.OllamaResponse, _ bool) error { return send(m.GetObject()) })
+}
+
+// streamTry runs a streamed call on the candidates for model until one
+// has started (then its failure is final) or none is left.
+func streamTry[T any](r *Router, ctx context.Context, model string, open func(context.Context, nodetable.Candidate) (grpc.ServerStreamingClient[T], error), each func(msg *T, first bool) error) error {
+	var started bool
+	return r.try(ctx, model, func(c nodetable.Candidate) (time.Duration, error) {
+		ttft, _, err := streamAttempt(r, ctx, c, open, func(m *T) error {
+			first := !started
 			started = true
-			return send(chunk)
+			return each(m, first)
 		})
 		return ttft, err
 	}, func() bool { return !started })
-	return err
 }
 
 var errNoFirstToken = errors.New("no first token in time")
 
-// stream runs one streamed attempt on c, calling each for every chunk. A
-// node that sends no first chunk within its first-token timeout fails as
-// hung. sent says whether any chunk reached each.
-func (r *Router) stream(ctx context.Context, c nodetable.Candidate, req *openaiv1.ChatCompletionRequest, each func(*openaiv1.ChatCompletionChunk) error) (ttft time.Duration, sent bool, err error) {
+// streamAttempt runs one streamed attempt on c, calling each for every
+// message. A node that sends no first message within its first-token
+// timeout fails as hung. sent says whether any message reached each.
+func streamAttempt[T any](r *Router, ctx context.Context, c nodetable.Candidate, open func(context.Context, nodetable.Candidate) (grpc.ServerStreamingClient[T], error), each func(*T) error) (ttft time.Duration, sent bool, err error) {
 	attemptCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil) // ends the adapter stream of a failed attempt
 	limit := r.firstTokenLimit(c)
 	hung := time.AfterFunc(limit, func() { cancel(errNoFirstToken) })
 	start := time.Now()
-	stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req})
+	stream, err := open(attemptCtx, c)
 	if err != nil {
 		hung.Stop()
 		return 0, false, err
 	}
-	first, err := stream.Recv()
+	msg, err := stream.Recv()
 	hung.Stop()
 	ttft = time.Since(start)
 	if errors.Is(err, io.EOF) {
@@ -196,19 +239,17 @@ func (r *Router) stream(ctx context.Context, c nodetable.Candidate, req *openaiv
 		}
 		return 0, false, err
 	}
-	chunk := first.GetChunk()
 	for {
-		if err := each(chunk); err != nil {
+		if err := each(msg); err != nil {
 			return ttft, true, err
 		}
-		msg, err := stream.Recv()
+		msg, err = stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return ttft, true, nil
 		}
 		if err != nil {
 			return ttft, true, err
 		}
-		chunk = msg.GetChunk()
 	}
 }
 

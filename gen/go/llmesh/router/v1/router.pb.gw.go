@@ -183,45 +183,6 @@ func request_InferenceService_StreamCompletion_0(ctx context.Context, marshaler 
 	return stream, metadata, nil
 }
 
-func request_InferenceService_GetModel_0(ctx context.Context, marshaler runtime.Marshaler, client InferenceServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq GetModelRequest
-		metadata runtime.ServerMetadata
-		err      error
-	)
-	val, ok := pathParams["model"]
-	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "model")
-	}
-	protoReq.Model, err = runtime.String(val)
-	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "model", err)
-	}
-	if req.Body != nil {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}
-	msg, err := client.GetModel(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
-	return msg, metadata, err
-}
-
-func local_request_InferenceService_GetModel_0(ctx context.Context, marshaler runtime.Marshaler, server InferenceServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq GetModelRequest
-		metadata runtime.ServerMetadata
-		err      error
-	)
-	val, ok := pathParams["model"]
-	if !ok {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "model")
-	}
-	protoReq.Model, err = runtime.String(val)
-	if err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "model", err)
-	}
-	msg, err := server.GetModel(ctx, &protoReq)
-	return msg, metadata, err
-}
-
 // RegisterInferenceServiceHandlerServer registers the http handlers for service InferenceService to "mux".
 // UnaryRPC     :call InferenceServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -321,26 +282,6 @@ func RegisterInferenceServiceHandlerServer(ctx context.Context, mux *runtime.Ser
 		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
 		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
 		return
-	})
-	mux.Handle(http.MethodGet, pattern_InferenceService_GetModel_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		var stream runtime.ServerTransportStream
-		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/llmesh.router.v1.InferenceService/GetModel", runtime.WithHTTPPathPattern("/v1/models/{model}"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := local_request_InferenceService_GetModel_0(annotatedContext, inboundMarshaler, server, req, pathParams)
-		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_InferenceService_GetModel_0(annotatedContext, mux, outboundMarshaler, w, req, response_InferenceService_GetModel_0{resp.(*GetModelResponse)}, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -490,23 +431,6 @@ func RegisterInferenceServiceHandlerClient(ctx context.Context, mux *runtime.Ser
 			return response_InferenceService_StreamCompletion_0{res}, err
 		}, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_InferenceService_GetModel_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/llmesh.router.v1.InferenceService/GetModel", runtime.WithHTTPPathPattern("/v1/models/{model}"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := request_InferenceService_GetModel_0(annotatedContext, inboundMarshaler, client, req, pathParams)
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_InferenceService_GetModel_0(annotatedContext, mux, outboundMarshaler, w, req, response_InferenceService_GetModel_0{resp.(*GetModelResponse)}, mux.GetForwardResponseOptions()...)
-	})
 	return nil
 }
 
@@ -564,15 +488,6 @@ func (m response_InferenceService_StreamCompletion_0) XXX_ResponseBody() interfa
 	return response.Chunk
 }
 
-type response_InferenceService_GetModel_0 struct {
-	*GetModelResponse
-}
-
-func (m response_InferenceService_GetModel_0) XXX_ResponseBody() interface{} {
-	response := m.GetModelResponse
-	return response.Model
-}
-
 var (
 	pattern_InferenceService_CreateChatCompletion_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "chat", "completions"}, ""))
 	pattern_InferenceService_StreamChatCompletion_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "chat", "completions"}, "stream"))
@@ -580,7 +495,6 @@ var (
 	pattern_InferenceService_CreateEmbeddings_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "embeddings"}, ""))
 	pattern_InferenceService_CreateCompletion_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "completions"}, ""))
 	pattern_InferenceService_StreamCompletion_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "completions"}, "stream"))
-	pattern_InferenceService_GetModel_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "models", "model"}, ""))
 )
 
 var (
@@ -590,5 +504,4 @@ var (
 	forward_InferenceService_CreateEmbeddings_0     = runtime.ForwardResponseMessage
 	forward_InferenceService_CreateCompletion_0     = runtime.ForwardResponseMessage
 	forward_InferenceService_StreamCompletion_0     = runtime.ForwardResponseStream
-	forward_InferenceService_GetModel_0             = runtime.ForwardResponseMessage
 )
