@@ -152,6 +152,7 @@ type proc struct {
 type NodeRef struct {
 	ID, URL string
 	Models  []string
+	Kind    string // the nodes-file kind; "" is ollama
 }
 
 // Ref is n as a NodeRef.
@@ -167,7 +168,8 @@ func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *M
 	return StartRefs(t, bins, refs, opts)
 }
 
-// StartRefs runs the mesh in front of nodes (all of kind ollama) and waits
+// StartRefs runs the mesh in front of nodes (of kind ollama unless they
+// say otherwise) and waits
 // until the router lists every model they serve.
 func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Options) *Mesh {
 	t.Helper()
@@ -175,7 +177,11 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	var yaml strings.Builder
 	yaml.WriteString("nodes:\n")
 	for _, n := range nodes {
-		fmt.Fprintf(&yaml, "  - id: %s\n    kind: ollama\n    url: %s\n", n.ID, n.URL)
+		kind := n.Kind
+		if kind == "" {
+			kind = "ollama"
+		}
+		fmt.Fprintf(&yaml, "  - id: %s\n    kind: %s\n    url: %s\n", n.ID, kind, n.URL)
 	}
 	nodesFile := filepath.Join(dir, "nodes.yaml")
 	if err := os.WriteFile(nodesFile, []byte(yaml.String()), 0o600); err != nil {
