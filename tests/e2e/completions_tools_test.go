@@ -101,7 +101,7 @@ func TestLegacyCompletions(t *testing.T) {
 		assert.Equal(t, "model_not_found", apiErr.Code)
 
 		for body, want := range map[string]string{
-			`{"model":"shared"}`:                   "prompt",
+			`{"model":"shared"}`:                  "prompt",
 			`{"model":"shared","prompt":[1,2,3]}`: "token ids",
 			`{"model":"shared","prompt":7}`:       "prompt",
 		} {

@@ -109,10 +109,10 @@ type writer struct {
 	firstToken time.Time
 	send       func([]byte) error
 
-	pieces    int64 // chunks that carried output
-	calls     []*openaiv1.ToolCall
-	reason    string
-	usage     *openaiv1.Usage
+	pieces int64 // chunks that carried output
+	calls  []*openaiv1.ToolCall
+	reason string
+	usage  *openaiv1.Usage
 }
 
 type outMessage struct {

@@ -63,13 +63,13 @@ type chatRequest struct {
 }
 
 type generateRequest struct {
-	Model   string   `json:"model"`
-	Prompt  string   `json:"prompt"`
-	System  string   `json:"system"`
-	Images  []string `json:"images"`
+	Model   string          `json:"model"`
+	Prompt  string          `json:"prompt"`
+	System  string          `json:"system"`
+	Images  []string        `json:"images"`
 	Format  json.RawMessage `json:"format"`
-	Options options `json:"options"`
-	Stream  *bool   `json:"stream"`
+	Options options         `json:"options"`
+	Stream  *bool           `json:"stream"`
 }
 
 func decode(body []byte, v any) error {
