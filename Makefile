@@ -62,8 +62,15 @@ build: ## build the services into bin/
 test: checkgenerate lint test-go fuzz ## everything CI runs: generated code, lint, unit + end-to-end tests, short fuzzing
 
 .PHONY: test-go
-test-go: consul ## unit and end-to-end tests (race detector on)
+test-go: consul ollamajs ## unit and end-to-end tests (race detector on)
 	go test -race -count=1 -timeout 10m $(PKGS)
+
+.PHONY: ollamajs
+ollamajs: tests/ollamajs/node_modules/ollama/package.json ## install the ollama npm client the e2e suite drives (npm ci, from the lock file)
+
+tests/ollamajs/node_modules/ollama/package.json: tests/ollamajs/package-lock.json
+	npm ci --prefix tests/ollamajs --no-audit --no-fund
+	touch $@
 
 .PHONY: fuzz
 fuzz: ## fuzz the edge request decoder for FUZZTIME (default 15s)

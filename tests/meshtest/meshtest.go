@@ -179,6 +179,7 @@ type proc struct {
 type NodeRef struct {
 	ID, URL     string
 	Models      []string
+	Kind        string // the nodes-file kind; "" is ollama
 	MaxInFlight int    // the node's max_in_flight; 0: its kind's default
 	Group       string // the node's group
 }
@@ -198,7 +199,8 @@ func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *M
 	return StartRefs(t, bins, refs, opts)
 }
 
-// StartRefs runs the mesh in front of nodes (all of kind ollama) and waits
+// StartRefs runs the mesh in front of nodes (of kind ollama unless they
+// say otherwise) and waits
 // until the router lists every model they serve.
 func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Options) *Mesh {
 	t.Helper()
@@ -206,7 +208,11 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	var yaml strings.Builder
 	yaml.WriteString("nodes:\n")
 	for _, n := range nodes {
-		fmt.Fprintf(&yaml, "  - id: %s\n    kind: ollama\n    url: %s\n    max_in_flight: %d\n", n.ID, n.URL, n.MaxInFlight)
+		kind := n.Kind
+		if kind == "" {
+			kind = "ollama"
+		}
+		fmt.Fprintf(&yaml, "  - id: %s\n    kind: %s\n    url: %s\n    max_in_flight: %d\n", n.ID, kind, n.URL, n.MaxInFlight)
 		if n.Group != "" {
 			fmt.Fprintf(&yaml, "    group: %s\n", n.Group)
 		}

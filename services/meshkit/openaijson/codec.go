@@ -11,7 +11,8 @@ import (
 
 // Marshal encodes m as OpenAI JSON. Supported: *openaiv1.ChatCompletionRequest,
 // *openaiv1.ChatCompletion, *openaiv1.ChatCompletionChunk,
-// *openaiv1.EmbeddingRequest, *openaiv1.EmbeddingList, *openaiv1.ModelList
+// *openaiv1.EmbeddingRequest, *openaiv1.EmbeddingList, *openaiv1.CompletionRequest,
+// *openaiv1.Completion, *openaiv1.ModelList
 // and *openaiv1.Model. Other types, nil messages and NaN or infinite numbers
 // are errors.
 func Marshal(m proto.Message) ([]byte, error) {
@@ -35,6 +36,12 @@ func Marshal(m proto.Message) ([]byte, error) {
 	case *openaiv1.EmbeddingList:
 		e.b = make([]byte, 0, embeddingListSize(m))
 		e.embeddingList(m)
+	case *openaiv1.CompletionRequest:
+		e.b = make([]byte, 0, 256+completionPromptSize(m))
+		e.completionRequest(m)
+	case *openaiv1.Completion:
+		e.b = make([]byte, 0, 256+completionTextSize(m))
+		e.completion(m)
 	case *openaiv1.ModelList:
 		e.b = make([]byte, 0, 32+96*len(m.Data))
 		e.modelList(m)
@@ -72,6 +79,10 @@ func Unmarshal(data []byte, m proto.Message) error {
 		err = d.body(func() error { return d.embeddingRequest(m) })
 	case *openaiv1.EmbeddingList:
 		err = d.body(func() error { return d.embeddingList(m) })
+	case *openaiv1.CompletionRequest:
+		err = d.body(func() error { return d.completionRequest(m) })
+	case *openaiv1.Completion:
+		err = d.body(func() error { return d.completion(m) })
 	case *openaiv1.ModelList:
 		err = d.body(func() error { return d.modelList(m) })
 	case *openaiv1.Model:
@@ -204,6 +215,22 @@ func embeddingListSize(m *openaiv1.EmbeddingList) int {
 		// A float32 needs at most 15 characters plus the comma; typical
 		// embedding values need about 12.
 		n += 64 + 13*len(emb.GetEmbedding()) + base64.StdEncoding.EncodedLen(len(emb.GetEmbeddingBase64()))
+	}
+	return n
+}
+
+func completionPromptSize(m *openaiv1.CompletionRequest) int {
+	n := 0
+	for _, p := range m.Prompt {
+		n += len(p) + 4
+	}
+	return n
+}
+
+func completionTextSize(m *openaiv1.Completion) int {
+	n := 0
+	for _, c := range m.Choices {
+		n += len(c.Text) + 64
 	}
 	return n
 }

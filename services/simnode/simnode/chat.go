@@ -17,7 +17,9 @@ type chatRequest struct {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"` // string, array of parts, or null
 	} `json:"messages"`
-	Stream        bool `json:"stream"`
+	Tools         []toolSpec      `json:"tools"`
+	ToolChoice    json.RawMessage `json:"tool_choice"`
+	Stream        bool            `json:"stream"`
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
@@ -144,8 +146,16 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			Model:             req.Model,
 			SystemFingerprint: "simnode-" + s.cfg.Name,
 		}
+		includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+		lastRole := ""
+		if n := len(req.Messages); n > 0 {
+			lastRole = req.Messages[n-1].Role
+		}
+		if tool := pickTool(req.Tools, req.ToolChoice, lastRole); tool != "" {
+			s.answerToolCall(c, w, meta, a, tool, req.Stream, includeUsage)
+			return
+		}
 		if req.Stream {
-			includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 			s.streamChat(c, w, meta, a, includeUsage)
 		} else {
 			s.completeChat(c, w, meta, a)

@@ -25,6 +25,17 @@
 //	GET /v1/models           {"object":"list","data":[{"id","object":"model","created","owned_by":"library"}]}
 //	POST /v1/chat/completions  OpenAI chat completions, streamed or not (below).
 //	POST /v1/embeddings      OpenAI embeddings (below).
+//	POST /v1/completions     OpenAI legacy completions: prompt a string or an
+//	                         array of strings, choice i answering prompt i with
+//	                         the chat tokens; streamed (with include_usage) or not.
+//	POST /api/chat, /api/generate  Ollama native, NDJSON streamed unless
+//	                         "stream":false: one object per token, then the done
+//	                         object (done_reason, durations, prompt_eval_count,
+//	                         eval_count); options.num_predict caps the tokens.
+//	POST /api/embed, /api/embeddings  Ollama native embeddings (same vectors).
+//	POST /api/show           Ollama native model description.
+//	                         Unknown models get Ollama's 404 {"error":"model 'x' not found"}.
+//	                         LastNativeRequest(path) returns the last body received.
 //	POST /simnode/faults     admin: replace the active faults (below).
 //	GET /simnode/faults      admin: the active faults as JSON.
 //	GET /simnode/stats       admin: Stats as JSON {"requests":{...},"in_flight":N,"canceled":N}.
@@ -49,6 +60,15 @@
 // "param":null,"code":"invalid_api_key"}}. The Ollama-native, root and
 // /simnode/ admin endpoints never require a key: simnode is meant for
 // loopback use by tests.
+//
+// # Tool calls
+//
+// A chat (OpenAI or native) that has "tools", whose tool_choice is not
+// "none" and whose last message is not a tool result is answered with one
+// call of the first tool (or the one tool_choice names) with arguments
+// ToolArguments: streamed the OpenAI way as the call's head and two
+// argument fragments then finish_reason "tool_calls", or in Ollama's way
+// as one message carrying the whole call.
 //
 // # Chat completions
 //

@@ -96,7 +96,7 @@ func TestUnknownRoutes(t *testing.T) {
 		{"POST", "/api/version", 404, `{"error":"not found"}`},
 		{"DELETE", "/", 404, `{"error":"not found"}`},
 		{"GET", "/v1/chat/completions", 404, openAIErr("Invalid URL (GET /v1/chat/completions)", "invalid_request_error")},
-		{"POST", "/v1/completions", 404, openAIErr("Invalid URL (POST /v1/completions)", "invalid_request_error")},
+		{"POST", "/v1/responses", 404, openAIErr("Invalid URL (POST /v1/responses)", "invalid_request_error")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {

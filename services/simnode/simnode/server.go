@@ -23,6 +23,8 @@ type Server struct {
 
 	routes map[string]*route // keyed by "METHOD /path"
 
+	native nativeBodies // last body per Ollama native endpoint
+
 	// Requests that match no route are rare (typos, scanners), so a
 	// mutex-guarded map is simpler than pre-allocated counters.
 	unroutedMu sync.Mutex
@@ -76,6 +78,12 @@ func New(cfg Config) (*Server, error) {
 		"GET /v1/models":            {handle: s.handleModels},
 		"POST /v1/chat/completions": {handle: s.handleChat},
 		"POST /v1/embeddings":       {handle: s.handleEmbeddings},
+		"POST /v1/completions":      {handle: s.handleCompletions},
+		"POST /api/chat":            {handle: s.handleNativeChat},
+		"POST /api/generate":        {handle: s.handleNativeGenerate},
+		"POST /api/embed":           {handle: s.handleNativeEmbed},
+		"POST /api/embeddings":      {handle: s.handleNativeEmbed},
+		"POST /api/show":            {handle: s.handleNativeShow},
 		"POST /simnode/faults":      {handle: s.handleSetFaults},
 		"GET /simnode/faults":       {handle: s.handleGetFaults},
 		"GET /simnode/stats":        {handle: s.handleStats},

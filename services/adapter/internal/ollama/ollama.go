@@ -1,7 +1,9 @@
-// Package ollama knows Ollama's native API as far as probing needs it:
-// GET /api/version, /api/tags (the models on disk) and /api/ps (the models
-// in memory). Chat and embeddings go through Ollama's OpenAI-compatible
-// /v1 API (package openaicompat).
+// Package ollama knows Ollama's native API: probing (GET /api/version,
+// /api/tags for the models on disk, /api/ps for the models in memory) and
+// forwarding the requests of the router's Ollama edge (/api/chat,
+// /api/generate, /api/embed, /api/embeddings, /api/show) to an Ollama node
+// as they came, relaying the NDJSON answer object by object. OpenAI-shaped
+// chat and embeddings go through Ollama's /v1 API (package openaicompat).
 package ollama
 
 import (

@@ -105,7 +105,23 @@ func (c *Client) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 		return c.relayWhole(ctx, resp, req.GetStreamOptions().GetIncludeUsage(), send)
 	}
 
-	events := sse.NewReader(resp.Body)
+	return relayEvents(c, ctx, resp.Body, func() *openaiv1.ChatCompletionChunk { return new(openaiv1.ChatCompletionChunk) },
+		func(chunk *openaiv1.ChatCompletionChunk) bool {
+			for _, ch := range chunk.GetChoices() {
+				if ch.GetFinishReason() != "" {
+					return true
+				}
+			}
+			return false
+		}, send)
+}
+
+// relayEvents reads a node's SSE stream of T (chat chunks or text
+// completions), calling send for each as soon as it is parsed. finished
+// says whether a T ends a choice, after which a missing [DONE] is
+// tolerated.
+func relayEvents[T proto.Message](c *Client, ctx context.Context, body io.Reader, newT func() T, finishes func(T) bool, send func(T) error) error {
+	events := sse.NewReader(body)
 	finished := false // a choice reached its finish_reason
 	for {
 		ev, err := events.Next()
@@ -130,14 +146,12 @@ func (c *Client) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 				return c.conn.EventError(obj)
 			}
 		}
-		chunk := new(openaiv1.ChatCompletionChunk)
+		chunk := newT()
 		if err := openaijson.Unmarshal(ev.Data, chunk); err != nil {
 			return c.badAnswer("chunk", err)
 		}
-		for _, ch := range chunk.GetChoices() {
-			if ch.GetFinishReason() != "" {
-				finished = true
-			}
+		if finishes(chunk) {
+			finished = true
 		}
 		if err := send(chunk); err != nil {
 			return err

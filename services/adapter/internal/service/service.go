@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/adapter/internal/ollama"
+	"github.com/llmesh/llmesh/services/adapter/internal/ollamabridge"
 	"github.com/llmesh/llmesh/services/adapter/internal/openaicompat"
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
@@ -85,6 +88,89 @@ func (s *Server) Embed(ctx context.Context, req *adapterv1.EmbedRequest) (*adapt
 		return nil, err
 	}
 	return &adapterv1.EmbedResponse{Embeddings: list}, nil
+}
+
+// Complete implements AdapterService.Complete.
+func (s *Server) Complete(ctx context.Context, req *adapterv1.CompleteRequest) (*adapterv1.CompleteResponse, error) {
+	start := time.Now()
+	client, err := s.client(req.GetNode(), req.GetRequest() != nil, req.GetRequest().GetModel())
+	if err != nil {
+		return nil, err
+	}
+	ctx = nodeconn.WithConnectTimeout(ctx, req.GetTimeouts().GetConnect().AsDuration())
+	var out *openaiv1.Completion
+	if first := req.GetTimeouts().GetFirstToken().AsDuration(); first > 0 {
+		out, err = client.CompleteFolded(ctx, req.GetRequest(), first)
+	} else {
+		out, err = client.Complete(ctx, req.GetRequest())
+	}
+	s.done(ctx, "Complete", req.GetNode(), req.GetRequest().GetModel(), start, err)
+	if err != nil {
+		return nil, err
+	}
+	return &adapterv1.CompleteResponse{Completion: out}, nil
+}
+
+// CompleteStream implements AdapterService.CompleteStream.
+func (s *Server) CompleteStream(req *adapterv1.CompleteStreamRequest, stream grpc.ServerStreamingServer[adapterv1.CompleteStreamResponse]) error {
+	start := time.Now()
+	client, err := s.client(req.GetNode(), req.GetRequest() != nil, req.GetRequest().GetModel())
+	if err != nil {
+		return err
+	}
+	ctx := nodeconn.WithConnectTimeout(stream.Context(), req.GetTimeouts().GetConnect().AsDuration())
+	err = client.CompleteStream(ctx, req.GetRequest(), func(chunk *openaiv1.Completion) error {
+		return stream.Send(&adapterv1.CompleteStreamResponse{Chunk: chunk})
+	})
+	s.done(ctx, "CompleteStream", req.GetNode(), req.GetRequest().GetModel(), start, err)
+	return err
+}
+
+// ollamaPaths are the native paths of the Ollama endpoints.
+var ollamaPaths = map[adapterv1.OllamaEndpoint]string{
+	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_CHAT:       ollama.PathChat,
+	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_GENERATE:   ollama.PathGenerate,
+	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED:      ollama.PathEmbed,
+	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS: ollama.PathEmbeddings,
+	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_SHOW:       ollama.PathShow,
+}
+
+// Ollama implements AdapterService.Ollama: Ollama nodes get the request
+// on their native API as it came; other kinds through the bridge to their
+// OpenAI-compatible API.
+func (s *Server) Ollama(req *adapterv1.OllamaRequest, stream grpc.ServerStreamingServer[adapterv1.OllamaResponse]) error {
+	start := time.Now()
+	if err := validateNode(req.GetNode()); err != nil {
+		return err
+	}
+	path, ok := ollamaPaths[req.GetEndpoint()]
+	if !ok {
+		return invalid("endpoint "+req.GetEndpoint().String()+" is not supported", "endpoint")
+	}
+	var model struct {
+		Model string `json:"model"`
+		Name  string `json:"name"` // /api/show's older name
+	}
+	if err := json.Unmarshal(req.GetBody(), &model); err != nil {
+		return invalid("body is not a JSON object: "+err.Error(), "body")
+	}
+	if model.Model == "" && model.Name == "" {
+		return invalid("body.model is required", "model")
+	}
+	conn, err := s.pool.Client(req.GetNode())
+	if err != nil {
+		return err
+	}
+	ctx := nodeconn.WithConnectTimeout(stream.Context(), req.GetTimeouts().GetConnect().AsDuration())
+	send := func(obj []byte) error { return stream.Send(&adapterv1.OllamaResponse{Object: obj}) }
+	firstToken := req.GetTimeouts().GetFirstToken().AsDuration()
+	if req.GetNode().GetKind() == nodev1.Kind_KIND_OLLAMA {
+		err = ollama.New(conn).Native(ctx, path, req.GetBody(), firstToken, send)
+	} else {
+		err = ollamabridge.New(openaicompat.New(conn), req.GetNode().GetId()).Serve(ctx, req.GetEndpoint(), req.GetBody(), firstToken, send)
+	}
+	s.done(ctx, "Ollama "+path, req.GetNode(), model.Model+model.Name, start, err)
+	return err
 }
 
 // Probe implements AdapterService.Probe. A node that is down is a

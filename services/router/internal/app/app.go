@@ -26,6 +26,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/inference"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/ollamaedge"
 	"github.com/llmesh/llmesh/services/router/internal/outcome"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
@@ -76,10 +77,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	pol, _ := policy.ByName(cfg.Policy) // validated by parse
 	stats := nodestats.New(cfg.Cooldown, nil)
 	reports := outcome.New(64)
-	svc := inference.New(routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
+	router := routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
 		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: stats,
 		Limits: &cfg.Limits, Routes: cfg.Routes, Queue: cfg.Queue, OnNodeFailed: reports.Failed,
-	}), table, cfg.Routes)
+	})
+	svc := inference.New(router, table, cfg.Routes)
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -98,7 +100,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		httpLis.Close()
 		return err
 	}
-	hsrv := &http.Server{Handler: rest, ReadHeaderTimeout: 10 * time.Second}
+	ollama := ollamaedge.New(ollamaedge.Options{Routing: router, Table: table, Log: log,
+		MaxBodyBytes: cfg.MaxBodyBytes})
+	hsrv := &http.Server{Handler: bothAPIs(rest, ollama), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
 		"adapter", adapterTarget, "healthmon", healthmonTarget)
 
@@ -143,4 +147,16 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// bothAPIs serves the Ollama API ("/" and /api/*) and the OpenAI one
+// (everything else) on one port.
+func bothAPIs(openai, ollama http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ollamaedge.Serves(r.URL.Path) {
+			ollama.ServeHTTP(w, r)
+			return
+		}
+		openai.ServeHTTP(w, r)
+	})
 }

@@ -1,8 +1,8 @@
 // Package edge is llmesh's OpenAI-compatible REST API: grpc-gateway routes
 // OpenAI's paths to the InferenceService, with OpenAI JSON, OpenAI error
-// bodies and server-sent events for streamed chats. POST
-// /v1/chat/completions serves both forms: a body with "stream": true is
-// sent to the streaming RPC.
+// bodies and server-sent events for streamed chats and completions. POST
+// /v1/chat/completions and /v1/completions serve both forms: a body with
+// "stream": true is sent to the streaming RPC.
 package edge
 
 import (
@@ -20,16 +20,19 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 	"google.golang.org/grpc/codes"
 )
 
 // DefaultMaxBodyBytes bounds a request body.
 const DefaultMaxBodyBytes = 32 << 20
 
-const (
-	chatPath   = "/v1/chat/completions"
-	streamPath = "/v1/chat/completions:stream" // the streaming RPC's route (inference_http.yaml)
-)
+// streamRoutes maps each public path that serves both forms to its
+// streaming RPC's route (inference_http.yaml).
+var streamRoutes = map[string]string{
+	"/v1/chat/completions": "/v1/chat/completions:stream",
+	"/v1/completions":      "/v1/completions:stream",
+}
 
 // Options configure the edge.
 type Options struct {
@@ -55,7 +58,7 @@ func New(ctx context.Context, srv routerv1.InferenceServiceServer, opts Options)
 	if err := routerv1.RegisterInferenceServiceHandlerClient(ctx, mux, localClient{srv: srv}); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
-	return &handler{mux: mux, errors: ew, maxBody: opts.MaxBodyBytes}, nil
+	return &handler{mux: mux, srv: srv, errors: ew, maxBody: opts.MaxBodyBytes}, nil
 }
 
 // headerMatcher passes X-Session-ID on to the service as metadata, and
@@ -69,14 +72,20 @@ func headerMatcher(key string) (string, bool) {
 
 type handler struct {
 	mux     *runtime.ServeMux
+	srv     routerv1.InferenceServiceServer
 	errors  *errorWriter
 	maxBody int64
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == streamPath {
-		// Internal route: the public URL is chatPath with "stream": true.
+	if strings.HasSuffix(r.URL.Path, ":stream") {
+		// Internal route: the public URL is the path without it, with
+		// "stream": true.
 		h.errors.routing(r.Context(), h.mux, nil, w, r, http.StatusNotFound)
+		return
+	}
+	if model, ok := strings.CutPrefix(r.URL.Path, modelPrefix); ok && model != "" {
+		h.serveModel(w, r, model)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -95,11 +104,36 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if r.URL.Path != chatPath || !wantsStream(body) {
+	streamPath, ok := streamRoutes[r.URL.Path]
+	if !ok || !wantsStream(body) {
 		h.mux.ServeHTTP(w, r)
 		return
 	}
-	h.serveStream(w, r)
+	h.serveStream(w, r, streamPath)
+}
+
+// modelPrefix starts GET /v1/models/{model}. Model names hold "/" and ":"
+// ("library/llama3.2:3b"), which grpc-gateway path templates cannot
+// match, so the edge routes it itself.
+const modelPrefix = "/v1/models/"
+
+func (h *handler) serveModel(w http.ResponseWriter, r *http.Request, model string) {
+	if r.Method != http.MethodGet {
+		h.errors.routing(r.Context(), h.mux, nil, w, r, http.StatusMethodNotAllowed)
+		return
+	}
+	out, err := h.srv.GetModel(r.Context(), &routerv1.GetModelRequest{Model: model})
+	if err != nil {
+		h.errors.write(w, err)
+		return
+	}
+	body, err := openaijson.Marshal(out.GetModel())
+	if err != nil {
+		h.errors.write(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
 }
 
 // wantsStream peeks at "stream". A body that does not parse is left to the
@@ -113,7 +147,7 @@ func wantsStream(body []byte) bool {
 
 // serveStream runs the streaming route and ends a successful stream with
 // "data: [DONE]", which grpc-gateway does not write itself.
-func (h *handler) serveStream(w http.ResponseWriter, r *http.Request) {
+func (h *handler) serveStream(w http.ResponseWriter, r *http.Request, streamPath string) {
 	failed := &streamFailed{}
 	r = r.WithContext(context.WithValue(r.Context(), streamFailedKey{}, failed))
 	r.URL.Path = streamPath

@@ -40,16 +40,37 @@ func (c localClient) CreateEmbeddings(ctx context.Context, in *routerv1.CreateEm
 	return c.srv.CreateEmbeddings(incoming(ctx), in)
 }
 
-// StreamChatCompletion runs the server handler in a goroutine and returns
-// once it has sent its first chunk or ended. A failure before the first
-// chunk is therefore returned here, and the gateway answers it as a plain
-// HTTP error with the right status rather than as an event in a 200 stream.
+func (c localClient) CreateCompletion(ctx context.Context, in *routerv1.CreateCompletionRequest, _ ...grpc.CallOption) (*routerv1.CreateCompletionResponse, error) {
+	return c.srv.CreateCompletion(incoming(ctx), in)
+}
+
+func (c localClient) GetModel(ctx context.Context, in *routerv1.GetModelRequest, _ ...grpc.CallOption) (*routerv1.GetModelResponse, error) {
+	return c.srv.GetModel(incoming(ctx), in)
+}
+
 func (c localClient) StreamChatCompletion(ctx context.Context, in *routerv1.StreamChatCompletionRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[routerv1.StreamChatCompletionResponse], error) {
-	s := &localStream{ctx: incoming(ctx), msgs: make(chan *routerv1.StreamChatCompletionResponse), done: make(chan struct{})}
+	return startLocal(ctx, func(s *localStream[routerv1.StreamChatCompletionResponse]) error {
+		return c.srv.StreamChatCompletion(in, s)
+	})
+}
+
+func (c localClient) StreamCompletion(ctx context.Context, in *routerv1.StreamCompletionRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[routerv1.StreamCompletionResponse], error) {
+	return startLocal(ctx, func(s *localStream[routerv1.StreamCompletionResponse]) error {
+		return c.srv.StreamCompletion(in, s)
+	})
+}
+
+// startLocal runs a server stream handler in a goroutine and returns once
+// it has sent its first message or ended. A failure before the first
+// message is therefore returned here, and the gateway answers it as a
+// plain HTTP error with the right status rather than as an event in a 200
+// stream.
+func startLocal[T any](ctx context.Context, handler func(*localStream[T]) error) (*localStream[T], error) {
+	s := &localStream[T]{ctx: incoming(ctx), msgs: make(chan *T), done: make(chan struct{})}
 	go func() {
 		// Ends when the handler returns; Send fails once ctx is done, so
 		// an abandoned stream cannot block it.
-		s.err = c.srv.StreamChatCompletion(in, s)
+		s.err = handler(s)
 		close(s.done)
 	}()
 	select {
@@ -65,16 +86,16 @@ func (c localClient) StreamChatCompletion(ctx context.Context, in *routerv1.Stre
 
 // localStream is both ends of one in-process server stream. Sends are
 // unbuffered: the handler runs at the pace of the HTTP client.
-type localStream struct {
+type localStream[T any] struct {
 	ctx   context.Context
-	msgs  chan *routerv1.StreamChatCompletionResponse
+	msgs  chan *T
 	done  chan struct{}
 	err   error // the handler's result, readable after done is closed
-	first *routerv1.StreamChatCompletionResponse
+	first *T
 }
 
 // Send is the server end.
-func (s *localStream) Send(m *routerv1.StreamChatCompletionResponse) error {
+func (s *localStream[T]) Send(m *T) error {
 	select {
 	case s.msgs <- m:
 		return nil
@@ -84,7 +105,7 @@ func (s *localStream) Send(m *routerv1.StreamChatCompletionResponse) error {
 }
 
 // Recv is the client end.
-func (s *localStream) Recv() (*routerv1.StreamChatCompletionResponse, error) {
+func (s *localStream[T]) Recv() (*T, error) {
 	if m := s.first; m != nil {
 		s.first = nil
 		return m, nil
@@ -100,23 +121,25 @@ func (s *localStream) Recv() (*routerv1.StreamChatCompletionResponse, error) {
 	}
 }
 
-func (s *localStream) Context() context.Context     { return s.ctx }
-func (s *localStream) Header() (metadata.MD, error) { return metadata.MD{}, nil }
-func (s *localStream) Trailer() metadata.MD         { return nil }
-func (s *localStream) CloseSend() error             { return nil }
-func (s *localStream) SetHeader(metadata.MD) error  { return nil }
-func (s *localStream) SendHeader(metadata.MD) error { return nil }
-func (s *localStream) SetTrailer(metadata.MD)       {}
-func (s *localStream) SendMsg(m any) error {
-	return s.Send(m.(*routerv1.StreamChatCompletionResponse))
+func (s *localStream[T]) Context() context.Context     { return s.ctx }
+func (s *localStream[T]) Header() (metadata.MD, error) { return metadata.MD{}, nil }
+func (s *localStream[T]) Trailer() metadata.MD         { return nil }
+func (s *localStream[T]) CloseSend() error             { return nil }
+func (s *localStream[T]) SetHeader(metadata.MD) error  { return nil }
+func (s *localStream[T]) SendHeader(metadata.MD) error { return nil }
+func (s *localStream[T]) SetTrailer(metadata.MD)       {}
+
+func (s *localStream[T]) SendMsg(m any) error {
+	return s.Send(m.(*T))
 }
-func (s *localStream) RecvMsg(m any) error {
+
+func (s *localStream[T]) RecvMsg(m any) error {
 	msg, err := s.Recv()
 	if err != nil {
 		return err
 	}
-	dst := m.(*routerv1.StreamChatCompletionResponse)
+	dst := m.(proto.Message)
 	proto.Reset(dst)
-	proto.Merge(dst, msg)
+	proto.Merge(dst, any(msg).(proto.Message))
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
@@ -101,6 +102,62 @@ func (s *Service) ListModels(context.Context, *routerv1.ListModelsRequest) (*rou
 	return &routerv1.ListModelsResponse{Models: list}, nil
 }
 
+// GetModel describes one served model (or alias).
+func (s *Service) GetModel(ctx context.Context, in *routerv1.GetModelRequest) (*routerv1.GetModelResponse, error) {
+	if in.GetModel() == "" {
+		return nil, invalid("model", "you must provide a model name")
+	}
+	list, err := s.ListModels(ctx, &routerv1.ListModelsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range list.GetModels().GetData() {
+		if m.GetId() == in.GetModel() {
+			return &routerv1.GetModelResponse{Model: m}, nil
+		}
+	}
+	for _, m := range s.table.Snapshot().Models() {
+		if slices.Contains(m.GetAliases(), in.GetModel()) {
+			owner := m.GetOwnedBy()
+			if owner == "" {
+				owner = "llmesh"
+			}
+			return &routerv1.GetModelResponse{Model: &openaiv1.Model{Id: in.GetModel(), Object: "model", Created: m.GetCreated(), OwnedBy: owner}}, nil
+		}
+	}
+	return nil, &apierror.Error{Code: codes.NotFound, Param: "model", ErrCode: "model_not_found", Type: "invalid_request_error",
+		Message: fmt.Sprintf("The model `%s` does not exist or is not served by any healthy node.", in.GetModel())}
+}
+
+// CreateCompletion answers a legacy prompt completion in one response.
+func (s *Service) CreateCompletion(ctx context.Context, in *routerv1.CreateCompletionRequest) (*routerv1.CreateCompletionResponse, error) {
+	req := in.GetRequest()
+	if err := validateCompletion(req); err != nil {
+		return nil, err
+	}
+	req = proto.CloneOf(req)
+	req.Stream = false
+	req.StreamOptions = nil
+	out, err := s.routing.Complete(withSession(ctx, req.GetUser()), req)
+	if err != nil {
+		return nil, err
+	}
+	return &routerv1.CreateCompletionResponse{Completion: out}, nil
+}
+
+// StreamCompletion answers a legacy prompt completion as chunks.
+func (s *Service) StreamCompletion(in *routerv1.StreamCompletionRequest, stream grpc.ServerStreamingServer[routerv1.StreamCompletionResponse]) error {
+	req := in.GetRequest()
+	if err := validateCompletion(req); err != nil {
+		return err
+	}
+	req = proto.CloneOf(req)
+	req.Stream = true
+	return s.routing.CompleteStream(withSession(stream.Context(), req.GetUser()), req, func(c *openaiv1.Completion) error {
+		return stream.Send(&routerv1.StreamCompletionResponse{Chunk: c})
+	})
+}
+
 // CreateEmbeddings embeds the input. Nodes are always asked for floats;
 // base64 is produced here, so it works with nodes that only speak floats.
 func (s *Service) CreateEmbeddings(ctx context.Context, in *routerv1.CreateEmbeddingsRequest) (*routerv1.CreateEmbeddingsResponse, error) {
@@ -171,6 +228,20 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 	}
 	if req.MaxCompletionTokens != nil && req.GetMaxCompletionTokens() < 1 {
 		return invalid("max_completion_tokens", "max_completion_tokens must be at least 1")
+	}
+	return nil
+}
+
+func validateCompletion(req *openaiv1.CompletionRequest) error {
+	switch {
+	case req == nil:
+		return invalid("", "request body is required")
+	case req.GetModel() == "":
+		return invalid("model", "you must provide a model parameter")
+	case len(req.GetPrompt()) == 0:
+		return invalid("prompt", "you must provide a prompt")
+	case req.MaxTokens != nil && req.GetMaxTokens() < 0:
+		return invalid("max_tokens", "max_tokens must not be negative")
 	}
 	return nil
 }

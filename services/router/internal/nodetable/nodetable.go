@@ -171,5 +171,30 @@ func (s *Snapshot) Models() []*nodev1.ModelInfo {
 	return out
 }
 
+// Placement is one model on one up node.
+type Placement struct {
+	Node  *nodev1.Node
+	Model *nodev1.ModelInfo
+}
+
+// Loaded lists the models loaded in memory on up nodes, one entry per
+// node that has the model loaded, ordered by model id then node id.
+func (s *Snapshot) Loaded() []Placement {
+	var out []Placement
+	for _, id := range s.ids {
+		st := s.states[id]
+		if st.GetStatus() != nodev1.Status_STATUS_UP {
+			continue
+		}
+		for _, m := range st.GetModels() {
+			if m.GetLoaded() {
+				out = append(out, Placement{Node: st.GetNode(), Model: m})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Placement) int { return strings.Compare(a.Model.GetId(), b.Model.GetId()) })
+	return out
+}
+
 // Len is the number of known nodes.
 func (s *Snapshot) Len() int { return len(s.ids) }

@@ -6,6 +6,7 @@ package routing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -169,18 +171,93 @@ func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 // the next candidate; a failure after it is returned as is.
 func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
 	route, req := resolve(r.routes, req)
-	var started bool
+	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.ChatStreamResponse], error) {
+		return r.adapter.ChatStream(ctx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req, Timeouts: t})
+	}, func(m *adapterv1.ChatStreamResponse, first bool) error {
+		if first {
+			ensureRole(m.GetChunk())
+		}
+		return send(m.GetChunk())
+	})
+}
+
+// Complete answers a non-streamed legacy completion, with the same
+// first-token bound per attempt as Chat.
+func (r *Router) Complete(ctx context.Context, req *openaiv1.CompletionRequest) (*openaiv1.Completion, error) {
+	route, req := resolve(r.routes, req)
+	var out *openaiv1.Completion
 	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
-		ttft, _, err := r.stream(ctx, c, req, func(chunk *openaiv1.ChatCompletionChunk) error {
-			if !started {
-				ensureRole(chunk)
-			}
+		start := time.Now()
+		resp, err := r.adapter.Complete(ctx, &adapterv1.CompleteRequest{Node: c.Node, Request: req, Timeouts: r.unaryTimeouts(c)})
+		out = resp.GetCompletion()
+		return time.Since(start), err
+	})
+	return out, err
+}
+
+// unaryTimeouts are the adapter's timeouts for a non-streamed call on c:
+// the adapter streams from the node and watches first token and silence.
+func (r *Router) unaryTimeouts(c nodetable.Candidate) *adapterv1.CallTimeouts {
+	l := r.limits.For(c.Node)
+	return &adapterv1.CallTimeouts{Connect: durationpb.New(l.Connect), FirstToken: durationpb.New(firstTokenLimit(c, l)), Idle: durationpb.New(l.Idle)}
+}
+
+// CompleteStream answers a streamed legacy completion like ChatStream.
+func (r *Router) CompleteStream(ctx context.Context, req *openaiv1.CompletionRequest, send func(*openaiv1.Completion) error) error {
+	route, req := resolve(r.routes, req)
+	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.CompleteStreamResponse], error) {
+		return r.adapter.CompleteStream(ctx, &adapterv1.CompleteStreamRequest{Node: c.Node, Request: req, Timeouts: t})
+	}, func(m *adapterv1.CompleteStreamResponse, _ bool) error { return send(m.GetChunk()) })
+}
+
+// Ollama answers a request of Ollama's native API (body, for endpoint) for
+// model, calling send with each JSON object of the answer. Routing,
+// first-token bounds and failover are those of ChatStream: the adapter
+// speaks Ollama to Ollama nodes and translates for the others. An alias
+// in model is resolved and the body rewritten to name the model.
+func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.OllamaEndpoint, body []byte, send func([]byte) error) error {
+	route := r.routes.Resolve(model)
+	if route.Model != model {
+		var err error
+		if body, err = renameModel(body, route.Model); err != nil {
+			return err
+		}
+	}
+	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.OllamaResponse], error) {
+		// The adapter folds non-streamed answers itself: it watches the
+		// first token and silence too.
+		t = r.unaryTimeouts(c)
+		return r.adapter.Ollama(ctx, &adapterv1.OllamaRequest{Node: c.Node, Endpoint: endpoint, Body: body, Timeouts: t})
+	}, func(m *adapterv1.OllamaResponse, _ bool) error { return send(m.GetObject()) })
+}
+
+// renameModel sets the model of an Ollama request body (and its older
+// "name", for /api/show) to model.
+func renameModel(body []byte, model string) ([]byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: "body is not a JSON object: " + err.Error()}
+	}
+	name, _ := json.Marshal(model)
+	obj["model"] = name
+	if _, ok := obj["name"]; ok {
+		obj["name"] = name
+	}
+	return json.Marshal(obj)
+}
+
+// streamTry runs a streamed call on the candidates for route until one
+// has started (then its failure is final) or none is left.
+func streamTry[T any](r *Router, ctx context.Context, route modelroutes.Route, open func(context.Context, nodetable.Candidate, *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[T], error), each func(msg *T, first bool) error) error {
+	var started bool
+	return r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
+		ttft, _, err := streamAttempt(r, ctx, c, open, func(m *T) error {
+			first := !started
 			started = true
-			return send(chunk)
+			return each(m, first)
 		})
 		return ttft, err
 	}, func() bool { return !started })
-	return err
 }
 
 var (
@@ -188,11 +265,11 @@ var (
 	errIdle         = errors.New("silent for too long")
 )
 
-// stream runs one streamed attempt on c, calling each for every chunk. A
-// node that sends no first chunk within its first-token timeout, or then
-// goes silent for longer than its idle timeout, fails as hung. sent says
-// whether any chunk reached each.
-func (r *Router) stream(ctx context.Context, c nodetable.Candidate, req *openaiv1.ChatCompletionRequest, each func(*openaiv1.ChatCompletionChunk) error) (ttft time.Duration, sent bool, err error) {
+// streamAttempt runs one streamed attempt on c, calling each for every
+// message. A node that sends no first message within its first-token
+// timeout, or then goes silent for longer than its idle timeout, fails as
+// hung. sent says whether any message reached each.
+func streamAttempt[T any](r *Router, ctx context.Context, c nodetable.Candidate, open func(context.Context, nodetable.Candidate, *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[T], error), each func(*T) error) (ttft time.Duration, sent bool, err error) {
 	attemptCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil) // ends the adapter stream of a failed attempt
 	l := r.limits.For(c.Node)
@@ -200,8 +277,7 @@ func (r *Router) stream(ctx context.Context, c nodetable.Candidate, req *openaiv
 	watch := time.AfterFunc(first, func() { cancel(errNoFirstToken) })
 	defer func() { watch.Stop() }()
 	start := time.Now()
-	stream, err := r.adapter.ChatStream(attemptCtx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req,
-		Timeouts: &adapterv1.CallTimeouts{Connect: durationpb.New(l.Connect)}})
+	stream, err := open(attemptCtx, c, &adapterv1.CallTimeouts{Connect: durationpb.New(l.Connect)})
 	if err != nil {
 		return 0, false, err
 	}
@@ -231,7 +307,7 @@ func (r *Router) stream(ctx context.Context, c nodetable.Candidate, req *openaiv
 	}
 	watch = time.AfterFunc(l.Idle, func() { cancel(errIdle) })
 	for {
-		if err := each(msg.GetChunk()); err != nil {
+		if err := each(msg); err != nil {
 			return ttft, true, err
 		}
 		msg, err = stream.Recv()

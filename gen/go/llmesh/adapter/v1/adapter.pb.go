@@ -24,6 +24,70 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// OllamaEndpoint is the Ollama API an OllamaRequest is for.
+type OllamaEndpoint int32
+
+const (
+	OllamaEndpoint_OLLAMA_ENDPOINT_UNSPECIFIED OllamaEndpoint = 0
+	// OLLAMA_ENDPOINT_CHAT is POST /api/chat.
+	OllamaEndpoint_OLLAMA_ENDPOINT_CHAT OllamaEndpoint = 1
+	// OLLAMA_ENDPOINT_GENERATE is POST /api/generate.
+	OllamaEndpoint_OLLAMA_ENDPOINT_GENERATE OllamaEndpoint = 2
+	// OLLAMA_ENDPOINT_EMBED is POST /api/embed.
+	OllamaEndpoint_OLLAMA_ENDPOINT_EMBED OllamaEndpoint = 3
+	// OLLAMA_ENDPOINT_EMBEDDINGS is the legacy POST /api/embeddings.
+	OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS OllamaEndpoint = 4
+	// OLLAMA_ENDPOINT_SHOW is POST /api/show.
+	OllamaEndpoint_OLLAMA_ENDPOINT_SHOW OllamaEndpoint = 5
+)
+
+// Enum value maps for OllamaEndpoint.
+var (
+	OllamaEndpoint_name = map[int32]string{
+		0: "OLLAMA_ENDPOINT_UNSPECIFIED",
+		1: "OLLAMA_ENDPOINT_CHAT",
+		2: "OLLAMA_ENDPOINT_GENERATE",
+		3: "OLLAMA_ENDPOINT_EMBED",
+		4: "OLLAMA_ENDPOINT_EMBEDDINGS",
+		5: "OLLAMA_ENDPOINT_SHOW",
+	}
+	OllamaEndpoint_value = map[string]int32{
+		"OLLAMA_ENDPOINT_UNSPECIFIED": 0,
+		"OLLAMA_ENDPOINT_CHAT":        1,
+		"OLLAMA_ENDPOINT_GENERATE":    2,
+		"OLLAMA_ENDPOINT_EMBED":       3,
+		"OLLAMA_ENDPOINT_EMBEDDINGS":  4,
+		"OLLAMA_ENDPOINT_SHOW":        5,
+	}
+)
+
+func (x OllamaEndpoint) Enum() *OllamaEndpoint {
+	p := new(OllamaEndpoint)
+	*p = x
+	return p
+}
+
+func (x OllamaEndpoint) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OllamaEndpoint) Descriptor() protoreflect.EnumDescriptor {
+	return file_llmesh_adapter_v1_adapter_proto_enumTypes[0].Descriptor()
+}
+
+func (OllamaEndpoint) Type() protoreflect.EnumType {
+	return &file_llmesh_adapter_v1_adapter_proto_enumTypes[0]
+}
+
+func (x OllamaEndpoint) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OllamaEndpoint.Descriptor instead.
+func (OllamaEndpoint) EnumDescriptor() ([]byte, []int) {
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{0}
+}
+
 // ChatRequest is a chat completion for one node.
 type ChatRequest struct {
 	state   protoimpl.MessageState     `protogen:"open.v1"`
@@ -503,11 +567,347 @@ func (x *ProbeResponse) GetResult() *v1.ProbeResult {
 	return nil
 }
 
+// CompleteRequest is a legacy prompt completion for one node.
+type CompleteRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Node    *v1.Node               `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Request *v11.CompletionRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// timeouts work as in ChatRequest: with first_token set the adapter
+	// streams from the node, fails fast when no first token comes within
+	// it, and folds the stream into one completion.
+	Timeouts      *CallTimeouts `protobuf:"bytes,3,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteRequest) Reset() {
+	*x = CompleteRequest{}
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteRequest) ProtoMessage() {}
+
+func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
+func (*CompleteRequest) Descriptor() ([]byte, []int) {
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CompleteRequest) GetNode() *v1.Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *CompleteRequest) GetRequest() *v11.CompletionRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CompleteRequest) GetTimeouts() *CallTimeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
+// CompleteResponse is the node's answer.
+type CompleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Completion    *v11.Completion        `protobuf:"bytes,1,opt,name=completion,proto3" json:"completion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteResponse) Reset() {
+	*x = CompleteResponse{}
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteResponse) ProtoMessage() {}
+
+func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteResponse.ProtoReflect.Descriptor instead.
+func (*CompleteResponse) Descriptor() ([]byte, []int) {
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CompleteResponse) GetCompletion() *v11.Completion {
+	if x != nil {
+		return x.Completion
+	}
+	return nil
+}
+
+// CompleteStreamRequest is a streamed legacy prompt completion for one
+// node.
+type CompleteStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *v1.Node               `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Request       *v11.CompletionRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Timeouts      *CallTimeouts          `protobuf:"bytes,3,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteStreamRequest) Reset() {
+	*x = CompleteStreamRequest{}
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteStreamRequest) ProtoMessage() {}
+
+func (x *CompleteStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteStreamRequest.ProtoReflect.Descriptor instead.
+func (*CompleteStreamRequest) Descriptor() ([]byte, []int) {
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CompleteStreamRequest) GetNode() *v1.Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *CompleteStreamRequest) GetRequest() *v11.CompletionRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CompleteStreamRequest) GetTimeouts() *CallTimeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
+// CompleteStreamResponse is one chunk from the node.
+type CompleteStreamResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         *v11.Completion        `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteStreamResponse) Reset() {
+	*x = CompleteStreamResponse{}
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteStreamResponse) ProtoMessage() {}
+
+func (x *CompleteStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteStreamResponse.ProtoReflect.Descriptor instead.
+func (*CompleteStreamResponse) Descriptor() ([]byte, []int) {
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CompleteStreamResponse) GetChunk() *v11.Completion {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+// OllamaRequest is one Ollama API request for one node.
+type OllamaRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Node     *v1.Node               `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Endpoint OllamaEndpoint         `protobuf:"varint,2,opt,name=endpoint,proto3,enum=llmesh.adapter.v1.OllamaEndpoint" json:"endpoint,omitempty"`
+	// body is the client's JSON body, verbatim: every field Ollama has (or
+	// adds later) passes through to an Ollama node untouched. "model" must
+	// name the model the router chose the node for.
+	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	// timeouts: with first_token set, the call fails with UNAVAILABLE
+	// (reason NODE_UNREACHABLE) when the node sends nothing within it.
+	Timeouts      *CallTimeouts `protobuf:"bytes,4,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OllamaRequest) Reset() {
+	*x = OllamaRequest{}
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OllamaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OllamaRequest) ProtoMessage() {}
+
+func (x *OllamaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OllamaRequest.ProtoReflect.Descriptor instead.
+func (*OllamaRequest) Descriptor() ([]byte, []int) {
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OllamaRequest) GetNode() *v1.Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *OllamaRequest) GetEndpoint() OllamaEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return OllamaEndpoint_OLLAMA_ENDPOINT_UNSPECIFIED
+}
+
+func (x *OllamaRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *OllamaRequest) GetTimeouts() *CallTimeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
+// OllamaResponse is one JSON object of Ollama's answer (one NDJSON line,
+// without the newline).
+type OllamaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Object        []byte                 `protobuf:"bytes,1,opt,name=object,proto3" json:"object,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OllamaResponse) Reset() {
+	*x = OllamaResponse{}
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OllamaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OllamaResponse) ProtoMessage() {}
+
+func (x *OllamaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_adapter_v1_adapter_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OllamaResponse.ProtoReflect.Descriptor instead.
+func (*OllamaResponse) Descriptor() ([]byte, []int) {
+	return file_llmesh_adapter_v1_adapter_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *OllamaResponse) GetObject() []byte {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
 var File_llmesh_adapter_v1_adapter_proto protoreflect.FileDescriptor
 
 const file_llmesh_adapter_v1_adapter_proto_rawDesc = "" +
 	"\n" +
-	"\x1fllmesh/adapter/v1/adapter.proto\x12\x11llmesh.adapter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19llmesh/node/v1/node.proto\x1a\x1bllmesh/openai/v1/chat.proto\x1a!llmesh/openai/v1/embeddings.proto\"\xd2\x01\n" +
+	"\x1fllmesh/adapter/v1/adapter.proto\x12\x11llmesh.adapter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x19llmesh/node/v1/node.proto\x1a\x1bllmesh/openai/v1/chat.proto\x1a\"llmesh/openai/v1/completions.proto\x1a!llmesh/openai/v1/embeddings.proto\"\xd2\x01\n" +
 	"\vChatRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12A\n" +
 	"\arequest\x18\x02 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\x12;\n" +
@@ -541,12 +941,43 @@ const file_llmesh_adapter_v1_adapter_proto_rawDesc = "" +
 	"\fProbeRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\"D\n" +
 	"\rProbeResponse\x123\n" +
-	"\x06result\x18\x01 \x01(\v2\x1b.llmesh.node.v1.ProbeResultR\x06result2\xce\x02\n" +
+	"\x06result\x18\x01 \x01(\v2\x1b.llmesh.node.v1.ProbeResultR\x06result\"\xb7\x01\n" +
+	"\x0fCompleteRequest\x12(\n" +
+	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12=\n" +
+	"\arequest\x18\x02 \x01(\v2#.llmesh.openai.v1.CompletionRequestR\arequest\x12;\n" +
+	"\btimeouts\x18\x03 \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"P\n" +
+	"\x10CompleteResponse\x12<\n" +
+	"\n" +
+	"completion\x18\x01 \x01(\v2\x1c.llmesh.openai.v1.CompletionR\n" +
+	"completion\"\xbd\x01\n" +
+	"\x15CompleteStreamRequest\x12(\n" +
+	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12=\n" +
+	"\arequest\x18\x02 \x01(\v2#.llmesh.openai.v1.CompletionRequestR\arequest\x12;\n" +
+	"\btimeouts\x18\x03 \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"L\n" +
+	"\x16CompleteStreamResponse\x122\n" +
+	"\x05chunk\x18\x01 \x01(\v2\x1c.llmesh.openai.v1.CompletionR\x05chunk\"\xc9\x01\n" +
+	"\rOllamaRequest\x12(\n" +
+	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12=\n" +
+	"\bendpoint\x18\x02 \x01(\x0e2!.llmesh.adapter.v1.OllamaEndpointR\bendpoint\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\x12;\n" +
+	"\btimeouts\x18\x04 \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"(\n" +
+	"\x0eOllamaResponse\x12\x16\n" +
+	"\x06object\x18\x01 \x01(\fR\x06object*\xbe\x01\n" +
+	"\x0eOllamaEndpoint\x12\x1f\n" +
+	"\x1bOLLAMA_ENDPOINT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14OLLAMA_ENDPOINT_CHAT\x10\x01\x12\x1c\n" +
+	"\x18OLLAMA_ENDPOINT_GENERATE\x10\x02\x12\x19\n" +
+	"\x15OLLAMA_ENDPOINT_EMBED\x10\x03\x12\x1e\n" +
+	"\x1aOLLAMA_ENDPOINT_EMBEDDINGS\x10\x04\x12\x18\n" +
+	"\x14OLLAMA_ENDPOINT_SHOW\x10\x052\xdd\x04\n" +
 	"\x0eAdapterService\x12G\n" +
 	"\x04Chat\x12\x1e.llmesh.adapter.v1.ChatRequest\x1a\x1f.llmesh.adapter.v1.ChatResponse\x12[\n" +
 	"\n" +
 	"ChatStream\x12$.llmesh.adapter.v1.ChatStreamRequest\x1a%.llmesh.adapter.v1.ChatStreamResponse0\x01\x12J\n" +
-	"\x05Embed\x12\x1f.llmesh.adapter.v1.EmbedRequest\x1a .llmesh.adapter.v1.EmbedResponse\x12J\n" +
+	"\x05Embed\x12\x1f.llmesh.adapter.v1.EmbedRequest\x1a .llmesh.adapter.v1.EmbedResponse\x12S\n" +
+	"\bComplete\x12\".llmesh.adapter.v1.CompleteRequest\x1a#.llmesh.adapter.v1.CompleteResponse\x12g\n" +
+	"\x0eCompleteStream\x12(.llmesh.adapter.v1.CompleteStreamRequest\x1a).llmesh.adapter.v1.CompleteStreamResponse0\x01\x12O\n" +
+	"\x06Ollama\x12 .llmesh.adapter.v1.OllamaRequest\x1a!.llmesh.adapter.v1.OllamaResponse0\x01\x12J\n" +
 	"\x05Probe\x12\x1f.llmesh.adapter.v1.ProbeRequest\x1a .llmesh.adapter.v1.ProbeResponseB=Z;github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1;adapterv1b\x06proto3"
 
 var (
@@ -561,57 +992,84 @@ func file_llmesh_adapter_v1_adapter_proto_rawDescGZIP() []byte {
 	return file_llmesh_adapter_v1_adapter_proto_rawDescData
 }
 
-var file_llmesh_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_llmesh_adapter_v1_adapter_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_llmesh_adapter_v1_adapter_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_llmesh_adapter_v1_adapter_proto_goTypes = []any{
-	(*ChatRequest)(nil),               // 0: llmesh.adapter.v1.ChatRequest
-	(*CallTimeouts)(nil),              // 1: llmesh.adapter.v1.CallTimeouts
-	(*ChatResponse)(nil),              // 2: llmesh.adapter.v1.ChatResponse
-	(*ChatStreamRequest)(nil),         // 3: llmesh.adapter.v1.ChatStreamRequest
-	(*ChatStreamResponse)(nil),        // 4: llmesh.adapter.v1.ChatStreamResponse
-	(*EmbedRequest)(nil),              // 5: llmesh.adapter.v1.EmbedRequest
-	(*EmbedResponse)(nil),             // 6: llmesh.adapter.v1.EmbedResponse
-	(*ProbeRequest)(nil),              // 7: llmesh.adapter.v1.ProbeRequest
-	(*ProbeResponse)(nil),             // 8: llmesh.adapter.v1.ProbeResponse
-	(*v1.Node)(nil),                   // 9: llmesh.node.v1.Node
-	(*v11.ChatCompletionRequest)(nil), // 10: llmesh.openai.v1.ChatCompletionRequest
-	(*durationpb.Duration)(nil),       // 11: google.protobuf.Duration
-	(*v11.ChatCompletion)(nil),        // 12: llmesh.openai.v1.ChatCompletion
-	(*v11.ChatCompletionChunk)(nil),   // 13: llmesh.openai.v1.ChatCompletionChunk
-	(*v11.EmbeddingRequest)(nil),      // 14: llmesh.openai.v1.EmbeddingRequest
-	(*v11.EmbeddingList)(nil),         // 15: llmesh.openai.v1.EmbeddingList
-	(*v1.ProbeResult)(nil),            // 16: llmesh.node.v1.ProbeResult
+	(OllamaEndpoint)(0),               // 0: llmesh.adapter.v1.OllamaEndpoint
+	(*ChatRequest)(nil),               // 1: llmesh.adapter.v1.ChatRequest
+	(*CallTimeouts)(nil),              // 2: llmesh.adapter.v1.CallTimeouts
+	(*ChatResponse)(nil),              // 3: llmesh.adapter.v1.ChatResponse
+	(*ChatStreamRequest)(nil),         // 4: llmesh.adapter.v1.ChatStreamRequest
+	(*ChatStreamResponse)(nil),        // 5: llmesh.adapter.v1.ChatStreamResponse
+	(*EmbedRequest)(nil),              // 6: llmesh.adapter.v1.EmbedRequest
+	(*EmbedResponse)(nil),             // 7: llmesh.adapter.v1.EmbedResponse
+	(*ProbeRequest)(nil),              // 8: llmesh.adapter.v1.ProbeRequest
+	(*ProbeResponse)(nil),             // 9: llmesh.adapter.v1.ProbeResponse
+	(*CompleteRequest)(nil),           // 10: llmesh.adapter.v1.CompleteRequest
+	(*CompleteResponse)(nil),          // 11: llmesh.adapter.v1.CompleteResponse
+	(*CompleteStreamRequest)(nil),     // 12: llmesh.adapter.v1.CompleteStreamRequest
+	(*CompleteStreamResponse)(nil),    // 13: llmesh.adapter.v1.CompleteStreamResponse
+	(*OllamaRequest)(nil),             // 14: llmesh.adapter.v1.OllamaRequest
+	(*OllamaResponse)(nil),            // 15: llmesh.adapter.v1.OllamaResponse
+	(*v1.Node)(nil),                   // 16: llmesh.node.v1.Node
+	(*v11.ChatCompletionRequest)(nil), // 17: llmesh.openai.v1.ChatCompletionRequest
+	(*durationpb.Duration)(nil),       // 18: google.protobuf.Duration
+	(*v11.ChatCompletion)(nil),        // 19: llmesh.openai.v1.ChatCompletion
+	(*v11.ChatCompletionChunk)(nil),   // 20: llmesh.openai.v1.ChatCompletionChunk
+	(*v11.EmbeddingRequest)(nil),      // 21: llmesh.openai.v1.EmbeddingRequest
+	(*v11.EmbeddingList)(nil),         // 22: llmesh.openai.v1.EmbeddingList
+	(*v1.ProbeResult)(nil),            // 23: llmesh.node.v1.ProbeResult
+	(*v11.CompletionRequest)(nil),     // 24: llmesh.openai.v1.CompletionRequest
+	(*v11.Completion)(nil),            // 25: llmesh.openai.v1.Completion
 }
 var file_llmesh_adapter_v1_adapter_proto_depIdxs = []int32{
-	9,  // 0: llmesh.adapter.v1.ChatRequest.node:type_name -> llmesh.node.v1.Node
-	10, // 1: llmesh.adapter.v1.ChatRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	1,  // 2: llmesh.adapter.v1.ChatRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	11, // 3: llmesh.adapter.v1.CallTimeouts.connect:type_name -> google.protobuf.Duration
-	11, // 4: llmesh.adapter.v1.CallTimeouts.first_token:type_name -> google.protobuf.Duration
-	11, // 5: llmesh.adapter.v1.CallTimeouts.idle:type_name -> google.protobuf.Duration
-	12, // 6: llmesh.adapter.v1.ChatResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
-	9,  // 7: llmesh.adapter.v1.ChatStreamRequest.node:type_name -> llmesh.node.v1.Node
-	10, // 8: llmesh.adapter.v1.ChatStreamRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	1,  // 9: llmesh.adapter.v1.ChatStreamRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	13, // 10: llmesh.adapter.v1.ChatStreamResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
-	9,  // 11: llmesh.adapter.v1.EmbedRequest.node:type_name -> llmesh.node.v1.Node
-	14, // 12: llmesh.adapter.v1.EmbedRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
-	1,  // 13: llmesh.adapter.v1.EmbedRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	15, // 14: llmesh.adapter.v1.EmbedResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
-	9,  // 15: llmesh.adapter.v1.ProbeRequest.node:type_name -> llmesh.node.v1.Node
-	16, // 16: llmesh.adapter.v1.ProbeResponse.result:type_name -> llmesh.node.v1.ProbeResult
-	0,  // 17: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
-	3,  // 18: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
-	5,  // 19: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
-	7,  // 20: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
-	2,  // 21: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
-	4,  // 22: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
-	6,  // 23: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
-	8,  // 24: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
-	21, // [21:25] is the sub-list for method output_type
-	17, // [17:21] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	16, // 0: llmesh.adapter.v1.ChatRequest.node:type_name -> llmesh.node.v1.Node
+	17, // 1: llmesh.adapter.v1.ChatRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
+	2,  // 2: llmesh.adapter.v1.ChatRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	18, // 3: llmesh.adapter.v1.CallTimeouts.connect:type_name -> google.protobuf.Duration
+	18, // 4: llmesh.adapter.v1.CallTimeouts.first_token:type_name -> google.protobuf.Duration
+	18, // 5: llmesh.adapter.v1.CallTimeouts.idle:type_name -> google.protobuf.Duration
+	19, // 6: llmesh.adapter.v1.ChatResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
+	16, // 7: llmesh.adapter.v1.ChatStreamRequest.node:type_name -> llmesh.node.v1.Node
+	17, // 8: llmesh.adapter.v1.ChatStreamRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
+	2,  // 9: llmesh.adapter.v1.ChatStreamRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	20, // 10: llmesh.adapter.v1.ChatStreamResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
+	16, // 11: llmesh.adapter.v1.EmbedRequest.node:type_name -> llmesh.node.v1.Node
+	21, // 12: llmesh.adapter.v1.EmbedRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
+	2,  // 13: llmesh.adapter.v1.EmbedRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	22, // 14: llmesh.adapter.v1.EmbedResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
+	16, // 15: llmesh.adapter.v1.ProbeRequest.node:type_name -> llmesh.node.v1.Node
+	23, // 16: llmesh.adapter.v1.ProbeResponse.result:type_name -> llmesh.node.v1.ProbeResult
+	16, // 17: llmesh.adapter.v1.CompleteRequest.node:type_name -> llmesh.node.v1.Node
+	24, // 18: llmesh.adapter.v1.CompleteRequest.request:type_name -> llmesh.openai.v1.CompletionRequest
+	2,  // 19: llmesh.adapter.v1.CompleteRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	25, // 20: llmesh.adapter.v1.CompleteResponse.completion:type_name -> llmesh.openai.v1.Completion
+	16, // 21: llmesh.adapter.v1.CompleteStreamRequest.node:type_name -> llmesh.node.v1.Node
+	24, // 22: llmesh.adapter.v1.CompleteStreamRequest.request:type_name -> llmesh.openai.v1.CompletionRequest
+	2,  // 23: llmesh.adapter.v1.CompleteStreamRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	25, // 24: llmesh.adapter.v1.CompleteStreamResponse.chunk:type_name -> llmesh.openai.v1.Completion
+	16, // 25: llmesh.adapter.v1.OllamaRequest.node:type_name -> llmesh.node.v1.Node
+	0,  // 26: llmesh.adapter.v1.OllamaRequest.endpoint:type_name -> llmesh.adapter.v1.OllamaEndpoint
+	2,  // 27: llmesh.adapter.v1.OllamaRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	1,  // 28: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
+	4,  // 29: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
+	6,  // 30: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
+	10, // 31: llmesh.adapter.v1.AdapterService.Complete:input_type -> llmesh.adapter.v1.CompleteRequest
+	12, // 32: llmesh.adapter.v1.AdapterService.CompleteStream:input_type -> llmesh.adapter.v1.CompleteStreamRequest
+	14, // 33: llmesh.adapter.v1.AdapterService.Ollama:input_type -> llmesh.adapter.v1.OllamaRequest
+	8,  // 34: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
+	3,  // 35: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
+	5,  // 36: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
+	7,  // 37: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
+	11, // 38: llmesh.adapter.v1.AdapterService.Complete:output_type -> llmesh.adapter.v1.CompleteResponse
+	13, // 39: llmesh.adapter.v1.AdapterService.CompleteStream:output_type -> llmesh.adapter.v1.CompleteStreamResponse
+	15, // 40: llmesh.adapter.v1.AdapterService.Ollama:output_type -> llmesh.adapter.v1.OllamaResponse
+	9,  // 41: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
+	35, // [35:42] is the sub-list for method output_type
+	28, // [28:35] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_adapter_v1_adapter_proto_init() }
@@ -624,13 +1082,14 @@ func file_llmesh_adapter_v1_adapter_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmesh_adapter_v1_adapter_proto_rawDesc), len(file_llmesh_adapter_v1_adapter_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   9,
+			NumEnums:      1,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_llmesh_adapter_v1_adapter_proto_goTypes,
 		DependencyIndexes: file_llmesh_adapter_v1_adapter_proto_depIdxs,
+		EnumInfos:         file_llmesh_adapter_v1_adapter_proto_enumTypes,
 		MessageInfos:      file_llmesh_adapter_v1_adapter_proto_msgTypes,
 	}.Build()
 	File_llmesh_adapter_v1_adapter_proto = out.File

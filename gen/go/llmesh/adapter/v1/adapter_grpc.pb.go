@@ -19,10 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdapterService_Chat_FullMethodName       = "/llmesh.adapter.v1.AdapterService/Chat"
-	AdapterService_ChatStream_FullMethodName = "/llmesh.adapter.v1.AdapterService/ChatStream"
-	AdapterService_Embed_FullMethodName      = "/llmesh.adapter.v1.AdapterService/Embed"
-	AdapterService_Probe_FullMethodName      = "/llmesh.adapter.v1.AdapterService/Probe"
+	AdapterService_Chat_FullMethodName           = "/llmesh.adapter.v1.AdapterService/Chat"
+	AdapterService_ChatStream_FullMethodName     = "/llmesh.adapter.v1.AdapterService/ChatStream"
+	AdapterService_Embed_FullMethodName          = "/llmesh.adapter.v1.AdapterService/Embed"
+	AdapterService_Complete_FullMethodName       = "/llmesh.adapter.v1.AdapterService/Complete"
+	AdapterService_CompleteStream_FullMethodName = "/llmesh.adapter.v1.AdapterService/CompleteStream"
+	AdapterService_Ollama_FullMethodName         = "/llmesh.adapter.v1.AdapterService/Ollama"
+	AdapterService_Probe_FullMethodName          = "/llmesh.adapter.v1.AdapterService/Probe"
 )
 
 // AdapterServiceClient is the client API for AdapterService service.
@@ -43,6 +46,19 @@ type AdapterServiceClient interface {
 	ChatStream(ctx context.Context, in *ChatStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ChatStreamResponse], error)
 	// Embed creates embeddings on the node.
 	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
+	// Complete sends a non-streamed legacy prompt completion to the node.
+	Complete(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (*CompleteResponse, error)
+	// CompleteStream sends a streamed legacy prompt completion and relays
+	// the chunks as the node produces them.
+	CompleteStream(ctx context.Context, in *CompleteStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CompleteStreamResponse], error)
+	// Ollama answers a request of Ollama's native API (what the router's
+	// Ollama edge receives) on any kind of node: an Ollama node gets it as
+	// is on its native API, so keep_alive, options, format, think and images
+	// reach it; other kinds get it translated to their OpenAI-compatible
+	// API and the answer translated back. The answer is a stream of
+	// Ollama's JSON objects, one per NDJSON line; a request with "stream":
+	// false gets exactly one.
+	Ollama(ctx context.Context, in *OllamaRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OllamaResponse], error)
 	// Probe checks the node the way its kind should be checked and lists its
 	// models. A node that is down is a successful probe with up=false.
 	Probe(ctx context.Context, in *ProbeRequest, opts ...grpc.CallOption) (*ProbeResponse, error)
@@ -95,6 +111,54 @@ func (c *adapterServiceClient) Embed(ctx context.Context, in *EmbedRequest, opts
 	return out, nil
 }
 
+func (c *adapterServiceClient) Complete(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (*CompleteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteResponse)
+	err := c.cc.Invoke(ctx, AdapterService_Complete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adapterServiceClient) CompleteStream(ctx context.Context, in *CompleteStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CompleteStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdapterService_ServiceDesc.Streams[1], AdapterService_CompleteStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CompleteStreamRequest, CompleteStreamResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdapterService_CompleteStreamClient = grpc.ServerStreamingClient[CompleteStreamResponse]
+
+func (c *adapterServiceClient) Ollama(ctx context.Context, in *OllamaRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[OllamaResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdapterService_ServiceDesc.Streams[2], AdapterService_Ollama_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[OllamaRequest, OllamaResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdapterService_OllamaClient = grpc.ServerStreamingClient[OllamaResponse]
+
 func (c *adapterServiceClient) Probe(ctx context.Context, in *ProbeRequest, opts ...grpc.CallOption) (*ProbeResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ProbeResponse)
@@ -123,6 +187,19 @@ type AdapterServiceServer interface {
 	ChatStream(*ChatStreamRequest, grpc.ServerStreamingServer[ChatStreamResponse]) error
 	// Embed creates embeddings on the node.
 	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
+	// Complete sends a non-streamed legacy prompt completion to the node.
+	Complete(context.Context, *CompleteRequest) (*CompleteResponse, error)
+	// CompleteStream sends a streamed legacy prompt completion and relays
+	// the chunks as the node produces them.
+	CompleteStream(*CompleteStreamRequest, grpc.ServerStreamingServer[CompleteStreamResponse]) error
+	// Ollama answers a request of Ollama's native API (what the router's
+	// Ollama edge receives) on any kind of node: an Ollama node gets it as
+	// is on its native API, so keep_alive, options, format, think and images
+	// reach it; other kinds get it translated to their OpenAI-compatible
+	// API and the answer translated back. The answer is a stream of
+	// Ollama's JSON objects, one per NDJSON line; a request with "stream":
+	// false gets exactly one.
+	Ollama(*OllamaRequest, grpc.ServerStreamingServer[OllamaResponse]) error
 	// Probe checks the node the way its kind should be checked and lists its
 	// models. A node that is down is a successful probe with up=false.
 	Probe(context.Context, *ProbeRequest) (*ProbeResponse, error)
@@ -144,6 +221,15 @@ func (UnimplementedAdapterServiceServer) ChatStream(*ChatStreamRequest, grpc.Ser
 }
 func (UnimplementedAdapterServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Embed not implemented")
+}
+func (UnimplementedAdapterServiceServer) Complete(context.Context, *CompleteRequest) (*CompleteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Complete not implemented")
+}
+func (UnimplementedAdapterServiceServer) CompleteStream(*CompleteStreamRequest, grpc.ServerStreamingServer[CompleteStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method CompleteStream not implemented")
+}
+func (UnimplementedAdapterServiceServer) Ollama(*OllamaRequest, grpc.ServerStreamingServer[OllamaResponse]) error {
+	return status.Error(codes.Unimplemented, "method Ollama not implemented")
 }
 func (UnimplementedAdapterServiceServer) Probe(context.Context, *ProbeRequest) (*ProbeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Probe not implemented")
@@ -216,6 +302,46 @@ func _AdapterService_Embed_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdapterService_Complete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdapterServiceServer).Complete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdapterService_Complete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdapterServiceServer).Complete(ctx, req.(*CompleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdapterService_CompleteStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CompleteStreamRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdapterServiceServer).CompleteStream(m, &grpc.GenericServerStream[CompleteStreamRequest, CompleteStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdapterService_CompleteStreamServer = grpc.ServerStreamingServer[CompleteStreamResponse]
+
+func _AdapterService_Ollama_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(OllamaRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdapterServiceServer).Ollama(m, &grpc.GenericServerStream[OllamaRequest, OllamaResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdapterService_OllamaServer = grpc.ServerStreamingServer[OllamaResponse]
+
 func _AdapterService_Probe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ProbeRequest)
 	if err := dec(in); err != nil {
@@ -250,6 +376,10 @@ var AdapterService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdapterService_Embed_Handler,
 		},
 		{
+			MethodName: "Complete",
+			Handler:    _AdapterService_Complete_Handler,
+		},
+		{
 			MethodName: "Probe",
 			Handler:    _AdapterService_Probe_Handler,
 		},
@@ -258,6 +388,16 @@ var AdapterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ChatStream",
 			Handler:       _AdapterService_ChatStream_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "CompleteStream",
+			Handler:       _AdapterService_CompleteStream_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Ollama",
+			Handler:       _AdapterService_Ollama_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -374,11 +374,281 @@ func (x *CreateEmbeddingsResponse) GetEmbeddings() *v1.EmbeddingList {
 	return nil
 }
 
+// CreateCompletionRequest wraps OpenAI's legacy completions body.
+type CreateCompletionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *v1.CompletionRequest  `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCompletionRequest) Reset() {
+	*x = CreateCompletionRequest{}
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCompletionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCompletionRequest) ProtoMessage() {}
+
+func (x *CreateCompletionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCompletionRequest.ProtoReflect.Descriptor instead.
+func (*CreateCompletionRequest) Descriptor() ([]byte, []int) {
+	return file_llmesh_router_v1_router_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CreateCompletionRequest) GetRequest() *v1.CompletionRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// CreateCompletionResponse wraps OpenAI's text_completion.
+type CreateCompletionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Completion    *v1.Completion         `protobuf:"bytes,1,opt,name=completion,proto3" json:"completion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCompletionResponse) Reset() {
+	*x = CreateCompletionResponse{}
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCompletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCompletionResponse) ProtoMessage() {}
+
+func (x *CreateCompletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCompletionResponse.ProtoReflect.Descriptor instead.
+func (*CreateCompletionResponse) Descriptor() ([]byte, []int) {
+	return file_llmesh_router_v1_router_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateCompletionResponse) GetCompletion() *v1.Completion {
+	if x != nil {
+		return x.Completion
+	}
+	return nil
+}
+
+// StreamCompletionRequest wraps OpenAI's legacy completions body.
+type StreamCompletionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *v1.CompletionRequest  `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamCompletionRequest) Reset() {
+	*x = StreamCompletionRequest{}
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamCompletionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamCompletionRequest) ProtoMessage() {}
+
+func (x *StreamCompletionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamCompletionRequest.ProtoReflect.Descriptor instead.
+func (*StreamCompletionRequest) Descriptor() ([]byte, []int) {
+	return file_llmesh_router_v1_router_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StreamCompletionRequest) GetRequest() *v1.CompletionRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// StreamCompletionResponse wraps one streamed text_completion.
+type StreamCompletionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         *v1.Completion         `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamCompletionResponse) Reset() {
+	*x = StreamCompletionResponse{}
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamCompletionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamCompletionResponse) ProtoMessage() {}
+
+func (x *StreamCompletionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamCompletionResponse.ProtoReflect.Descriptor instead.
+func (*StreamCompletionResponse) Descriptor() ([]byte, []int) {
+	return file_llmesh_router_v1_router_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StreamCompletionResponse) GetChunk() *v1.Completion {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+// GetModelRequest names the model.
+type GetModelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelRequest) Reset() {
+	*x = GetModelRequest{}
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelRequest) ProtoMessage() {}
+
+func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
+func (*GetModelRequest) Descriptor() ([]byte, []int) {
+	return file_llmesh_router_v1_router_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetModelRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+// GetModelResponse wraps OpenAI's model object.
+type GetModelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Model         *v1.Model              `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelResponse) Reset() {
+	*x = GetModelResponse{}
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelResponse) ProtoMessage() {}
+
+func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_router_v1_router_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
+func (*GetModelResponse) Descriptor() ([]byte, []int) {
+	return file_llmesh_router_v1_router_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetModelResponse) GetModel() *v1.Model {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
 var File_llmesh_router_v1_router_proto protoreflect.FileDescriptor
 
 const file_llmesh_router_v1_router_proto_rawDesc = "" +
 	"\n" +
-	"\x1dllmesh/router/v1/router.proto\x12\x10llmesh.router.v1\x1a\x1bllmesh/openai/v1/chat.proto\x1a!llmesh/openai/v1/embeddings.proto\x1a\x1dllmesh/openai/v1/models.proto\"`\n" +
+	"\x1dllmesh/router/v1/router.proto\x12\x10llmesh.router.v1\x1a\x1bllmesh/openai/v1/chat.proto\x1a\"llmesh/openai/v1/completions.proto\x1a!llmesh/openai/v1/embeddings.proto\x1a\x1dllmesh/openai/v1/models.proto\"`\n" +
 	"\x1bCreateChatCompletionRequest\x12A\n" +
 	"\arequest\x18\x01 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\"`\n" +
 	"\x1cCreateChatCompletionResponse\x12@\n" +
@@ -397,13 +667,30 @@ const file_llmesh_router_v1_router_proto_rawDesc = "" +
 	"\x18CreateEmbeddingsResponse\x12?\n" +
 	"\n" +
 	"embeddings\x18\x01 \x01(\v2\x1f.llmesh.openai.v1.EmbeddingListR\n" +
-	"embeddings2\xc6\x03\n" +
+	"embeddings\"X\n" +
+	"\x17CreateCompletionRequest\x12=\n" +
+	"\arequest\x18\x01 \x01(\v2#.llmesh.openai.v1.CompletionRequestR\arequest\"X\n" +
+	"\x18CreateCompletionResponse\x12<\n" +
+	"\n" +
+	"completion\x18\x01 \x01(\v2\x1c.llmesh.openai.v1.CompletionR\n" +
+	"completion\"X\n" +
+	"\x17StreamCompletionRequest\x12=\n" +
+	"\arequest\x18\x01 \x01(\v2#.llmesh.openai.v1.CompletionRequestR\arequest\"N\n" +
+	"\x18StreamCompletionResponse\x122\n" +
+	"\x05chunk\x18\x01 \x01(\v2\x1c.llmesh.openai.v1.CompletionR\x05chunk\"'\n" +
+	"\x0fGetModelRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\"A\n" +
+	"\x10GetModelResponse\x12-\n" +
+	"\x05model\x18\x01 \x01(\v2\x17.llmesh.openai.v1.ModelR\x05model2\xf1\x05\n" +
 	"\x10InferenceService\x12u\n" +
 	"\x14CreateChatCompletion\x12-.llmesh.router.v1.CreateChatCompletionRequest\x1a..llmesh.router.v1.CreateChatCompletionResponse\x12w\n" +
 	"\x14StreamChatCompletion\x12-.llmesh.router.v1.StreamChatCompletionRequest\x1a..llmesh.router.v1.StreamChatCompletionResponse0\x01\x12W\n" +
 	"\n" +
 	"ListModels\x12#.llmesh.router.v1.ListModelsRequest\x1a$.llmesh.router.v1.ListModelsResponse\x12i\n" +
-	"\x10CreateEmbeddings\x12).llmesh.router.v1.CreateEmbeddingsRequest\x1a*.llmesh.router.v1.CreateEmbeddingsResponseB;Z9github.com/llmesh/llmesh/gen/go/llmesh/router/v1;routerv1b\x06proto3"
+	"\x10CreateEmbeddings\x12).llmesh.router.v1.CreateEmbeddingsRequest\x1a*.llmesh.router.v1.CreateEmbeddingsResponse\x12i\n" +
+	"\x10CreateCompletion\x12).llmesh.router.v1.CreateCompletionRequest\x1a*.llmesh.router.v1.CreateCompletionResponse\x12k\n" +
+	"\x10StreamCompletion\x12).llmesh.router.v1.StreamCompletionRequest\x1a*.llmesh.router.v1.StreamCompletionResponse0\x01\x12Q\n" +
+	"\bGetModel\x12!.llmesh.router.v1.GetModelRequest\x1a\".llmesh.router.v1.GetModelResponseB;Z9github.com/llmesh/llmesh/gen/go/llmesh/router/v1;routerv1b\x06proto3"
 
 var (
 	file_llmesh_router_v1_router_proto_rawDescOnce sync.Once
@@ -417,7 +704,7 @@ func file_llmesh_router_v1_router_proto_rawDescGZIP() []byte {
 	return file_llmesh_router_v1_router_proto_rawDescData
 }
 
-var file_llmesh_router_v1_router_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_llmesh_router_v1_router_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_llmesh_router_v1_router_proto_goTypes = []any{
 	(*CreateChatCompletionRequest)(nil),  // 0: llmesh.router.v1.CreateChatCompletionRequest
 	(*CreateChatCompletionResponse)(nil), // 1: llmesh.router.v1.CreateChatCompletionResponse
@@ -427,34 +714,54 @@ var file_llmesh_router_v1_router_proto_goTypes = []any{
 	(*ListModelsResponse)(nil),           // 5: llmesh.router.v1.ListModelsResponse
 	(*CreateEmbeddingsRequest)(nil),      // 6: llmesh.router.v1.CreateEmbeddingsRequest
 	(*CreateEmbeddingsResponse)(nil),     // 7: llmesh.router.v1.CreateEmbeddingsResponse
-	(*v1.ChatCompletionRequest)(nil),     // 8: llmesh.openai.v1.ChatCompletionRequest
-	(*v1.ChatCompletion)(nil),            // 9: llmesh.openai.v1.ChatCompletion
-	(*v1.ChatCompletionChunk)(nil),       // 10: llmesh.openai.v1.ChatCompletionChunk
-	(*v1.ModelList)(nil),                 // 11: llmesh.openai.v1.ModelList
-	(*v1.EmbeddingRequest)(nil),          // 12: llmesh.openai.v1.EmbeddingRequest
-	(*v1.EmbeddingList)(nil),             // 13: llmesh.openai.v1.EmbeddingList
+	(*CreateCompletionRequest)(nil),      // 8: llmesh.router.v1.CreateCompletionRequest
+	(*CreateCompletionResponse)(nil),     // 9: llmesh.router.v1.CreateCompletionResponse
+	(*StreamCompletionRequest)(nil),      // 10: llmesh.router.v1.StreamCompletionRequest
+	(*StreamCompletionResponse)(nil),     // 11: llmesh.router.v1.StreamCompletionResponse
+	(*GetModelRequest)(nil),              // 12: llmesh.router.v1.GetModelRequest
+	(*GetModelResponse)(nil),             // 13: llmesh.router.v1.GetModelResponse
+	(*v1.ChatCompletionRequest)(nil),     // 14: llmesh.openai.v1.ChatCompletionRequest
+	(*v1.ChatCompletion)(nil),            // 15: llmesh.openai.v1.ChatCompletion
+	(*v1.ChatCompletionChunk)(nil),       // 16: llmesh.openai.v1.ChatCompletionChunk
+	(*v1.ModelList)(nil),                 // 17: llmesh.openai.v1.ModelList
+	(*v1.EmbeddingRequest)(nil),          // 18: llmesh.openai.v1.EmbeddingRequest
+	(*v1.EmbeddingList)(nil),             // 19: llmesh.openai.v1.EmbeddingList
+	(*v1.CompletionRequest)(nil),         // 20: llmesh.openai.v1.CompletionRequest
+	(*v1.Completion)(nil),                // 21: llmesh.openai.v1.Completion
+	(*v1.Model)(nil),                     // 22: llmesh.openai.v1.Model
 }
 var file_llmesh_router_v1_router_proto_depIdxs = []int32{
-	8,  // 0: llmesh.router.v1.CreateChatCompletionRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	9,  // 1: llmesh.router.v1.CreateChatCompletionResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
-	8,  // 2: llmesh.router.v1.StreamChatCompletionRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	10, // 3: llmesh.router.v1.StreamChatCompletionResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
-	11, // 4: llmesh.router.v1.ListModelsResponse.models:type_name -> llmesh.openai.v1.ModelList
-	12, // 5: llmesh.router.v1.CreateEmbeddingsRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
-	13, // 6: llmesh.router.v1.CreateEmbeddingsResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
-	0,  // 7: llmesh.router.v1.InferenceService.CreateChatCompletion:input_type -> llmesh.router.v1.CreateChatCompletionRequest
-	2,  // 8: llmesh.router.v1.InferenceService.StreamChatCompletion:input_type -> llmesh.router.v1.StreamChatCompletionRequest
-	4,  // 9: llmesh.router.v1.InferenceService.ListModels:input_type -> llmesh.router.v1.ListModelsRequest
-	6,  // 10: llmesh.router.v1.InferenceService.CreateEmbeddings:input_type -> llmesh.router.v1.CreateEmbeddingsRequest
-	1,  // 11: llmesh.router.v1.InferenceService.CreateChatCompletion:output_type -> llmesh.router.v1.CreateChatCompletionResponse
-	3,  // 12: llmesh.router.v1.InferenceService.StreamChatCompletion:output_type -> llmesh.router.v1.StreamChatCompletionResponse
-	5,  // 13: llmesh.router.v1.InferenceService.ListModels:output_type -> llmesh.router.v1.ListModelsResponse
-	7,  // 14: llmesh.router.v1.InferenceService.CreateEmbeddings:output_type -> llmesh.router.v1.CreateEmbeddingsResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	14, // 0: llmesh.router.v1.CreateChatCompletionRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
+	15, // 1: llmesh.router.v1.CreateChatCompletionResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
+	14, // 2: llmesh.router.v1.StreamChatCompletionRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
+	16, // 3: llmesh.router.v1.StreamChatCompletionResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
+	17, // 4: llmesh.router.v1.ListModelsResponse.models:type_name -> llmesh.openai.v1.ModelList
+	18, // 5: llmesh.router.v1.CreateEmbeddingsRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
+	19, // 6: llmesh.router.v1.CreateEmbeddingsResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
+	20, // 7: llmesh.router.v1.CreateCompletionRequest.request:type_name -> llmesh.openai.v1.CompletionRequest
+	21, // 8: llmesh.router.v1.CreateCompletionResponse.completion:type_name -> llmesh.openai.v1.Completion
+	20, // 9: llmesh.router.v1.StreamCompletionRequest.request:type_name -> llmesh.openai.v1.CompletionRequest
+	21, // 10: llmesh.router.v1.StreamCompletionResponse.chunk:type_name -> llmesh.openai.v1.Completion
+	22, // 11: llmesh.router.v1.GetModelResponse.model:type_name -> llmesh.openai.v1.Model
+	0,  // 12: llmesh.router.v1.InferenceService.CreateChatCompletion:input_type -> llmesh.router.v1.CreateChatCompletionRequest
+	2,  // 13: llmesh.router.v1.InferenceService.StreamChatCompletion:input_type -> llmesh.router.v1.StreamChatCompletionRequest
+	4,  // 14: llmesh.router.v1.InferenceService.ListModels:input_type -> llmesh.router.v1.ListModelsRequest
+	6,  // 15: llmesh.router.v1.InferenceService.CreateEmbeddings:input_type -> llmesh.router.v1.CreateEmbeddingsRequest
+	8,  // 16: llmesh.router.v1.InferenceService.CreateCompletion:input_type -> llmesh.router.v1.CreateCompletionRequest
+	10, // 17: llmesh.router.v1.InferenceService.StreamCompletion:input_type -> llmesh.router.v1.StreamCompletionRequest
+	12, // 18: llmesh.router.v1.InferenceService.GetModel:input_type -> llmesh.router.v1.GetModelRequest
+	1,  // 19: llmesh.router.v1.InferenceService.CreateChatCompletion:output_type -> llmesh.router.v1.CreateChatCompletionResponse
+	3,  // 20: llmesh.router.v1.InferenceService.StreamChatCompletion:output_type -> llmesh.router.v1.StreamChatCompletionResponse
+	5,  // 21: llmesh.router.v1.InferenceService.ListModels:output_type -> llmesh.router.v1.ListModelsResponse
+	7,  // 22: llmesh.router.v1.InferenceService.CreateEmbeddings:output_type -> llmesh.router.v1.CreateEmbeddingsResponse
+	9,  // 23: llmesh.router.v1.InferenceService.CreateCompletion:output_type -> llmesh.router.v1.CreateCompletionResponse
+	11, // 24: llmesh.router.v1.InferenceService.StreamCompletion:output_type -> llmesh.router.v1.StreamCompletionResponse
+	13, // 25: llmesh.router.v1.InferenceService.GetModel:output_type -> llmesh.router.v1.GetModelResponse
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_router_v1_router_proto_init() }
@@ -468,7 +775,7 @@ func file_llmesh_router_v1_router_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmesh_router_v1_router_proto_rawDesc), len(file_llmesh_router_v1_router_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

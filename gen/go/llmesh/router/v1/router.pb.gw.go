@@ -133,6 +133,56 @@ func local_request_InferenceService_CreateEmbeddings_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
+func request_InferenceService_CreateCompletion_0(ctx context.Context, marshaler runtime.Marshaler, client InferenceServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateCompletionRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Request); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.CreateCompletion(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_InferenceService_CreateCompletion_0(ctx context.Context, marshaler runtime.Marshaler, server InferenceServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateCompletionRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Request); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.CreateCompletion(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_InferenceService_StreamCompletion_0(ctx context.Context, marshaler runtime.Marshaler, client InferenceServiceClient, req *http.Request, pathParams map[string]string) (InferenceService_StreamCompletionClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq StreamCompletionRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Request); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.StreamCompletion(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
 // RegisterInferenceServiceHandlerServer registers the http handlers for service InferenceService to "mux".
 // UnaryRPC     :call InferenceServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -205,6 +255,33 @@ func RegisterInferenceServiceHandlerServer(ctx context.Context, mux *runtime.Ser
 			return
 		}
 		forward_InferenceService_CreateEmbeddings_0(annotatedContext, mux, outboundMarshaler, w, req, response_InferenceService_CreateEmbeddings_0{resp.(*CreateEmbeddingsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_InferenceService_CreateCompletion_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/llmesh.router.v1.InferenceService/CreateCompletion", runtime.WithHTTPPathPattern("/v1/completions"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_InferenceService_CreateCompletion_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_InferenceService_CreateCompletion_0(annotatedContext, mux, outboundMarshaler, w, req, response_InferenceService_CreateCompletion_0{resp.(*CreateCompletionResponse)}, mux.GetForwardResponseOptions()...)
+	})
+
+	mux.Handle(http.MethodPost, pattern_InferenceService_StreamCompletion_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
 	})
 
 	return nil
@@ -317,6 +394,43 @@ func RegisterInferenceServiceHandlerClient(ctx context.Context, mux *runtime.Ser
 		}
 		forward_InferenceService_CreateEmbeddings_0(annotatedContext, mux, outboundMarshaler, w, req, response_InferenceService_CreateEmbeddings_0{resp.(*CreateEmbeddingsResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_InferenceService_CreateCompletion_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/llmesh.router.v1.InferenceService/CreateCompletion", runtime.WithHTTPPathPattern("/v1/completions"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_InferenceService_CreateCompletion_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_InferenceService_CreateCompletion_0(annotatedContext, mux, outboundMarshaler, w, req, response_InferenceService_CreateCompletion_0{resp.(*CreateCompletionResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_InferenceService_StreamCompletion_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/llmesh.router.v1.InferenceService/StreamCompletion", runtime.WithHTTPPathPattern("/v1/completions:stream"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_InferenceService_StreamCompletion_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_InferenceService_StreamCompletion_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) {
+			res, err := resp.Recv()
+			return response_InferenceService_StreamCompletion_0{res}, err
+		}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -356,11 +470,31 @@ func (m response_InferenceService_CreateEmbeddings_0) XXX_ResponseBody() interfa
 	return response.Embeddings
 }
 
+type response_InferenceService_CreateCompletion_0 struct {
+	*CreateCompletionResponse
+}
+
+func (m response_InferenceService_CreateCompletion_0) XXX_ResponseBody() interface{} {
+	response := m.CreateCompletionResponse
+	return response.Completion
+}
+
+type response_InferenceService_StreamCompletion_0 struct {
+	*StreamCompletionResponse
+}
+
+func (m response_InferenceService_StreamCompletion_0) XXX_ResponseBody() interface{} {
+	response := m.StreamCompletionResponse
+	return response.Chunk
+}
+
 var (
 	pattern_InferenceService_CreateChatCompletion_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "chat", "completions"}, ""))
 	pattern_InferenceService_StreamChatCompletion_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "chat", "completions"}, "stream"))
 	pattern_InferenceService_ListModels_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "models"}, ""))
 	pattern_InferenceService_CreateEmbeddings_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "embeddings"}, ""))
+	pattern_InferenceService_CreateCompletion_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "completions"}, ""))
+	pattern_InferenceService_StreamCompletion_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "completions"}, "stream"))
 )
 
 var (
@@ -368,4 +502,6 @@ var (
 	forward_InferenceService_StreamChatCompletion_0 = runtime.ForwardResponseStream
 	forward_InferenceService_ListModels_0           = runtime.ForwardResponseMessage
 	forward_InferenceService_CreateEmbeddings_0     = runtime.ForwardResponseMessage
+	forward_InferenceService_CreateCompletion_0     = runtime.ForwardResponseMessage
+	forward_InferenceService_StreamCompletion_0     = runtime.ForwardResponseStream
 )

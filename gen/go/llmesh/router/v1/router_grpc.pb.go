@@ -23,6 +23,9 @@ const (
 	InferenceService_StreamChatCompletion_FullMethodName = "/llmesh.router.v1.InferenceService/StreamChatCompletion"
 	InferenceService_ListModels_FullMethodName           = "/llmesh.router.v1.InferenceService/ListModels"
 	InferenceService_CreateEmbeddings_FullMethodName     = "/llmesh.router.v1.InferenceService/CreateEmbeddings"
+	InferenceService_CreateCompletion_FullMethodName     = "/llmesh.router.v1.InferenceService/CreateCompletion"
+	InferenceService_StreamCompletion_FullMethodName     = "/llmesh.router.v1.InferenceService/StreamCompletion"
+	InferenceService_GetModel_FullMethodName             = "/llmesh.router.v1.InferenceService/GetModel"
 )
 
 // InferenceServiceClient is the client API for InferenceService service.
@@ -42,6 +45,13 @@ type InferenceServiceClient interface {
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// CreateEmbeddings embeds text or tokens.
 	CreateEmbeddings(ctx context.Context, in *CreateEmbeddingsRequest, opts ...grpc.CallOption) (*CreateEmbeddingsResponse, error)
+	// CreateCompletion answers a legacy prompt completion in one response.
+	CreateCompletion(ctx context.Context, in *CreateCompletionRequest, opts ...grpc.CallOption) (*CreateCompletionResponse, error)
+	// StreamCompletion answers a legacy prompt completion as chunks.
+	StreamCompletion(ctx context.Context, in *StreamCompletionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamCompletionResponse], error)
+	// GetModel describes one model that healthy nodes serve now; NOT_FOUND
+	// when none does.
+	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error)
 }
 
 type inferenceServiceClient struct {
@@ -101,6 +111,45 @@ func (c *inferenceServiceClient) CreateEmbeddings(ctx context.Context, in *Creat
 	return out, nil
 }
 
+func (c *inferenceServiceClient) CreateCompletion(ctx context.Context, in *CreateCompletionRequest, opts ...grpc.CallOption) (*CreateCompletionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCompletionResponse)
+	err := c.cc.Invoke(ctx, InferenceService_CreateCompletion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *inferenceServiceClient) StreamCompletion(ctx context.Context, in *StreamCompletionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamCompletionResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &InferenceService_ServiceDesc.Streams[1], InferenceService_StreamCompletion_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamCompletionRequest, StreamCompletionResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InferenceService_StreamCompletionClient = grpc.ServerStreamingClient[StreamCompletionResponse]
+
+func (c *inferenceServiceClient) GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetModelResponse)
+	err := c.cc.Invoke(ctx, InferenceService_GetModel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InferenceServiceServer is the server API for InferenceService service.
 // All implementations must embed UnimplementedInferenceServiceServer
 // for forward compatibility.
@@ -118,6 +167,13 @@ type InferenceServiceServer interface {
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// CreateEmbeddings embeds text or tokens.
 	CreateEmbeddings(context.Context, *CreateEmbeddingsRequest) (*CreateEmbeddingsResponse, error)
+	// CreateCompletion answers a legacy prompt completion in one response.
+	CreateCompletion(context.Context, *CreateCompletionRequest) (*CreateCompletionResponse, error)
+	// StreamCompletion answers a legacy prompt completion as chunks.
+	StreamCompletion(*StreamCompletionRequest, grpc.ServerStreamingServer[StreamCompletionResponse]) error
+	// GetModel describes one model that healthy nodes serve now; NOT_FOUND
+	// when none does.
+	GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error)
 	mustEmbedUnimplementedInferenceServiceServer()
 }
 
@@ -139,6 +195,15 @@ func (UnimplementedInferenceServiceServer) ListModels(context.Context, *ListMode
 }
 func (UnimplementedInferenceServiceServer) CreateEmbeddings(context.Context, *CreateEmbeddingsRequest) (*CreateEmbeddingsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateEmbeddings not implemented")
+}
+func (UnimplementedInferenceServiceServer) CreateCompletion(context.Context, *CreateCompletionRequest) (*CreateCompletionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCompletion not implemented")
+}
+func (UnimplementedInferenceServiceServer) StreamCompletion(*StreamCompletionRequest, grpc.ServerStreamingServer[StreamCompletionResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamCompletion not implemented")
+}
+func (UnimplementedInferenceServiceServer) GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetModel not implemented")
 }
 func (UnimplementedInferenceServiceServer) mustEmbedUnimplementedInferenceServiceServer() {}
 func (UnimplementedInferenceServiceServer) testEmbeddedByValue()                          {}
@@ -226,6 +291,53 @@ func _InferenceService_CreateEmbeddings_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InferenceService_CreateCompletion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCompletionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InferenceServiceServer).CreateCompletion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InferenceService_CreateCompletion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InferenceServiceServer).CreateCompletion(ctx, req.(*CreateCompletionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _InferenceService_StreamCompletion_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StreamCompletionRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(InferenceServiceServer).StreamCompletion(m, &grpc.GenericServerStream[StreamCompletionRequest, StreamCompletionResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type InferenceService_StreamCompletionServer = grpc.ServerStreamingServer[StreamCompletionResponse]
+
+func _InferenceService_GetModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InferenceServiceServer).GetModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InferenceService_GetModel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InferenceServiceServer).GetModel(ctx, req.(*GetModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InferenceService_ServiceDesc is the grpc.ServiceDesc for InferenceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -245,11 +357,24 @@ var InferenceService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "CreateEmbeddings",
 			Handler:    _InferenceService_CreateEmbeddings_Handler,
 		},
+		{
+			MethodName: "CreateCompletion",
+			Handler:    _InferenceService_CreateCompletion_Handler,
+		},
+		{
+			MethodName: "GetModel",
+			Handler:    _InferenceService_GetModel_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "StreamChatCompletion",
 			Handler:       _InferenceService_StreamChatCompletion_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "StreamCompletion",
+			Handler:       _InferenceService_StreamCompletion_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1,0 +1,170 @@
+package ollama
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/openaijson"
+)
+
+// maxLine bounds one NDJSON object of a native answer (an /api/embed
+// answer of a large batch is the biggest).
+const maxLine = 256 << 20
+
+// Paths of the native endpoints the adapter forwards.
+const (
+	PathChat       = "/api/chat"
+	PathGenerate   = "/api/generate"
+	PathEmbed      = "/api/embed"
+	PathEmbeddings = "/api/embeddings"
+	PathShow       = "/api/show"
+)
+
+var errNoFirstToken = errors.New("no first token in time")
+
+// Native sends body, an Ollama API request, to path on the node and calls
+// send with each JSON object of the answer as it arrives. For /api/chat
+// and /api/generate the node is always asked for a stream (so a hung node
+// is noticed within firstToken, when > 0); a request with "stream": false
+// gets the stream folded into the one object Ollama would have sent. The
+// final object always reports eval_count when tokens were produced.
+func (c *Client) Native(ctx context.Context, path string, body []byte, firstToken time.Duration, send func([]byte) error) error {
+	streamed := path == PathChat || path == PathGenerate
+	wantStream := true
+	if streamed {
+		var err error
+		if body, wantStream, err = forceStream(body); err != nil {
+			return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: err.Error()}
+		}
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if firstToken > 0 {
+		hung := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
+		defer hung.Stop()
+		inner := send
+		got := false
+		send = func(obj []byte) error {
+			if !got {
+				hung.Stop()
+				got = true
+			}
+			return inner(obj)
+		}
+	}
+	err := c.native(fctx, path, body, streamed, wantStream, send)
+	if err != nil && errors.Is(context.Cause(fctx), errNoFirstToken) && ctx.Err() == nil {
+		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: c.conn.NodeID(),
+			Message: fmt.Sprintf("no first token within %s", firstToken)}
+	}
+	return err
+}
+
+func (c *Client) native(ctx context.Context, path string, body []byte, streamed, wantStream bool, send func([]byte) error) error {
+	req, err := c.conn.NewRequest(ctx, http.MethodPost, path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.conn.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if !streamed {
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxLine+1))
+		if err != nil {
+			return c.conn.BodyError(ctx, err)
+		}
+		if len(data) > maxLine {
+			return c.tooLarge()
+		}
+		if err := c.objectError(data); err != nil {
+			return err
+		}
+		return send(bytes.TrimSpace(data))
+	}
+	fold := &Fold{}
+	lines := bufio.NewScanner(resp.Body)
+	lines.Buffer(make([]byte, 0, 64<<10), maxLine)
+	for lines.Scan() {
+		line := bytes.TrimSpace(lines.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		if err := c.objectError(line); err != nil {
+			return err
+		}
+		obj, done, err := fold.Add(line)
+		if err != nil {
+			return &apierror.Error{Code: codes.Internal, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
+				Message: fmt.Sprintf("the node sent an invalid object: %v", err)}
+		}
+		if done {
+			if wantStream {
+				return send(obj)
+			}
+			return send(fold.Result())
+		}
+		if wantStream {
+			if err := send(bytes.Clone(line)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := lines.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return c.tooLarge()
+		}
+		return c.conn.BodyError(ctx, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return c.conn.BodyError(ctx, err)
+	}
+	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
+		Message: "the stream ended before its done object"}
+}
+
+// objectError is the error an object carries ({"error": "..."}), if any.
+func (c *Client) objectError(obj []byte) error {
+	if !bytes.Contains(obj, []byte(`"error"`)) {
+		return nil
+	}
+	if eo, ok := openaijson.UnmarshalError(obj); ok {
+		return c.conn.EventError(eo)
+	}
+	return nil
+}
+
+func (c *Client) tooLarge() error {
+	return &apierror.Error{Code: codes.Internal, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
+		Message: fmt.Sprintf("an answer object is larger than %d MiB", maxLine>>20)}
+}
+
+// forceStream sets "stream": true in an Ollama request body and reports
+// whether the client wanted a stream (Ollama's default is true).
+func forceStream(body []byte) ([]byte, bool, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil, false, fmt.Errorf("invalid JSON body: %v", err)
+	}
+	want := true
+	if raw, ok := fields["stream"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &want); err != nil {
+			return nil, false, fmt.Errorf("stream must be a boolean")
+		}
+	}
+	fields["stream"] = json.RawMessage("true")
+	out, err := json.Marshal(fields)
+	return out, want, err
+}

@@ -1,0 +1,187 @@
+// Package ollamabridge serves Ollama's native API on nodes that only speak
+// the OpenAI-compatible one (vLLM, llama.cpp, LM Studio, OpenAI): it turns
+// an /api/chat, /api/generate, /api/embed, /api/embeddings or /api/show
+// request into the OpenAI request, and the OpenAI answer (streamed chunk by
+// chunk) into Ollama's objects. Ollama nodes never come here: they get the
+// request as it came (package ollama).
+package ollamabridge
+
+import (
+	"encoding/json"
+	"fmt"
+
+	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// options are the Ollama model options an OpenAI request can carry.
+type options struct {
+	Temperature      *float64 `json:"temperature"`
+	TopP             *float64 `json:"top_p"`
+	Seed             *int64   `json:"seed"`
+	NumPredict       *int32   `json:"num_predict"`
+	Stop             []string `json:"stop"`
+	PresencePenalty  *float64 `json:"presence_penalty"`
+	FrequencyPenalty *float64 `json:"frequency_penalty"`
+}
+
+type toolCall struct {
+	ID       string `json:"id,omitempty"`
+	Function struct {
+		Index     *int            `json:"index,omitempty"`
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	} `json:"function"`
+}
+
+type message struct {
+	Role      string     `json:"role"`
+	Content   string     `json:"content"`
+	Thinking  string     `json:"thinking,omitempty"`
+	Images    []string   `json:"images,omitempty"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
+	ToolName  string     `json:"tool_name,omitempty"`
+}
+
+type tool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string         `json:"name"`
+		Description string         `json:"description"`
+		Parameters  map[string]any `json:"parameters"`
+	} `json:"function"`
+}
+
+// chatRequest is Ollama's /api/chat body (and what /api/generate becomes).
+type chatRequest struct {
+	Model    string          `json:"model"`
+	Messages []message       `json:"messages"`
+	Tools    []tool          `json:"tools"`
+	Format   json.RawMessage `json:"format"`
+	Options  options         `json:"options"`
+	Stream   *bool           `json:"stream"`
+}
+
+type generateRequest struct {
+	Model   string          `json:"model"`
+	Prompt  string          `json:"prompt"`
+	System  string          `json:"system"`
+	Images  []string        `json:"images"`
+	Format  json.RawMessage `json:"format"`
+	Options options         `json:"options"`
+	Stream  *bool           `json:"stream"`
+}
+
+func decode(body []byte, v any) error {
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+// chat converts an Ollama chat request to OpenAI's.
+func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
+	out := &openaiv1.ChatCompletionRequest{
+		Model: r.Model, Temperature: r.Options.Temperature, TopP: r.Options.TopP, Seed: r.Options.Seed,
+		MaxTokens: r.Options.NumPredict, Stop: r.Options.Stop,
+		PresencePenalty: r.Options.PresencePenalty, FrequencyPenalty: r.Options.FrequencyPenalty,
+	}
+	if out.MaxTokens != nil && *out.MaxTokens < 0 {
+		out.MaxTokens = nil // Ollama's -1: no limit
+	}
+	for i, m := range r.Messages {
+		om := &openaiv1.ChatMessage{Role: m.Role, Name: m.ToolName}
+		if len(m.Images) == 0 {
+			om.Content = &openaiv1.MessageContent{Kind: &openaiv1.MessageContent_Text{Text: m.Content}}
+		} else {
+			parts := []*openaiv1.ContentPart{{Type: "text", Text: m.Content}}
+			for _, img := range m.Images {
+				parts = append(parts, &openaiv1.ContentPart{Type: "image_url", ImageUrl: &openaiv1.ImageURL{Url: "data:image/png;base64," + img}})
+			}
+			om.Content = &openaiv1.MessageContent{Kind: &openaiv1.MessageContent_Parts{Parts: &openaiv1.ContentParts{Parts: parts}}}
+		}
+		for j, tc := range m.ToolCalls {
+			args := string(tc.Function.Arguments)
+			if args == "" || args == "null" {
+				args = "{}"
+			}
+			id := tc.ID
+			if id == "" {
+				id = fmt.Sprintf("call_%d_%d", i, j)
+			}
+			om.ToolCalls = append(om.ToolCalls, &openaiv1.ToolCall{Id: id, Type: "function",
+				Function: &openaiv1.FunctionCall{Name: tc.Function.Name, Arguments: args}})
+		}
+		if m.Role == "tool" {
+			om.ToolCallId = previousCallID(out.Messages, m.ToolName)
+		}
+		out.Messages = append(out.Messages, om)
+	}
+	for i, t := range r.Tools {
+		params, err := structpb.NewStruct(t.Function.Parameters)
+		if err != nil {
+			return nil, fmt.Errorf("tools[%d].function.parameters: %v", i, err)
+		}
+		typ := t.Type
+		if typ == "" {
+			typ = "function"
+		}
+		out.Tools = append(out.Tools, &openaiv1.Tool{Type: typ, Function: &openaiv1.FunctionDefinition{
+			Name: t.Function.Name, Description: t.Function.Description, Parameters: params}})
+	}
+	rf, err := responseFormat(r.Format)
+	if err != nil {
+		return nil, err
+	}
+	out.ResponseFormat = rf
+	return out, nil
+}
+
+// previousCallID finds the id of the latest assistant call of the named
+// tool, so an Ollama tool message (which names the tool, not the call)
+// answers the right OpenAI call.
+func previousCallID(msgs []*openaiv1.ChatMessage, name string) string {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		for _, tc := range msgs[i].GetToolCalls() {
+			if name == "" || tc.GetFunction().GetName() == name {
+				return tc.GetId()
+			}
+		}
+	}
+	return ""
+}
+
+// responseFormat maps Ollama's format ("json" or a JSON schema) to
+// OpenAI's response_format.
+func responseFormat(raw json.RawMessage) (*openaiv1.ResponseFormat, error) {
+	if len(raw) == 0 || string(raw) == "null" || string(raw) == `""` {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if s != "json" {
+			return nil, fmt.Errorf("format must be \"json\" or a JSON schema, not %q", s)
+		}
+		return &openaiv1.ResponseFormat{Type: "json_object"}, nil
+	}
+	var schema map[string]any
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		return nil, fmt.Errorf("format must be \"json\" or a JSON schema object")
+	}
+	st, err := structpb.NewStruct(schema)
+	if err != nil {
+		return nil, fmt.Errorf("format: %v", err)
+	}
+	return &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{Name: "format", Schema: st}}, nil
+}
+
+// chat is what a generate request asks, as a chat: the system prompt and
+// the prompt (with its images) as one user message.
+func (g *generateRequest) chat() *chatRequest {
+	c := &chatRequest{Model: g.Model, Format: g.Format, Options: g.Options, Stream: g.Stream}
+	if g.System != "" {
+		c.Messages = append(c.Messages, message{Role: "system", Content: g.System})
+	}
+	c.Messages = append(c.Messages, message{Role: "user", Content: g.Prompt, Images: g.Images})
+	return c
+}

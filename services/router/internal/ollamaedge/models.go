@@ -1,0 +1,70 @@
+package ollamaedge
+
+import (
+	"time"
+
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+)
+
+// details is Ollama's model details; the mesh's node state does not carry
+// them, so they are empty rather than guessed.
+type details struct {
+	ParentModel       string   `json:"parent_model"`
+	Format            string   `json:"format"`
+	Family            string   `json:"family"`
+	Families          []string `json:"families"`
+	ParameterSize     string   `json:"parameter_size"`
+	QuantizationLevel string   `json:"quantization_level"`
+}
+
+type tagModel struct {
+	Name       string    `json:"name"`
+	Model      string    `json:"model"`
+	ModifiedAt time.Time `json:"modified_at"`
+	Size       int64     `json:"size"`
+	Digest     string    `json:"digest"`
+	Details    details   `json:"details"`
+}
+
+type psModel struct {
+	Name      string    `json:"name"`
+	Model     string    `json:"model"`
+	Size      int64     `json:"size"`
+	Digest    string    `json:"digest"`
+	Details   details   `json:"details"`
+	ExpiresAt time.Time `json:"expires_at"`
+	SizeVRAM  int64     `json:"size_vram"`
+}
+
+func modified(m *nodev1.ModelInfo) time.Time {
+	if m.GetCreated() > 0 {
+		return time.Unix(m.GetCreated(), 0).UTC()
+	}
+	return zeroTime
+}
+
+// tags is /api/tags: every model a healthy node serves, once.
+func (h *Handler) tags() any {
+	models := h.opts.Table.Snapshot().Models()
+	out := make([]tagModel, 0, len(models))
+	for _, m := range models {
+		out = append(out, tagModel{Name: m.GetId(), Model: m.GetId(), ModifiedAt: modified(m), Size: m.GetSizeBytes()})
+	}
+	return map[string]any{"models": out}
+}
+
+// ps is /api/ps: the models loaded in memory on healthy nodes, once per
+// model (the first node in id order that has it loaded).
+func (h *Handler) ps() any {
+	seen := map[string]bool{}
+	out := []psModel{}
+	for _, p := range h.opts.Table.Snapshot().Loaded() {
+		id := p.Model.GetId()
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		out = append(out, psModel{Name: id, Model: id, Size: p.Model.GetSizeBytes(), ExpiresAt: zeroTime})
+	}
+	return map[string]any{"models": out}
+}
