@@ -73,6 +73,9 @@ func (u URL) String() string { return u.StdURL().String() }
 
 // Parse parses a node URL in any of the accepted forms.
 func Parse(raw string) (URL, error) {
+	if strings.TrimSpace(raw) == "" {
+		return URL{}, errors.New("url is required")
+	}
 	u, err := parse(raw)
 	if err != nil {
 		return URL{}, fmt.Errorf("url %q: %w", quotable(raw), err)
@@ -107,8 +110,6 @@ func ForKind(raw string, kind nodev1.Kind) (URL, error) {
 func parse(raw string) (URL, error) {
 	s := strings.TrimSpace(raw)
 	switch {
-	case s == "":
-		return URL{}, errors.New("empty")
 	case len(s) > MaxLen:
 		return URL{}, fmt.Errorf("longer than %d characters", MaxLen)
 	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:

@@ -45,8 +45,8 @@ func TestParseAccepts(t *testing.T) {
 
 func TestParseRejects(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"", `url "": empty`},
-		{"   ", `url "": empty`},
+		{"", "url is required"},
+		{"   ", "url is required"},
 		{"ftp://host", `url "ftp://host": scheme "ftp": want http or https`},
 		{"grpc://host:9090", `scheme "grpc"`},
 		{"http://", `url "http://": no host`},
