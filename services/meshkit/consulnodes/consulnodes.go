@@ -2,11 +2,17 @@
 // instance of a Consul service (default name "llm") whose Meta says what
 // the adapter needs; credentials are named, never stored:
 //
-//	llmesh-kind             ollama | openai | vllm | llamacpp | lmstudio (required)
-//	llmesh-scheme           http (default) | https
-//	llmesh-base-path        path prefix of the API, e.g. /v1 (optional; kind openai usually needs it)
-//	llmesh-tls-server-name  TLS server name override for https (optional)
-//	llmesh-api-key-env      name of the adapter's env var holding the key (optional)
+//	llmesh-kind                      ollama | openai | vllm | llamacpp | lmstudio (required)
+//	llmesh-scheme                    http (default) | https
+//	llmesh-base-path                 path prefix of the API, e.g. /v1 (optional; kind openai gets /v1 without it)
+//	llmesh-api-key-env               name of the adapter's env var holding the key (optional)
+//	llmesh-tls-server-name           TLS server name override for https (optional)
+//	llmesh-tls-ca-file               CA bundle (PEM path on the adapter's machine) for https (optional)
+//	llmesh-tls-cert-file             client certificate (PEM path) for mutual TLS (optional) ...
+//	llmesh-tls-key-file              ... and its key (PEM path)
+//	llmesh-tls-insecure-skip-verify  "true": no certificate verification (optional; the adapter warns)
+//	llmesh-header-<Name>             an extra header and its (non-secret) value, e.g. llmesh-header-X-Org: foo
+//	llmesh-env-header-<Name>         an extra header whose value the adapter reads from the env var named
 //
 // The node's id is the service instance id, its address the service
 // address (or the Consul node's address when the service has none) and
@@ -17,15 +23,16 @@ package consulnodes
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/consul/api"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
+	"github.com/llmesh/llmesh/services/meshkit/nodeurl"
 )
 
 // DefaultService is the Consul service name of LLM nodes.
@@ -38,6 +45,14 @@ const (
 	MetaBasePath      = "llmesh-base-path"
 	MetaTLSServerName = "llmesh-tls-server-name"
 	MetaAPIKeyEnv     = "llmesh-api-key-env"
+	MetaTLSCAFile     = "llmesh-tls-ca-file"
+	MetaTLSCertFile   = "llmesh-tls-cert-file"
+	MetaTLSKeyFile    = "llmesh-tls-key-file"
+	MetaTLSInsecure   = "llmesh-tls-insecure-skip-verify"
+	// MetaHeaderPrefix + a header name: the header's value.
+	MetaHeaderPrefix = "llmesh-header-"
+	// MetaEnvHeaderPrefix + a header name: the env var with its value.
+	MetaEnvHeaderPrefix = "llmesh-env-header-"
 )
 
 // Kinds maps the llmesh-kind values to node kinds.
@@ -58,8 +73,6 @@ func KindName(k nodev1.Kind) string {
 	}
 	return ""
 }
-
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Invalid is a service instance that cannot be used as an LLM node.
 type Invalid struct {
@@ -120,10 +133,17 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	if basePath != "" && (!strings.HasPrefix(basePath, "/") || strings.ContainsAny(basePath, "?#")) {
 		errs = append(errs, fmt.Errorf("meta %s %q: want a path such as /v1", MetaBasePath, basePath))
 	}
-	keyEnv := meta[MetaAPIKeyEnv]
-	if keyEnv != "" && !envName.MatchString(keyEnv) {
+	if v := meta[MetaAPIKeyEnv]; v != "" && !nodespec.ValidEnvName(v) {
 		// The value is not quoted: it may be a key pasted by mistake.
 		errs = append(errs, fmt.Errorf("meta %s: not an environment variable name (name the variable, never the key)", MetaAPIKeyEnv))
+	}
+	insecure := false
+	switch v := meta[MetaTLSInsecure]; v {
+	case "", "false":
+	case "true":
+		insecure = true
+	default:
+		errs = append(errs, fmt.Errorf("meta %s %q: want true or false", MetaTLSInsecure, v))
 	}
 	host := s.Address
 	if host == "" && e.Node != nil {
@@ -138,25 +158,48 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(s.Port)), Path: strings.TrimRight(basePath, "/")}
-	return &nodev1.Node{Id: s.ID, Kind: kind, BaseUrl: u.String(), ApiKeyEnv: keyEnv, TlsServerName: meta[MetaTLSServerName]}, nil
+	n := &nodev1.Node{
+		Id: s.ID, Kind: kind, BaseUrl: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(s.Port)) + basePath,
+		ApiKeyEnv: meta[MetaAPIKeyEnv], TlsServerName: meta[MetaTLSServerName], TlsCaFile: meta[MetaTLSCAFile],
+		TlsCertFile: meta[MetaTLSCertFile], TlsKeyFile: meta[MetaTLSKeyFile], TlsInsecureSkipVerify: insecure,
+	}
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		if name, ok := strings.CutPrefix(k, MetaHeaderPrefix); ok {
+			n.Headers = append(n.Headers, &nodev1.Header{Name: name, Value: meta[k]})
+		} else if name, ok := strings.CutPrefix(k, MetaEnvHeaderPrefix); ok {
+			n.Headers = append(n.Headers, &nodev1.Header{Name: name, ValueEnv: meta[k]})
+		}
+	}
+	return nodespec.Normalize(n)
 }
 
 // Meta is the Meta to register for a node: the inverse of FromEntry.
 func Meta(n *nodev1.Node) (map[string]string, error) {
-	u, err := url.Parse(n.GetBaseUrl())
+	u, err := nodeurl.Parse(n.GetBaseUrl())
 	if err != nil {
 		return nil, err
 	}
 	m := map[string]string{MetaKind: KindName(n.GetKind()), MetaScheme: u.Scheme}
-	if p := strings.TrimRight(u.Path, "/"); p != "" {
-		m[MetaBasePath] = p
+	set := func(key, v string) {
+		if v != "" {
+			m[key] = v
+		}
 	}
-	if v := n.GetTlsServerName(); v != "" {
-		m[MetaTLSServerName] = v
+	set(MetaBasePath, u.Path)
+	set(MetaTLSServerName, n.GetTlsServerName())
+	set(MetaAPIKeyEnv, n.GetApiKeyEnv())
+	set(MetaTLSCAFile, n.GetTlsCaFile())
+	set(MetaTLSCertFile, n.GetTlsCertFile())
+	set(MetaTLSKeyFile, n.GetTlsKeyFile())
+	if n.GetTlsInsecureSkipVerify() {
+		m[MetaTLSInsecure] = "true"
 	}
-	if v := n.GetApiKeyEnv(); v != "" {
-		m[MetaAPIKeyEnv] = v
+	for _, h := range n.GetHeaders() {
+		if h.GetValueEnv() != "" {
+			m[MetaEnvHeaderPrefix+h.GetName()] = h.GetValueEnv()
+		} else {
+			m[MetaHeaderPrefix+h.GetName()] = h.GetValue()
+		}
 	}
 	return m, nil
 }

@@ -42,7 +42,7 @@ var ownHeaders = []string{
 
 // Normalize checks n as a registry (nodes file, Consul, CLI) reads it and
 // returns a copy in canonical form: the base URL as nodeurl.ForKind gives
-// it for the node's kind, header names in canonical case. Every problem is
+// it for the node's kind, header names in canonical case and sorted. Every problem is
 // reported at once.
 func Normalize(n *nodev1.Node) (*nodev1.Node, error) {
 	out := proto.CloneOf(n)
@@ -56,6 +56,7 @@ func Normalize(n *nodev1.Node) (*nodev1.Node, error) {
 	for _, h := range out.GetHeaders() {
 		h.Name = http.CanonicalHeaderKey(h.GetName())
 	}
+	slices.SortStableFunc(out.Headers, func(a, b *nodev1.Header) int { return strings.Compare(a.GetName(), b.GetName()) })
 	if err := errors.Join(append(errs, checkRest(out, scheme)...)...); err != nil {
 		return nil, err
 	}

@@ -17,8 +17,8 @@ func TestNormalize(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, "https://gw.example:8443/ollama", n.GetBaseUrl())
-	assert.Equal(t, "X-Org", n.GetHeaders()[0].GetName())
-	assert.Equal(t, "X-Api-Org", n.GetHeaders()[1].GetName())
+	assert.Equal(t, "X-Org", n.GetHeaders()[1].GetName(), "canonical and sorted")
+	assert.Equal(t, "X-Api-Org", n.GetHeaders()[0].GetName())
 
 	o, err := Normalize(&nodev1.Node{Id: "o", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "127.0.0.1:8000"})
 	require.NoError(t, err)
