@@ -152,6 +152,10 @@ type proc struct {
 type NodeRef struct {
 	ID, URL string
 	Models  []string
+	Kind    string // default ollama
+	// Extra is more of the node's nodes-file entry, YAML lines indented
+	// by four spaces (e.g. "    api_key_env: KEY\n").
+	Extra string
 }
 
 // Ref is n as a NodeRef.
@@ -167,15 +171,19 @@ func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *M
 	return StartRefs(t, bins, refs, opts)
 }
 
-// StartRefs runs the mesh in front of nodes (all of kind ollama) and waits
-// until the router lists every model they serve.
+// StartRefs runs the mesh in front of nodes and waits until the router
+// lists every model they serve.
 func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Options) *Mesh {
 	t.Helper()
 	dir := t.TempDir()
 	var yaml strings.Builder
 	yaml.WriteString("nodes:\n")
 	for _, n := range nodes {
-		fmt.Fprintf(&yaml, "  - id: %s\n    kind: ollama\n    url: %s\n", n.ID, n.URL)
+		kind := n.Kind
+		if kind == "" {
+			kind = "ollama"
+		}
+		fmt.Fprintf(&yaml, "  - id: %s\n    kind: %s\n    url: %s\n%s", n.ID, kind, n.URL, n.Extra)
 	}
 	nodesFile := filepath.Join(dir, "nodes.yaml")
 	if err := os.WriteFile(nodesFile, []byte(yaml.String()), 0o600); err != nil {
