@@ -78,7 +78,8 @@ func TestSecretsRedactedFromNodeErrors(t *testing.T) {
 	}
 	e, _ := apierror.FromError(c.EventError(openaijsonError("stream broke for " + key)))
 	assert.Equal(t, "stream broke for "+Redacted, e.Message)
-	assert.Equal(t, "x "+Redacted, c.Redact(errString("x "+org)).Error())
+	e, _ = apierror.FromError(c.BodyError(t.Context(), errString("read: "+key)))
+	assert.Equal(t, "answer broken off: read: "+Redacted, e.Message)
 }
 
 type errString string

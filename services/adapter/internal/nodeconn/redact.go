@@ -1,7 +1,6 @@
 package nodeconn
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
@@ -14,11 +13,11 @@ const Redacted = "[redacted]"
 // redact ordinary words and cannot be keys anyway.
 const minSecret = 4
 
-// RedactString is s with every secret of the node (its API key, its
+// redact is s with every secret of the node (its API key, its
 // secret header values) replaced by Redacted. A node that echoes the
 // request's Authorization header in an error body must not hand the key
 // to the mesh's clients or logs.
-func (c *Client) RedactString(s string) string {
+func (c *Client) redact(s string) string {
 	for _, secret := range c.secrets {
 		if len(secret) >= minSecret {
 			s = strings.ReplaceAll(s, secret, Redacted)
@@ -27,30 +26,15 @@ func (c *Client) RedactString(s string) string {
 	return s
 }
 
-// Redact is err with the node's secrets redacted: from every text field
-// of an *apierror.Error (in place), or from the message of any other error.
-func (c *Client) Redact(err error) error {
-	if err == nil || len(c.secrets) == 0 {
-		return err
-	}
-	var e *apierror.Error
-	if errors.As(err, &e) {
-		c.redactError(e)
-		return err
-	}
-	if msg := err.Error(); c.RedactString(msg) != msg {
-		return errors.New(c.RedactString(msg))
-	}
-	return err
-}
-
+// redactError redacts the node's secrets from every text field of e, in
+// place. Every error nodeconn makes from what a node sent goes through it.
 func (c *Client) redactError(e *apierror.Error) *apierror.Error {
 	if e == nil || len(c.secrets) == 0 {
 		return e
 	}
-	e.Message = c.RedactString(e.Message)
-	e.Type = c.RedactString(e.Type)
-	e.Param = c.RedactString(e.Param)
-	e.ErrCode = c.RedactString(e.ErrCode)
+	e.Message = c.redact(e.Message)
+	e.Type = c.redact(e.Type)
+	e.Param = c.redact(e.Param)
+	e.ErrCode = c.redact(e.ErrCode)
 	return e
 }
