@@ -77,6 +77,8 @@ func TestSecretsNeverLeave(t *testing.T) {
 	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{
 		{ID: "gw", Kind: "openai", URL: srv.URL + "/v1", Models: []string{"echo-401", "echo-stream"}, Extra: extra},
 		{ID: "gw-misconfigured", Kind: "openai", URL: srv.URL + "/bad/v1", Extra: extra},
+		{ID: "gw-insecure", Kind: "openai", URL: srv.URL + "/v1", Models: []string{"echo-401"},
+			Extra: "    api_key_env: GW_KEY\n    tls_insecure_skip_verify: true\n"},
 	}, meshtest.Options{Env: []string{
 		"GW_KEY=" + key, "GW_ORG=" + org,
 		"LLMESH_LOG_LEVEL=debug", "LLMESH_ADAPTER_LOG_LEVEL=debug",
@@ -123,6 +125,15 @@ func TestSecretsNeverLeave(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(strings.Join(m.Logs("healthmon"), ""), `GET /bad/v1/models: HTTP 401: Incorrect API key provided: Bearer [redacted]`)
 	}, 10*time.Second, 50*time.Millisecond)
+
+	// Unverified TLS works and is warned about once, however often the node
+	// is probed.
+	require.Eventually(t, func() bool {
+		return strings.Count(strings.Join(m.Logs("adapter"), ""), "node=gw-insecure up=true") >= 3
+	}, 10*time.Second, 50*time.Millisecond)
+	adapterLog := strings.Join(m.Logs("adapter"), "")
+	assert.Equal(t, 1, strings.Count(adapterLog, "verification is OFF"), adapterLog)
+	assert.Contains(t, adapterLog, `level=WARN msg="TLS certificate verification is OFF for this node`)
 
 	for _, a := range answers {
 		assert.NotContains(t, a, key)
