@@ -18,7 +18,7 @@ MODULES := gen/go services/meshkit services/router services/adapter services/hea
 PKGS := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 SERVICES := router adapter healthmon simnode
 
-FUZZTIME ?= 15s
+FUZZTIME ?= 10s
 NODES ?=
 
 .PHONY: help
@@ -73,8 +73,9 @@ tests/ollamajs/node_modules/ollama/package.json: tests/ollamajs/package-lock.jso
 	touch $@
 
 .PHONY: fuzz
-fuzz: ## fuzz the edge request decoder for FUZZTIME (default 15s)
+fuzz: ## fuzz the edge request decoder and the node URL parser for FUZZTIME each (default 10s)
 	go test -run='^$$' -fuzz=FuzzUnmarshalChatRequest -fuzztime=$(FUZZTIME) ./services/meshkit/openaijson
+	go test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./services/meshkit/nodeurl
 
 .PHONY: ollama
 ollama: ## build a real Ollama into bin/ (installs its build headers; several minutes the first time)

@@ -151,3 +151,37 @@ func TestConsulRestartUnderLoad(t *testing.T) {
 	load.Stop()
 	assert.Zero(t, load.Failed(), "first failure: %s", load.FirstFailure())
 }
+
+// A node registered with TLS settings and headers keeps them in Consul
+// Meta (names and paths, never values of secrets), and a TLS file the
+// adapter cannot read is the reason on the node's check.
+func TestRegisterWithTLSAndHeaders(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true})
+
+	llmesh(t, agent, "node", "register", "-id", "gw-1", "-url", "https://127.0.0.1:1/v1", "-kind", "vllm",
+		"-tls-ca-file", "/nonexistent/llmesh-ca.pem", "-tls-server-name", "gw.internal",
+		"-header", "X-Org: foo", "-header-env", "X-Api-Org=ORG_KEY")
+	svcs, _, err := c.Catalog().Service("llm", "", nil)
+	require.NoError(t, err)
+	require.Len(t, svcs, 1)
+	assert.Equal(t, map[string]string{
+		"llmesh-kind": "vllm", "llmesh-scheme": "https", "llmesh-tls-ca-file": "/nonexistent/llmesh-ca.pem",
+		"llmesh-tls-server-name": "gw.internal", "llmesh-header-X-Org": "foo", "llmesh-env-header-X-Api-Org": "ORG_KEY",
+	}, svcs[0].ServiceMeta, "the /v1 of a vllm URL is dropped: the adapter adds it")
+	assert.Equal(t, 1, svcs[0].ServicePort)
+
+	require.Eventually(t, func() bool {
+		st, out := check(t, c, "gw-1")
+		return st == api.HealthCritical && strings.Contains(out, "tls_ca_file /nonexistent/llmesh-ca.pem: no such file or directory")
+	}, 10*time.Second, 20*time.Millisecond)
+
+	cmd := exec.Command(bins["llmesh"], "node", "register", "-id", "bad", "-url", "http://127.0.0.1:1", "-kind", "vllm",
+		"-tls-cert-file", "/c.pem", "-header", "Host: evil")
+	cmd.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+agent.HTTPAddr)
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(out), "tls settings need an https url")
+	assert.Contains(t, string(out), "header Host: set by the adapter itself")
+}

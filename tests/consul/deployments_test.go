@@ -13,7 +13,7 @@ import (
 
 // The service definitions in deployments/consul are valid LLM nodes.
 func TestDeploymentExamplesAreValidNodes(t *testing.T) {
-	for file, wantID := range map[string]string{"ollama-node.json": "gpu-1", "vllm-node-with-key.json": "vllm-1"} {
+	for file, wantID := range map[string]string{"ollama-node.json": "gpu-1", "vllm-node-with-key.json": "vllm-1", "gateway-node-tls.json": "gw-1"} {
 		b, err := os.ReadFile("../../deployments/consul/" + file)
 		require.NoError(t, err)
 		var def struct {
@@ -32,5 +32,11 @@ func TestDeploymentExamplesAreValidNodes(t *testing.T) {
 		})
 		require.NoError(t, err, file)
 		assert.Equal(t, wantID, n.GetId())
+		if wantID == "gw-1" {
+			assert.Equal(t, "https://10.0.0.5:8443", n.GetBaseUrl())
+			assert.Equal(t, "/etc/llmesh/corp-ca.pem", n.GetTlsCaFile())
+			assert.Equal(t, "/etc/llmesh/adapter.key", n.GetTlsKeyFile())
+			assert.Len(t, n.GetHeaders(), 2)
+		}
 	}
 }

@@ -182,6 +182,9 @@ type NodeRef struct {
 	Kind        string // the nodes-file kind; "" is ollama
 	MaxInFlight int    // the node's max_in_flight; 0: its kind's default
 	Group       string // the node's group
+	// Extra is more of the node's nodes-file entry, YAML lines indented
+	// by four spaces (e.g. "    api_key_env: KEY\n").
+	Extra string
 }
 
 // Ref is n as a NodeRef.
@@ -199,9 +202,8 @@ func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *M
 	return StartRefs(t, bins, refs, opts)
 }
 
-// StartRefs runs the mesh in front of nodes (of kind ollama unless they
-// say otherwise) and waits
-// until the router lists every model they serve.
+// StartRefs runs the mesh in front of nodes and waits until the router
+// lists every model they serve.
 func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Options) *Mesh {
 	t.Helper()
 	dir := t.TempDir()
@@ -216,6 +218,7 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 		if n.Group != "" {
 			fmt.Fprintf(&yaml, "    group: %s\n", n.Group)
 		}
+		yaml.WriteString(n.Extra)
 	}
 	nodesFile := filepath.Join(dir, "nodes.yaml")
 	if err := os.WriteFile(nodesFile, []byte(yaml.String()), 0o600); err != nil {

@@ -2,11 +2,17 @@
 // instance of a Consul service (default name "llm") whose Meta says what
 // the adapter needs; credentials are named, never stored:
 //
-//	llmesh-kind             ollama | openai | vllm | llamacpp | lmstudio (required)
-//	llmesh-scheme           http (default) | https
-//	llmesh-base-path        path prefix of the API, e.g. /v1 (optional; kind openai usually needs it)
-//	llmesh-tls-server-name  TLS server name override for https (optional)
-//	llmesh-api-key-env      name of the adapter's env var holding the key (optional)
+//	llmesh-kind                      ollama | openai | vllm | llamacpp | lmstudio (required)
+//	llmesh-scheme                    http (default) | https
+//	llmesh-base-path                 path prefix of the API, e.g. /v1 (optional; kind openai gets /v1 without it)
+//	llmesh-api-key-env               name of the adapter's env var holding the key (optional)
+//	llmesh-tls-server-name           TLS server name override for https (optional)
+//	llmesh-tls-ca-file               CA bundle (PEM path on the adapter's machine) for https (optional)
+//	llmesh-tls-cert-file             client certificate (PEM path) for mutual TLS (optional) ...
+//	llmesh-tls-key-file              ... and its key (PEM path)
+//	llmesh-tls-insecure-skip-verify  "true": no certificate verification (optional; the adapter warns)
+//	llmesh-header-<Name>             an extra header and its (non-secret) value, e.g. llmesh-header-X-Org: foo
+//	llmesh-env-header-<Name>         an extra header whose value the adapter reads from the env var named
 //
 // The node's id is the service instance id, its address the service
 // address (or the Consul node's address when the service has none) and
@@ -17,15 +23,16 @@ package consulnodes
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/consul/api"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
+	"github.com/llmesh/llmesh/services/meshkit/nodeurl"
 )
 
 // DefaultService is the Consul service name of LLM nodes.
@@ -41,6 +48,14 @@ const (
 	MetaMaxInFlight   = "llmesh-max-in-flight"
 	MetaNumParallel   = "llmesh-num-parallel"
 	MetaGroup         = "llmesh-group"
+	MetaTLSCAFile     = "llmesh-tls-ca-file"
+	MetaTLSCertFile   = "llmesh-tls-cert-file"
+	MetaTLSKeyFile    = "llmesh-tls-key-file"
+	MetaTLSInsecure   = "llmesh-tls-insecure-skip-verify"
+	// MetaHeaderPrefix + a header name: the header's value.
+	MetaHeaderPrefix = "llmesh-header-"
+	// MetaEnvHeaderPrefix + a header name: the env var with its value.
+	MetaEnvHeaderPrefix = "llmesh-env-header-"
 )
 
 // Kinds maps the llmesh-kind values to node kinds.
@@ -61,8 +76,6 @@ func KindName(k nodev1.Kind) string {
 	}
 	return ""
 }
-
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Invalid is a service instance that cannot be used as an LLM node.
 type Invalid struct {
@@ -123,8 +136,7 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	if basePath != "" && (!strings.HasPrefix(basePath, "/") || strings.ContainsAny(basePath, "?#")) {
 		errs = append(errs, fmt.Errorf("meta %s %q: want a path such as /v1", MetaBasePath, basePath))
 	}
-	keyEnv := meta[MetaAPIKeyEnv]
-	if keyEnv != "" && !envName.MatchString(keyEnv) {
+	if v := meta[MetaAPIKeyEnv]; v != "" && !nodespec.ValidEnvName(v) {
 		// The value is not quoted: it may be a key pasted by mistake.
 		errs = append(errs, fmt.Errorf("meta %s: not an environment variable name (name the variable, never the key)", MetaAPIKeyEnv))
 	}
@@ -132,8 +144,13 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	errs = append(errs, err)
 	numParallel, err := count(meta, MetaNumParallel)
 	errs = append(errs, err)
-	if err := CheckRouting(0, 0, meta[MetaGroup]); err != nil {
-		errs = append(errs, fmt.Errorf("meta %s: %w", MetaGroup, err))
+	insecure := false
+	switch v := meta[MetaTLSInsecure]; v {
+	case "", "false":
+	case "true":
+		insecure = true
+	default:
+		errs = append(errs, fmt.Errorf("meta %s %q: want true or false", MetaTLSInsecure, v))
 	}
 	host := s.Address
 	if host == "" && e.Node != nil {
@@ -148,59 +165,62 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(s.Port)), Path: strings.TrimRight(basePath, "/")}
-	return &nodev1.Node{Id: s.ID, Kind: kind, BaseUrl: u.String(), ApiKeyEnv: keyEnv, TlsServerName: meta[MetaTLSServerName],
-		MaxInFlight: maxInFlight, NumParallel: numParallel, Group: meta[MetaGroup]}, nil
+	n := &nodev1.Node{
+		Id: s.ID, Kind: kind, BaseUrl: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(s.Port)) + basePath,
+		ApiKeyEnv: meta[MetaAPIKeyEnv], TlsServerName: meta[MetaTLSServerName], TlsCaFile: meta[MetaTLSCAFile],
+		TlsCertFile: meta[MetaTLSCertFile], TlsKeyFile: meta[MetaTLSKeyFile], TlsInsecureSkipVerify: insecure,
+		MaxInFlight: maxInFlight, NumParallel: numParallel, Group: meta[MetaGroup],
+	}
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		if name, ok := strings.CutPrefix(k, MetaHeaderPrefix); ok {
+			n.Headers = append(n.Headers, &nodev1.Header{Name: name, Value: meta[k]})
+		} else if name, ok := strings.CutPrefix(k, MetaEnvHeaderPrefix); ok {
+			n.Headers = append(n.Headers, &nodev1.Header{Name: name, ValueEnv: meta[k]})
+		}
+	}
+	return nodespec.Normalize(n)
 }
 
-var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-
-// CheckRouting validates the routing settings of a node from any source:
-// in-flight cap and parallelism not negative, a group name routes can use.
-func CheckRouting(maxInFlight, numParallel int, group string) error {
-	var errs []error
-	if maxInFlight < 0 || maxInFlight > maxCount {
-		errs = append(errs, fmt.Errorf("max_in_flight %d: want 0 (the kind's default) to %d", maxInFlight, maxCount))
-	}
-	if numParallel < 0 || numParallel > maxCount {
-		errs = append(errs, fmt.Errorf("num_parallel %d: want 0 (unknown) to %d", numParallel, maxCount))
-	}
-	if group != "" && !groupName.MatchString(group) {
-		errs = append(errs, fmt.Errorf("group %q: want 1-64 letters, digits, '.', '_' or '-'", group))
-	}
-	return errors.Join(errs...)
-}
-
-const maxCount = 1 << 20
-
-// count reads an optional non-negative count from meta.
+// count reads an optional count from meta; nodespec checks its range.
 func count(meta map[string]string, key string) (int32, error) {
 	v, ok := meta[key]
 	if !ok || v == "" {
 		return 0, nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > maxCount {
-		return 0, fmt.Errorf("meta %s %q: want a count from 0 to %d", key, v, maxCount)
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("meta %s %q: want a whole number", key, v)
 	}
 	return int32(n), nil
 }
 
 // Meta is the Meta to register for a node: the inverse of FromEntry.
 func Meta(n *nodev1.Node) (map[string]string, error) {
-	u, err := url.Parse(n.GetBaseUrl())
+	u, err := nodeurl.Parse(n.GetBaseUrl())
 	if err != nil {
 		return nil, err
 	}
 	m := map[string]string{MetaKind: KindName(n.GetKind()), MetaScheme: u.Scheme}
-	if p := strings.TrimRight(u.Path, "/"); p != "" {
-		m[MetaBasePath] = p
+	set := func(key, v string) {
+		if v != "" {
+			m[key] = v
+		}
 	}
-	if v := n.GetTlsServerName(); v != "" {
-		m[MetaTLSServerName] = v
+	set(MetaBasePath, u.Path)
+	set(MetaTLSServerName, n.GetTlsServerName())
+	set(MetaAPIKeyEnv, n.GetApiKeyEnv())
+	set(MetaTLSCAFile, n.GetTlsCaFile())
+	set(MetaTLSCertFile, n.GetTlsCertFile())
+	set(MetaTLSKeyFile, n.GetTlsKeyFile())
+	if n.GetTlsInsecureSkipVerify() {
+		m[MetaTLSInsecure] = "true"
 	}
-	if v := n.GetApiKeyEnv(); v != "" {
-		m[MetaAPIKeyEnv] = v
+	for _, h := range n.GetHeaders() {
+		if h.GetValueEnv() != "" {
+			m[MetaEnvHeaderPrefix+h.GetName()] = h.GetValueEnv()
+		} else {
+			m[MetaHeaderPrefix+h.GetName()] = h.GetValue()
+		}
 	}
 	if v := n.GetMaxInFlight(); v > 0 {
 		m[MetaMaxInFlight] = strconv.Itoa(int(v))

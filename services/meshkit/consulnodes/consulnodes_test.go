@@ -33,7 +33,7 @@ func TestFromEntry(t *testing.T) {
 			name: "https openai with base path, server name and key variable",
 			e: entry("cloud", "api.example.com", 443, map[string]string{MetaKind: "openai", MetaScheme: "https",
 				MetaBasePath: "/v1/", MetaTLSServerName: "api.example.com", MetaAPIKeyEnv: "CLOUD_KEY"}),
-			want: &nodev1.Node{Id: "cloud", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "https://api.example.com:443/v1",
+			want: &nodev1.Node{Id: "cloud", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "https://api.example.com/v1",
 				TlsServerName: "api.example.com", ApiKeyEnv: "CLOUD_KEY"},
 		},
 		{
@@ -61,8 +61,37 @@ func TestFromEntry(t *testing.T) {
 		{
 			name: "bad routing settings",
 			e: entry("gpu-3", "10.0.0.6", 11434, map[string]string{MetaKind: "ollama",
-				MetaMaxInFlight: "-1", MetaNumParallel: "many", MetaGroup: "g p u"}),
-			wantErr: []string{`llmesh-max-in-flight "-1": want a count`, `llmesh-num-parallel "many": want a count`, `llmesh-group: group "g p u"`},
+				MetaMaxInFlight: "-1", MetaGroup: "g p u"}),
+			wantErr: []string{`max_in_flight -1: want 0`, `group "g p u": want 1-64 letters`},
+		},
+		{
+			name:    "a count that is not a number",
+			e:       entry("gpu-4", "10.0.0.6", 11434, map[string]string{MetaKind: "ollama", MetaNumParallel: "many"}),
+			wantErr: []string{`llmesh-num-parallel "many": want a whole number`},
+		},
+		{
+			name: "tls files and headers",
+			e: entry("gw", "gw.corp", 8443, map[string]string{MetaKind: "vllm", MetaScheme: "https",
+				MetaTLSCAFile: "/etc/llmesh/ca.pem", MetaTLSCertFile: "/etc/llmesh/c.pem", MetaTLSKeyFile: "/etc/llmesh/c.key",
+				MetaHeaderPrefix + "X-Org": "foo", MetaEnvHeaderPrefix + "x-api-org": "ORG_KEY"}),
+			want: &nodev1.Node{Id: "gw", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "https://gw.corp:8443",
+				TlsCaFile: "/etc/llmesh/ca.pem", TlsCertFile: "/etc/llmesh/c.pem", TlsKeyFile: "/etc/llmesh/c.key",
+				Headers: []*nodev1.Header{{Name: "X-Api-Org", ValueEnv: "ORG_KEY"}, {Name: "X-Org", Value: "foo"}}},
+		},
+		{
+			name: "ollama given with /v1 gets its server root",
+			e:    entry("o", "10.0.0.5", 11434, map[string]string{MetaKind: "ollama", MetaBasePath: "/v1", MetaScheme: "https", MetaTLSInsecure: "true"}),
+			want: &nodev1.Node{Id: "o", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "https://10.0.0.5:11434", TlsInsecureSkipVerify: true},
+		},
+		{
+			name:    "bad insecure flag",
+			e:       entry("i", "10.0.0.5", 1, map[string]string{MetaKind: "ollama", MetaTLSInsecure: "yes"}),
+			wantErr: []string{`meta llmesh-tls-insecure-skip-verify "yes": want true or false`},
+		},
+		{
+			name:    "tls over http, an adapter-owned header",
+			e:       entry("h", "10.0.0.5", 1, map[string]string{MetaKind: "ollama", MetaTLSCAFile: "/ca.pem", MetaHeaderPrefix + "Content-Type": "x"}),
+			wantErr: []string{"tls settings need an https url", "header Content-Type: set by the adapter itself"},
 		},
 		{
 			name:    "no kind",
@@ -110,12 +139,18 @@ func TestMetaRoundTrip(t *testing.T) {
 	for _, n := range []*nodev1.Node{
 		{Id: "a", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://10.0.0.5:11434", MaxInFlight: 3, NumParallel: 1, Group: "lan"},
 		{Id: "b", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "https://api.example.com:8443/v1", ApiKeyEnv: "K", TlsServerName: "x"},
+		{Id: "c", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "https://10.0.0.5:11434/proxy", TlsCaFile: "/ca.pem", TlsCertFile: "/c.pem",
+			TlsKeyFile: "/c.key", TlsInsecureSkipVerify: false, Headers: []*nodev1.Header{{Name: "X-A", Value: "1"}, {Name: "X-B", ValueEnv: "B"}}},
 	} {
 		meta, err := Meta(n)
 		require.NoError(t, err)
 		host, port := "10.0.0.5", 11434
 		if n.GetId() == "b" {
 			host, port = "api.example.com", 8443
+		}
+		for k, v := range meta {
+			assert.Regexp(t, `^[A-Za-z0-9_-]{1,128}$`, k, "a key Consul accepts")
+			assert.LessOrEqual(t, len(v), 512)
 		}
 		got, err := FromEntry(entry(n.GetId(), host, port, meta))
 		require.NoError(t, err)

@@ -2,11 +2,10 @@ package consulnodes
 
 import (
 	"fmt"
-	"net/url"
-	"strconv"
 
 	"github.com/hashicorp/consul/api"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/meshkit/nodeurl"
 )
 
 // ExternalNodeMeta marks Consul nodes that run no agent (a GPU box with
@@ -34,18 +33,14 @@ func ExternalNodeName(id string) string { return "llmesh-" + id }
 // gets llmesh's check, critical until healthmon's first probe: a service
 // with no checks would count as passing.
 func RegisterExternal(c *api.Client, service string, n *nodev1.Node) error {
-	u, err := url.Parse(n.GetBaseUrl())
-	if err != nil {
-		return fmt.Errorf("node %s: url: %w", n.GetId(), err)
-	}
-	host := u.Hostname()
-	port, err := portOf(u)
+	u, err := nodeurl.Parse(n.GetBaseUrl())
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.GetId(), err)
 	}
+	host, port := u.Host, u.Port
 	meta, err := Meta(n)
 	if err != nil {
-		return err
+		return fmt.Errorf("node %s: %w", n.GetId(), err)
 	}
 	_, err = c.Catalog().Register(&api.CatalogRegistration{
 		Node:     ExternalNodeName(n.GetId()),
@@ -67,17 +62,4 @@ func DeregisterExternal(c *api.Client, id string) error {
 		return fmt.Errorf("deregister node %s from consul: %w", id, err)
 	}
 	return nil
-}
-
-func portOf(u *url.URL) (int, error) {
-	if p := u.Port(); p != "" {
-		return strconv.Atoi(p)
-	}
-	switch u.Scheme {
-	case "https":
-		return 443, nil
-	case "http":
-		return 80, nil
-	}
-	return 0, fmt.Errorf("url %q has no port", u.Redacted())
 }

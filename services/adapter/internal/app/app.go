@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: lookupEnv, ConnectTimeout: cfg.ConnectTimeout})
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: lookupEnv, ConnectTimeout: cfg.ConnectTimeout, Log: log})
 	defer pool.Close()
 
 	srv := grpcserver.New(log)

@@ -2,6 +2,8 @@ package nodeconn
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -55,7 +57,7 @@ func (c *Client) errorFromBody(httpStatus int, body []byte) *apierror.Error {
 	if e.Type == "" {
 		e.Type = apierror.OpenAIType(httpStatus)
 	}
-	return e
+	return c.redactError(e)
 }
 
 // EventError maps an error object the node sent inside a 200 answer, such
@@ -83,7 +85,7 @@ func (c *Client) EventError(obj openaijson.ErrorObject) *apierror.Error {
 	if e.Type == "" {
 		e.Type = "server_error"
 	}
-	return e
+	return c.redactError(e)
 }
 
 // TransportError maps a failure to get an answer from the node: the
@@ -95,7 +97,7 @@ func (c *Client) TransportError(ctx context.Context, err error) *apierror.Error 
 	if e := c.contextError(ctx, err); e != nil {
 		return e
 	}
-	return &apierror.Error{Code: codes.Unavailable, Message: Cause(err), Node: c.id, Reason: apierror.ReasonUnreachable}
+	return c.redactError(&apierror.Error{Code: codes.Unavailable, Message: Cause(err), Node: c.id, Reason: apierror.ReasonUnreachable})
 }
 
 // BodyError maps a failure while reading an answer that had started (a
@@ -105,12 +107,12 @@ func (c *Client) BodyError(ctx context.Context, err error) *apierror.Error {
 	if e := c.contextError(ctx, err); e != nil {
 		return e
 	}
-	return &apierror.Error{
+	return c.redactError(&apierror.Error{
 		Code:    codes.Unavailable,
 		Message: "answer broken off: " + Cause(err),
 		Node:    c.id,
 		Reason:  apierror.ReasonUpstream,
-	}
+	})
 }
 
 func (c *Client) contextError(ctx context.Context, err error) *apierror.Error {
@@ -142,6 +144,9 @@ func Cause(err error) string {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // drops `Post "http://...":`
+	}
+	if s := tlsCause(err); s != "" {
+		return s
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
@@ -208,4 +213,39 @@ func snippet(body []byte) string {
 	}
 	s := strings.ToValidUTF8(string(body), "")
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// tlsCause names what went wrong in a TLS handshake with a node, with the
+// setting that fixes it; "" when err is no TLS failure.
+func tlsCause(err error) string {
+	var (
+		invalid   x509.CertificateInvalidError
+		hostname  x509.HostnameError
+		authority x509.UnknownAuthorityError
+		record    tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return "tls: the node's " + strings.TrimPrefix(invalid.Error(), "x509: ")
+	case errors.As(err, &invalid):
+		return "tls: the node's certificate is not valid: " + strings.TrimPrefix(invalid.Error(), "x509: ")
+	case errors.As(err, &hostname):
+		return "tls: " + strings.TrimPrefix(hostname.Error(), "x509: ") + " (tls_server_name sets the name to verify)"
+	case errors.As(err, &authority):
+		return "tls: the node's certificate is signed by an unknown authority (tls_ca_file names the CA bundle that verifies it)"
+	case errors.As(err, &record):
+		return "tls: the node did not answer with TLS (is it plain http? then use an http:// url)"
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "server gave HTTP response to HTTPS client"):
+		return "tls: the node did not answer with TLS (is it plain http? then use an http:// url)"
+	case strings.Contains(msg, "tls: certificate required"):
+		return "tls: the node requires a client certificate (tls_cert_file and tls_key_file)"
+	case strings.Contains(msg, "remote error: tls: bad certificate"), strings.Contains(msg, "remote error: tls: unknown certificate authority"):
+		return "tls: the node rejected the client certificate (" + msg[strings.Index(msg, "remote error"):] + ")"
+	case strings.Contains(msg, "remote error: tls: "):
+		return "tls: the node refused the handshake (" + msg[strings.Index(msg, "remote error"):] + ")"
+	}
+	return ""
 }

@@ -1,9 +1,13 @@
-// Package nodeconn gives each LLM node a ready HTTP client: its base URL
-// parsed and validated once, its API key read once from the adapter's
-// environment, and a shared, tuned, keep-alive connection pool.
+// Package nodeconn gives each LLM node a ready HTTP client: its description
+// validated once, its base URL parsed once (meshkit/nodeurl), its API key
+// and secret header values read once from the adapter's environment, its
+// TLS files read once, and a tuned, keep-alive connection pool shared by
+// every node with the same TLS configuration (tlsconfig.go).
 //
 // It also turns what an HTTP exchange with a node can go wrong into an
-// *apierror.Error with the gRPC code the cause deserves (see errors.go).
+// *apierror.Error with the gRPC code the cause deserves (errors.go), with
+// the node's secrets redacted from whatever the node sent back
+// (redact.go).
 package nodeconn
 
 import (
@@ -12,6 +16,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,9 +26,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
+	"github.com/llmesh/llmesh/services/meshkit/nodeurl"
 )
 
 // Defaults of the shared transport.
@@ -37,36 +45,37 @@ const (
 
 // Options tune a Pool. The zero value is usable: every field has a default.
 type Options struct {
-	// LookupEnv reads the adapter's environment for API keys; default
-	// os.LookupEnv. Tests pass a map.
+	// LookupEnv reads the adapter's environment for API keys and secret
+	// header values; default os.LookupEnv. Tests pass a map.
 	LookupEnv func(string) (string, bool)
+	// ReadFile reads a node's TLS files; default os.ReadFile.
+	ReadFile func(string) ([]byte, error)
+	// Log receives the warning about nodes whose certificate is not
+	// verified; default: discarded.
+	Log *slog.Logger
 	// ConnectTimeout bounds a TCP connect (default 5s).
 	ConnectTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for a node's response headers.
 	// Zero (the default) leaves it to the caller's deadline: a cold model
 	// load can legitimately take minutes before the first byte.
 	ResponseHeaderTimeout time.Duration
-	// RootCAs verifies https nodes; nil means the system roots. Tests and
-	// private CAs set it.
+	// RootCAs verifies https nodes that name no tls_ca_file; nil means the
+	// system roots.
 	RootCAs *x509.CertPool
 }
 
 // Pool hands out one Client per node description and shares transports
-// between them. It is safe for concurrent use.
+// between them: one for every node with default TLS, one per distinct
+// custom TLS configuration. It is safe for concurrent use.
 type Pool struct {
 	opts Options
-	base *http.Transport // every node without a custom TLS server name
+	base *http.Transport // every node with default TLS
 
 	mu      sync.Mutex
-	clients map[clientKey]*Client
-	byID    map[string]clientKey       // the current description of a node id
-	tls     map[string]*http.Transport // per custom TLS server name
-}
-
-// clientKey is everything about a node that changes how it is reached.
-type clientKey struct {
-	id, baseURL, apiKeyEnv, tlsServerName string
-	kind                                  nodev1.Kind
+	clients map[string]*Client         // by node description (clientKey)
+	byID    map[string]string          // node id -> its current description
+	tls     map[tlsKey]*http.Transport // per custom TLS configuration
+	warned  map[string]bool            // node ids warned about skipped verification
 }
 
 // NewPool returns a pool whose clients share one tuned transport.
@@ -74,15 +83,22 @@ func NewPool(opts Options) *Pool {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
+	if opts.ReadFile == nil {
+		opts.ReadFile = os.ReadFile
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = DefaultConnectTimeout
 	}
 	return &Pool{
 		opts:    opts,
 		base:    newTransport(opts, &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}),
-		clients: map[clientKey]*Client{},
-		byID:    map[string]clientKey{},
-		tls:     map[string]*http.Transport{},
+		clients: map[string]*Client{},
+		byID:    map[string]string{},
+		tls:     map[tlsKey]*http.Transport{},
+		warned:  map[string]bool{},
 	}
 }
 
@@ -122,57 +138,90 @@ func newTransport(opts Options, tlsConf *tls.Config) *http.Transport {
 	}
 }
 
-// Client returns the client for n, creating it on first use. The node's
-// base URL is validated here; an invalid one is INVALID_ARGUMENT. A missing
-// API key is not an error here: it is reported by every request (see
-// Client.NewRequest), so a probe can say so too.
-func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
-	key := clientKey{
-		id: n.GetId(), baseURL: n.GetBaseUrl(), kind: n.GetKind(),
-		apiKeyEnv: n.GetApiKeyEnv(), tlsServerName: n.GetTlsServerName(),
+// clientKey is everything about a node that changes how it is reached, in
+// a deterministic encoding.
+func clientKey(n *nodev1.Node) string {
+	conn := &nodev1.Node{
+		Id: n.GetId(), Kind: n.GetKind(), BaseUrl: n.GetBaseUrl(), ApiKeyEnv: n.GetApiKeyEnv(),
+		TlsServerName: n.GetTlsServerName(), TlsCaFile: n.GetTlsCaFile(), TlsCertFile: n.GetTlsCertFile(),
+		TlsKeyFile: n.GetTlsKeyFile(), TlsInsecureSkipVerify: n.GetTlsInsecureSkipVerify(), Headers: n.GetHeaders(),
 	}
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(conn)
+	return string(b)
+}
+
+// Client returns the client for n, creating it on first use. The node's
+// description is checked here (INVALID_ARGUMENT) and its TLS files read
+// (FAILED_PRECONDITION naming the node and the file when one is unreadable
+// or invalid; a failure is not cached, so a fixed file is picked up by the
+// next call). A missing API key or header variable is not an error here:
+// every request reports it (see Client.NewRequest), so a probe says so too.
+func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
+	key := clientKey(n)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.clients[key]; ok {
 		return c, nil
 	}
-	base, err := ParseBaseURL(key.baseURL)
+	if err := nodespec.Validate(n); err != nil {
+		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: "node " + n.GetId() + ": " + OneLine(err), Node: n.GetId()}
+	}
+	base, err := nodeurl.Parse(n.GetBaseUrl())
+	if err != nil { // Validate has checked it already
+		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: err.Error(), Node: n.GetId()}
+	}
+	transport, err := p.transportLocked(n, base.Scheme)
 	if err != nil {
-		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: err.Error(), Node: key.id}
+		return nil, &apierror.Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("node %s: %v", n.GetId(), err), Node: n.GetId()}
 	}
-	c := &Client{id: key.id, kind: key.kind, base: base}
-	if env := key.apiKeyEnv; env != "" {
-		if v, _ := p.opts.LookupEnv(env); strings.TrimSpace(v) != "" {
-			c.apiKey = strings.TrimSpace(v)
-		} else {
-			c.keyErr = &apierror.Error{
-				Code:    codes.FailedPrecondition,
-				Message: fmt.Sprintf("api key variable %s is not set in the adapter's environment", env),
-				Node:    key.id,
-			}
-		}
+	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: transport}}
+	c.readSecrets(n, p.opts.LookupEnv)
+	if n.GetTlsInsecureSkipVerify() && !p.warned[n.GetId()] {
+		p.warned[n.GetId()] = true
+		p.opts.Log.Warn("TLS certificate verification is OFF for this node (tls_insecure_skip_verify): anyone on the path can read and change its traffic, its API key included",
+			"node", n.GetId(), "url", c.base.String())
 	}
-	c.http = &http.Client{Transport: p.transportLocked(base, key.tlsServerName)}
 	// A node whose description changed replaces its old client, so the
 	// cache holds one entry per node id.
-	if old, ok := p.byID[key.id]; ok {
+	if old, ok := p.byID[n.GetId()]; ok {
 		delete(p.clients, old)
 	}
 	p.clients[key] = c
-	p.byID[key.id] = key
+	p.byID[n.GetId()] = key
 	return c, nil
 }
 
-func (p *Pool) transportLocked(base *url.URL, serverName string) *http.Transport {
-	if base.Scheme != "https" || serverName == "" {
-		return p.base
+// readSecrets reads the node's API key and secret header values from the
+// environment. A variable that is unset becomes the error of every
+// request.
+func (c *Client) readSecrets(n *nodev1.Node, lookupEnv func(string) (string, bool)) {
+	fail := func(msg string) {
+		if c.setupErr == nil {
+			c.setupErr = &apierror.Error{Code: codes.FailedPrecondition, Message: msg, Node: c.id}
+		}
 	}
-	if t, ok := p.tls[serverName]; ok {
-		return t
+	if env := n.GetApiKeyEnv(); env != "" {
+		if v, _ := lookupEnv(env); strings.TrimSpace(v) != "" {
+			c.apiKey = strings.TrimSpace(v)
+			c.secrets = append(c.secrets, c.apiKey)
+		} else {
+			fail(fmt.Sprintf("api key variable %s is not set in the adapter's environment", env))
+		}
 	}
-	t := newTransport(p.opts, &tls.Config{ServerName: serverName, RootCAs: p.opts.RootCAs, MinVersion: tls.VersionTLS12})
-	p.tls[serverName] = t
-	return t
+	for _, h := range n.GetHeaders() {
+		hv := header{name: http.CanonicalHeaderKey(h.GetName()), value: h.GetValue()}
+		if env := h.GetValueEnv(); env != "" {
+			v, _ := lookupEnv(env)
+			v = strings.TrimSpace(v)
+			if v == "" || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+				fail(fmt.Sprintf("header %s: variable %s is not set in the adapter's environment (or holds a control character)", hv.name, env))
+				continue
+			}
+			hv.value = v
+			c.secrets = append(c.secrets, v)
+		}
+		c.headers = append(c.headers, hv)
+	}
 }
 
 // Close drops idle connections of every transport.
@@ -185,44 +234,24 @@ func (p *Pool) Close() {
 	}
 }
 
-// ParseBaseURL validates a node base URL: scheme http or https, a host, no
-// credentials, query or fragment. The path is kept without a trailing slash.
-func ParseBaseURL(raw string) (*url.URL, error) {
-	if strings.TrimSpace(raw) == "" {
-		return nil, fmt.Errorf("base_url is empty")
-	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		// url.Error repeats the URL; the parse cause alone is enough.
-		if ue, ok := err.(*url.Error); ok {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("base_url is not a URL: %w", err)
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("base_url scheme %q: want http or https", u.Scheme)
-	case u.Host == "" || u.Hostname() == "":
-		return nil, fmt.Errorf("base_url has no host")
-	case u.User != nil:
-		return nil, fmt.Errorf("base_url must not carry credentials; name an env var in api_key_env")
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("base_url must not have a query or fragment")
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	return u, nil
-}
+// OneLine is a (joined) error's message on one line, parts separated by
+// "; ".
+func OneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 // Client is one node's HTTP client. It is safe for concurrent use.
 type Client struct {
-	id     string
-	kind   nodev1.Kind
-	base   *url.URL
-	http   *http.Client
-	apiKey string
-	keyErr error
+	id       string
+	kind     nodev1.Kind
+	base     *url.URL
+	http     *http.Client
+	apiKey   string
+	headers  []header
+	secrets  []string // values never to be shown: the key, secret header values
+	setupErr error    // a variable the node names is unset: every request fails with it
 }
+
+// header is one extra header with its value resolved.
+type header struct{ name, value string }
 
 // NodeID is the node's id.
 func (c *Client) NodeID() string { return c.id }
@@ -234,11 +263,12 @@ func (c *Client) Kind() nodev1.Kind { return c.kind }
 func (c *Client) BasePath() string { return c.base.Path }
 
 // NewRequest builds a request for path (relative to the base URL, starting
-// with "/") bound to ctx, with the node's API key as a Bearer token. It
-// fails with FAILED_PRECONDITION when the node's API key variable is unset.
+// with "/") bound to ctx, with the node's extra headers and its API key as
+// a Bearer token. It fails with FAILED_PRECONDITION when a variable the
+// node names (its API key, a header value) is unset.
 func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
-	if c.keyErr != nil {
-		return nil, c.keyErr
+	if c.setupErr != nil {
+		return nil, c.setupErr
 	}
 	u := *c.base
 	u.Path = c.base.Path + path
@@ -246,10 +276,13 @@ func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Re
 	if err != nil {
 		return nil, &apierror.Error{Code: codes.Internal, Message: fmt.Sprintf("%s %s: %v", method, path, err), Node: c.id}
 	}
+	req.Header.Set("User-Agent", "llmesh-adapter")
+	for _, h := range c.headers {
+		req.Header.Set(h.name, h.value)
+	}
 	if c.apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
-	req.Header.Set("User-Agent", "llmesh-adapter")
 	return req, nil
 }
 

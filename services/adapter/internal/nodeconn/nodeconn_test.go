@@ -48,36 +48,21 @@ func refusedURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-func TestParseBaseURL(t *testing.T) {
-	good := []struct{ in, wantPath string }{
-		{"http://127.0.0.1:11434", ""},
-		{"http://gpu-1:11434/", ""},
-		{"https://api.example.com/v1", "/v1"},
-		{" https://api.example.com/v1/ ", "/v1"},
-	}
-	for _, tc := range good {
-		u, err := ParseBaseURL(tc.in)
-		if assert.NoError(t, err, tc.in) {
-			assert.Equal(t, tc.wantPath, u.Path, tc.in)
-		}
-	}
-	bad := map[string]string{
-		"":                        "empty",
-		"localhost:11434":         "scheme",
-		"ftp://host":              "scheme",
-		"http://":                 "no host",
-		"http://:8080":            "no host",
-		"http://user:secret@host": "credentials",
-		"http://host/?x=1":        "query",
-		"http://host/#frag":       "fragment",
-		"http://[::1":             "not a URL",
-	}
-	for in, want := range bad {
-		_, err := ParseBaseURL(in)
-		if assert.Error(t, err, in) {
-			assert.Contains(t, err.Error(), want, in)
-			assert.NotContains(t, err.Error(), "secret", "credentials must not be echoed")
-		}
+func TestPoolRejectsInvalidNodes(t *testing.T) {
+	p := newPool(t, Options{})
+	for _, n := range []*nodev1.Node{
+		{Id: "b", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "ftp://h"},
+		{Id: "b", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "http://user:sk-secret@h"},
+		{Id: "b", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "http://h:1", TlsCaFile: "/ca.pem"},
+		{Id: "b", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "http://h:1", Headers: []*nodev1.Header{{Name: "Host", Value: "x"}}},
+	} {
+		_, err := p.Client(n)
+		e, ok := apierror.FromError(err)
+		require.True(t, ok, "%v", n)
+		assert.Equal(t, codes.InvalidArgument, e.Code)
+		assert.Equal(t, "b", e.Node)
+		assert.Contains(t, e.Message, "node b: ")
+		assert.NotContains(t, e.Message, "sk-secret")
 	}
 }
 
@@ -117,7 +102,8 @@ func TestPoolTransports(t *testing.T) {
 	}
 	shared := get("http://a:1", "")
 	assert.Same(t, shared, get("https://b:1", ""), "https without a server name shares the transport")
-	assert.Same(t, shared, get("http://c:1", "ignored.example"), "a server name means nothing over http")
+	_, err := p.Client(&nodev1.Node{Id: "c", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "http://c:1", TlsServerName: "x.example"})
+	assert.ErrorContains(t, err, "tls settings need an https url")
 	custom := get("https://d:1", "gpu.example")
 	assert.NotSame(t, shared, custom)
 	assert.Same(t, custom, get("https://e:1", "gpu.example"), "one transport per server name")

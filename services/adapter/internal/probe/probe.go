@@ -39,7 +39,7 @@ func New(pool *nodeconn.Pool, timeout time.Duration) *Prober {
 }
 
 // Probe probes n. The error is non-nil only when n cannot be probed at all
-// (an invalid base URL or kind: INVALID_ARGUMENT) or when ctx ended before
+// (an invalid description: INVALID_ARGUMENT) or when ctx ended before
 // the probe did (CANCELLED / DEADLINE_EXCEEDED); a node that is down,
 // slow, or answers wrongly is a result with up=false and the reason.
 func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult, error) {
@@ -47,6 +47,11 @@ func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult
 		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: fmt.Sprintf("node kind %s cannot be probed", n.GetKind()), Node: n.GetId()}
 	}
 	conn, err := p.pool.Client(n)
+	if e, ok := apierror.FromError(err); ok && e.Code == codes.FailedPrecondition {
+		// The node is described well but cannot be reached as described
+		// (an unreadable TLS file): down, and the reason says why.
+		return &nodev1.ProbeResult{Reason: e.Message, ProbedAt: timestamppb.Now()}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -236,4 +237,22 @@ func TestInvalidNode(t *testing.T) {
 	_, err = p.Probe(t.Context(), &nodev1.Node{Id: "bad", Kind: nodev1.Kind(42), BaseUrl: "http://x"})
 	e, _ = apierror.FromError(err)
 	assert.Equal(t, codes.InvalidArgument, e.Code)
+}
+
+func TestUnreadableTLSFileIsTheReason(t *testing.T) {
+	res, err := newProber(t, 0, nil).Probe(t.Context(), &nodev1.Node{Id: "gw", Kind: nodev1.Kind_KIND_VLLM,
+		BaseUrl: "https://127.0.0.1:1", TlsCaFile: "/nonexistent/llmesh-ca.pem"})
+	require.NoError(t, err, "a node that cannot be reached as described is down, not a bad request")
+	assert.False(t, res.GetUp())
+	assert.Equal(t, "node gw: tls_ca_file /nonexistent/llmesh-ca.pem: no such file or directory", res.GetReason())
+}
+
+func TestTLSFailureIsTheReason(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	t.Cleanup(srv.Close)
+	res, err := newProber(t, 0, nil).Probe(t.Context(), &nodev1.Node{Id: "self-signed", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: srv.URL})
+	require.NoError(t, err)
+	assert.False(t, res.GetUp())
+	assert.Contains(t, res.GetReason(), "tls: the node's certificate is signed by an unknown authority")
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/openaicompat"
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 // Server implements adapterv1.AdapterServiceServer.
@@ -219,8 +220,8 @@ func validateNode(n *nodev1.Node) error {
 	case nodev1.Kind_name[int32(n.GetKind())] == "":
 		return invalid("node.kind "+n.GetKind().String()+" is not supported", "")
 	}
-	if _, err := nodeconn.ParseBaseURL(n.GetBaseUrl()); err != nil {
-		return &apierror.Error{Code: codes.InvalidArgument, Message: "node." + err.Error(), Type: "invalid_request_error", Node: n.GetId()}
+	if err := nodespec.Validate(n); err != nil {
+		return &apierror.Error{Code: codes.InvalidArgument, Message: "node " + n.GetId() + ": " + nodeconn.OneLine(err), Type: "invalid_request_error", Node: n.GetId()}
 	}
 	return nil
 }

@@ -292,8 +292,9 @@ func TestInvalidRequests(t *testing.T) {
 		{"no node id", &nodev1.Node{Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: nd.URL}, chatReq("m1"), "node.id is required"},
 		{"no kind", &nodev1.Node{Id: "n", BaseUrl: nd.URL}, chatReq("m1"), "node.kind is required"},
 		{"unknown kind", &nodev1.Node{Id: "n", Kind: 99, BaseUrl: nd.URL}, chatReq("m1"), "not supported"},
-		{"bad base url", &nodev1.Node{Id: "n", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "ftp://x"}, chatReq("m1"), "node.base_url scheme"},
-		{"no base url", &nodev1.Node{Id: "n", Kind: nodev1.Kind_KIND_OLLAMA}, chatReq("m1"), "node.base_url is empty"},
+		{"bad base url", &nodev1.Node{Id: "n", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "ftp://x"}, chatReq("m1"), `node n: url "ftp://x": scheme "ftp": want http or https`},
+		{"no base url", &nodev1.Node{Id: "n", Kind: nodev1.Kind_KIND_OLLAMA}, chatReq("m1"), "node n: url is required"},
+		{"tls over http", &nodev1.Node{Id: "n", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://x:1", TlsInsecureSkipVerify: true}, chatReq("m1"), "node n: tls settings need an https url"},
 		{"no request", good, nil, "request is required"},
 		{"no model", good, chatReq(""), "request.model is required"},
 	}

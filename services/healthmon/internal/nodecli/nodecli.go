@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/hashicorp/consul/api"
@@ -19,7 +21,9 @@ import (
 )
 
 const usage = `usage:
-  llmesh node register -id ID -url URL -kind KIND [-api-key-env VAR] [-tls-server-name NAME] [-service llm]
+  llmesh node register -id ID -url URL -kind KIND [-api-key-env VAR] [-service llm]
+      [-tls-ca-file PEM] [-tls-cert-file PEM -tls-key-file PEM] [-tls-server-name NAME] [-tls-insecure-skip-verify]
+      [-header 'Name: value']... [-header-env 'Name=VAR']...
   llmesh node deregister -id ID
   llmesh node list [-service llm]
 
@@ -57,9 +61,16 @@ func register(c *api.Client, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&e.Kind, "kind", "", "ollama, openai, vllm, llamacpp or lmstudio")
 	fs.StringVar(&e.APIKeyEnv, "api-key-env", "", "the adapter's environment variable holding the node's API key")
 	fs.StringVar(&e.TLSServerName, "tls-server-name", "", "TLS server name override")
-	fs.IntVar(&e.MaxInFlight, "max-in-flight", 0, "cap on requests the mesh sends the node at once (0: the kind's default)")
-	fs.IntVar(&e.NumParallel, "num-parallel", 0, "requests the node works on at once (OLLAMA_NUM_PARALLEL, llama-server --parallel), when known")
+	fs.Func("max-in-flight", "cap on requests the mesh sends the node at once (0: the kind's default)", int32Flag(&e.MaxInFlight))
+	fs.Func("num-parallel", "requests the node works on at once (OLLAMA_NUM_PARALLEL, llama-server --parallel), when known", int32Flag(&e.NumParallel))
 	fs.StringVar(&e.Group, "group", "", "node group, for model aliases NAME=MODEL@GROUP")
+	fs.StringVar(&e.TLSCAFile, "tls-ca-file", "", "CA bundle (PEM path on the adapter's machine) that verifies the node")
+	fs.StringVar(&e.TLSCertFile, "tls-cert-file", "", "client certificate (PEM path on the adapter's machine) for mutual TLS")
+	fs.StringVar(&e.TLSKeyFile, "tls-key-file", "", "the client certificate's key (PEM path on the adapter's machine)")
+	fs.BoolVar(&e.TLSInsecureSkipVerify, "tls-insecure-skip-verify", false, "do not verify the node's certificate (the adapter logs a warning)")
+	e.Headers = map[string]nodesfile.HeaderValue{}
+	fs.Func("header", "extra header 'Name: value' sent to the node (repeatable; not for secrets)", headerFlag(e.Headers, false))
+	fs.Func("header-env", "extra header 'Name=VAR' whose value the adapter reads from its env var VAR (repeatable)", headerFlag(e.Headers, true))
 	service := fs.String("service", consulnodes.DefaultService, "Consul service name of LLM nodes")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,6 +84,30 @@ func register(c *api.Client, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "registered %s (%s, %s) as Consul node %s\n", n.GetId(), e.Kind, n.GetBaseUrl(), consulnodes.ExternalNodeName(n.GetId()))
 	return nil
+}
+
+// headerFlag parses one -header ('Name: value' or 'Name=value') or
+// -header-env ('Name=VAR') into headers.
+func headerFlag(headers map[string]nodesfile.HeaderValue, fromEnv bool) func(string) error {
+	return func(v string) error {
+		i := strings.IndexAny(v, ":=")
+		if i <= 0 {
+			if fromEnv {
+				return errors.New("want Name=VAR")
+			}
+			return errors.New("want 'Name: value'")
+		}
+		name, val := strings.TrimSpace(v[:i]), strings.TrimSpace(v[i+1:])
+		if _, dup := headers[name]; dup {
+			return fmt.Errorf("header %s given twice", name)
+		}
+		if fromEnv {
+			headers[name] = nodesfile.HeaderValue{Env: val}
+		} else {
+			headers[name] = nodesfile.HeaderValue{Value: val}
+		}
+		return nil
+	}
 }
 
 func deregister(c *api.Client, args []string, stdout, stderr io.Writer) error {
@@ -125,4 +160,16 @@ func list(ctx context.Context, c *api.Client, args []string, stdout, stderr io.W
 		fmt.Fprintf(tw, "%s\t-\t-\tinvalid: %s\n", bad.ID, bad.Reason)
 	}
 	return tw.Flush()
+}
+
+// int32Flag reads a flag's value into p.
+func int32Flag(p *int32) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return fmt.Errorf("%q: want a whole number", v)
+		}
+		*p = int32(n)
+		return nil
+	}
 }

@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
-	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 	"gopkg.in/yaml.v3"
 )
 
@@ -26,9 +27,16 @@ const DefaultOllamaURL = "http://127.0.0.1:11434"
 //	nodes:
 //	  - id: gpu-1
 //	    kind: ollama          # ollama | openai | vllm | llamacpp | lmstudio
-//	    url: http://10.0.0.5:11434
+//	    url: http://10.0.0.5:11434   # any form meshkit/nodeurl accepts
 //	    api_key_env: GPU1_KEY # optional: the adapter's env var with the key
-//	    tls_server_name: ""   # optional
+//	    tls_server_name: ""   # optional, https only
+//	    tls_ca_file: /etc/llmesh/ca.pem        # optional: CA bundle (PEM) on the adapter's machine
+//	    tls_cert_file: /etc/llmesh/client.pem  # optional: client certificate (mutual TLS) ...
+//	    tls_key_file: /etc/llmesh/client.key   # ... and its key
+//	    tls_insecure_skip_verify: false        # optional: no verification (logs a warning)
+//	    headers:              # optional: sent with every request
+//	      X-Org: foo          # a value that is not secret
+//	      X-Api-Org: {env: ORG_KEY}  # a secret: the adapter's env var holding it
 //	    max_in_flight: 8      # optional: cap on requests at once (default: the kind's)
 //	    num_parallel: 2       # optional: OLLAMA_NUM_PARALLEL / llama-server --parallel
 //	    group: gpu            # optional: node group for model aliases (NAME=MODEL@GROUP)
@@ -38,14 +46,40 @@ type File struct {
 
 // Entry is one node in the file.
 type Entry struct {
-	ID            string `yaml:"id"`
-	Kind          string `yaml:"kind"`
-	URL           string `yaml:"url"`
-	APIKeyEnv     string `yaml:"api_key_env"`
-	TLSServerName string `yaml:"tls_server_name"`
-	MaxInFlight   int    `yaml:"max_in_flight"`
-	NumParallel   int    `yaml:"num_parallel"`
-	Group         string `yaml:"group"`
+	ID                    string                 `yaml:"id"`
+	Kind                  string                 `yaml:"kind"`
+	URL                   string                 `yaml:"url"`
+	APIKeyEnv             string                 `yaml:"api_key_env"`
+	TLSServerName         string                 `yaml:"tls_server_name"`
+	TLSCAFile             string                 `yaml:"tls_ca_file"`
+	TLSCertFile           string                 `yaml:"tls_cert_file"`
+	TLSKeyFile            string                 `yaml:"tls_key_file"`
+	TLSInsecureSkipVerify bool                   `yaml:"tls_insecure_skip_verify"`
+	Headers               map[string]HeaderValue `yaml:"headers"`
+	MaxInFlight           int32                  `yaml:"max_in_flight"`
+	NumParallel           int32                  `yaml:"num_parallel"`
+	Group                 string                 `yaml:"group"`
+}
+
+// HeaderValue is a header's value in the file: a plain string, or
+// {env: NAME} for a secret the adapter reads from its environment.
+type HeaderValue struct {
+	Value string
+	Env   string
+}
+
+// UnmarshalYAML reads a string or an {env: NAME} mapping.
+func (h *HeaderValue) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return n.Decode(&h.Value)
+	case yaml.MappingNode:
+		if len(n.Content) != 2 || n.Content[0].Value != "env" {
+			return fmt.Errorf("line %d: a header value is a string or {env: VARIABLE}", n.Line)
+		}
+		return n.Content[1].Decode(&h.Env)
+	}
+	return fmt.Errorf("line %d: a header value is a string or {env: VARIABLE}", n.Line)
 }
 
 var kinds = map[string]nodev1.Kind{
@@ -56,10 +90,7 @@ var kinds = map[string]nodev1.Kind{
 	"lmstudio": nodev1.Kind_KIND_LMSTUDIO,
 }
 
-var (
-	idPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	envPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // Load reads nodes from path. Every problem in the file is reported at once.
 func Load(path string) ([]*nodev1.Node, error) {
@@ -108,7 +139,8 @@ func Parse(data []byte) ([]*nodev1.Node, error) {
 	return out, nil
 }
 
-// Node validates e and returns the node it describes.
+// Node validates e and returns the node it describes, its URL in
+// canonical form for its kind (see nodeurl.ForKind).
 func (e Entry) Node() (*nodev1.Node, error) {
 	var errs []error
 	if !idPattern.MatchString(e.ID) {
@@ -118,38 +150,23 @@ func (e Entry) Node() (*nodev1.Node, error) {
 	if !ok {
 		errs = append(errs, fmt.Errorf("kind %q: want ollama, openai, vllm, llamacpp or lmstudio", e.Kind))
 	}
-	if err := checkURL(e.URL); err != nil {
-		errs = append(errs, err)
+	n := &nodev1.Node{
+		Id: e.ID, Kind: kind, BaseUrl: e.URL, ApiKeyEnv: e.APIKeyEnv, TlsServerName: e.TLSServerName,
+		TlsCaFile: e.TLSCAFile, TlsCertFile: e.TLSCertFile, TlsKeyFile: e.TLSKeyFile, TlsInsecureSkipVerify: e.TLSInsecureSkipVerify,
+		MaxInFlight: e.MaxInFlight, NumParallel: e.NumParallel, Group: e.Group,
 	}
-	if e.APIKeyEnv != "" && !envPattern.MatchString(e.APIKeyEnv) {
-		// The value is not echoed: it may be a key pasted by mistake.
-		errs = append(errs, errors.New("api_key_env: not an environment variable name (give the variable's name, never the key)"))
+	for _, name := range slices.Sorted(maps.Keys(e.Headers)) {
+		v := e.Headers[name]
+		n.Headers = append(n.Headers, &nodev1.Header{Name: name, Value: v.Value, ValueEnv: v.Env})
 	}
-	if err := consulnodes.CheckRouting(e.MaxInFlight, e.NumParallel, e.Group); err != nil {
+	norm, err := nodespec.Normalize(n)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &nodev1.Node{Id: e.ID, Kind: kind, BaseUrl: strings.TrimRight(e.URL, "/"), ApiKeyEnv: e.APIKeyEnv, TlsServerName: e.TLSServerName,
-		MaxInFlight: int32(e.MaxInFlight), NumParallel: int32(e.NumParallel), Group: e.Group}, nil
-}
-
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case raw == "":
-		return errors.New("url is required")
-	case err != nil:
-		return fmt.Errorf("url %q: %w", raw, err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("url %q: scheme must be http or https", raw)
-	case u.Host == "":
-		return fmt.Errorf("url %q: host is required", raw)
-	case u.User != nil:
-		return fmt.Errorf("url %q: credentials do not belong in the url; use api_key_env", u.Redacted())
-	}
-	return nil
+	return norm, nil
 }
 
 // Env is the part of the environment the fallbacks read.
@@ -171,12 +188,13 @@ func Resolve(path string, env Env) ([]*nodev1.Node, error) {
 	case path != "":
 		return Load(path)
 	case env.OpenAIBaseURL != "":
-		if err := checkURL(env.OpenAIBaseURL); err != nil {
-			return nil, fmt.Errorf("OPENAI_BASE_URL: %w", err)
-		}
-		n := &nodev1.Node{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: strings.TrimRight(env.OpenAIBaseURL, "/")}
+		n := &nodev1.Node{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: env.OpenAIBaseURL}
 		if env.OpenAIKeyIsSet {
 			n.ApiKeyEnv = "OPENAI_API_KEY"
+		}
+		n, err := nodespec.Normalize(n)
+		if err != nil {
+			return nil, fmt.Errorf("OPENAI_BASE_URL: %w", err)
 		}
 		return []*nodev1.Node{n}, nil
 	default:

@@ -55,6 +55,50 @@ func TestParse(t *testing.T) {
 			wantErrs: []string{"max_in_flight -1", "num_parallel -2", `group "g/pu"`},
 		},
 		{
+			name: "url forms are made canonical for the kind",
+			yaml: "nodes:\n  - id: a\n    kind: ollama\n    url: 127.0.0.1:11434/v1/\n  - id: b\n    kind: openai\n    url: '[::1]:8000'\n  - id: c\n    kind: vllm\n    url: HTTPS://GPU.lan\n",
+			want: []*nodev1.Node{
+				{Id: "a", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://127.0.0.1:11434"},
+				{Id: "b", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "http://[::1]:8000/v1"},
+				{Id: "c", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "https://gpu.lan"},
+			},
+		},
+		{
+			name: "tls and headers",
+			yaml: `nodes:
+  - id: gw
+    kind: vllm
+    url: https://gw.corp:8443
+    tls_ca_file: /etc/llmesh/ca.pem
+    tls_cert_file: /etc/llmesh/client.pem
+    tls_key_file: /etc/llmesh/client.key
+    tls_server_name: vllm.internal
+    headers:
+      x-org: foo
+      X-Api-Org: {env: ORG_KEY}
+  - id: lab
+    kind: ollama
+    url: https://lab:11434
+    tls_insecure_skip_verify: true
+`,
+			want: []*nodev1.Node{
+				{Id: "gw", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "https://gw.corp:8443", TlsCaFile: "/etc/llmesh/ca.pem",
+					TlsCertFile: "/etc/llmesh/client.pem", TlsKeyFile: "/etc/llmesh/client.key", TlsServerName: "vllm.internal",
+					Headers: []*nodev1.Header{{Name: "X-Api-Org", ValueEnv: "ORG_KEY"}, {Name: "X-Org", Value: "foo"}}},
+				{Id: "lab", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "https://lab:11434", TlsInsecureSkipVerify: true},
+			},
+		},
+		{
+			name:     "header value neither string nor env",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: http://a\n    headers:\n      X-A: {file: /x}\n",
+			wantErrs: []string{"a header value is a string or {env: VARIABLE}"},
+		},
+		{
+			name:     "tls problems together",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: http://a\n    tls_cert_file: /c.pem\n    headers:\n      Host: x\n",
+			wantErrs: []string{"tls settings need an https url", "tls_cert_file and tls_key_file: give both", "header Host: set by the adapter itself"},
+		},
+		{
 			name: "kind is case-insensitive",
 			yaml: "nodes:\n  - id: a\n    kind: LMStudio\n    url: http://a\n",
 			want: []*nodev1.Node{{Id: "a", Kind: nodev1.Kind_KIND_LMSTUDIO, BaseUrl: "http://a"}},
@@ -97,17 +141,17 @@ func TestParse(t *testing.T) {
 		{
 			name:     "bad url scheme",
 			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: ftp://a\n",
-			wantErrs: []string{"ftp://a", "scheme must be http or https"},
+			wantErrs: []string{`nodes[0]: url "ftp://a": scheme "ftp": want http or https`},
 		},
 		{
-			name:     "url without scheme",
-			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: 10.0.0.5:11434\n",
-			wantErrs: []string{"nodes[0]", "url"},
+			name:     "url without scheme or port",
+			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: 10.0.0.5\n",
+			wantErrs: []string{`nodes[0]: url "10.0.0.5": no scheme and no port`},
 		},
 		{
 			name:     "url without host",
 			yaml:     "nodes:\n  - id: a\n    kind: ollama\n    url: http://\n",
-			wantErrs: []string{"host is required"},
+			wantErrs: []string{`url "http://": no host`},
 		},
 		{
 			name:     "missing url",
@@ -193,7 +237,7 @@ func TestLoad(t *testing.T) {
 	_, err = Load(filepath.Join("testdata", "invalid.yaml"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), filepath.Join("testdata", "invalid.yaml"), "the error names the file")
-	assert.Contains(t, err.Error(), "scheme must be http or https")
+	assert.Contains(t, err.Error(), `scheme "ftp": want http or https`)
 
 	_, err = Load(filepath.Join("testdata", "missing.yaml"))
 	require.Error(t, err)
@@ -232,6 +276,11 @@ func TestResolve(t *testing.T) {
 			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "http://localhost:8000/v1"}},
 		},
 		{
+			name: "OPENAI_BASE_URL without /v1 or scheme",
+			env:  Env{OpenAIBaseURL: " localhost:8000 "},
+			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "http://localhost:8000/v1"}},
+		},
+		{
 			name: "default is the local Ollama",
 			env:  Env{OpenAIKeyIsSet: true},
 			want: []*nodev1.Node{{Id: "ollama", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: DefaultOllamaURL}},
@@ -239,7 +288,7 @@ func TestResolve(t *testing.T) {
 		{
 			name:     "bad OPENAI_BASE_URL",
 			env:      Env{OpenAIBaseURL: "api.openai.com/v1"},
-			wantErrs: []string{"OPENAI_BASE_URL"},
+			wantErrs: []string{`OPENAI_BASE_URL: url "api.openai.com/v1": no scheme and no port`},
 		},
 		{
 			name:     "OPENAI_BASE_URL with credentials",

@@ -407,11 +407,24 @@ func (r *Router) bounded(ctx context.Context, c nodetable.Candidate, attempt fun
 	actx, cancel := context.WithTimeoutCause(ctx, total, errTotal)
 	defer cancel()
 	ttft, err := attempt(actx, c)
-	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errTotal) {
+	if err != nil && ctx.Err() == nil && ranOut(ctx, actx, err) {
 		err = &apierror.Error{Code: codes.DeadlineExceeded, Node: c.Node.GetId(),
 			Message: fmt.Sprintf("no complete answer within the node's total timeout of %s", total)}
 	}
 	return ttft, err
+}
+
+// ranOut says whether err came from attempt's own total deadline rather
+// than the caller's. The deadline also travels to the adapter, whose
+// DEADLINE_EXCEEDED can arrive before attempt's own timer has fired.
+func ranOut(caller, attempt context.Context, err error) bool {
+	if errors.Is(context.Cause(attempt), errTotal) {
+		return true
+	}
+	e, _ := apierror.FromError(err)
+	own, _ := attempt.Deadline()
+	theirs, bounded := caller.Deadline()
+	return e.Code == codes.DeadlineExceeded && !time.Now().Before(own) && (!bounded || theirs.After(own))
 }
 
 // retryable says whether another node may succeed where one failed: not

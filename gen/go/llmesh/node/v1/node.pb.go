@@ -140,9 +140,10 @@ type Node struct {
 	// id names the node uniquely in the mesh, e.g. "gpu-1".
 	Id   string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Kind Kind   `protobuf:"varint,2,opt,name=kind,proto3,enum=llmesh.node.v1.Kind" json:"kind,omitempty"`
-	// base_url is the server root (scheme://host:port) for every kind but
-	// KIND_OPENAI, where it is the API base as in OPENAI_BASE_URL
-	// (e.g. https://api.example.com/v1).
+	// base_url is the server root (scheme://host:port, with a reverse
+	// proxy's path prefix if any) for every kind but KIND_OPENAI, where it
+	// is the API base as in OPENAI_BASE_URL (e.g. https://api.example.com/v1).
+	// Its canonical form is the one meshkit/nodeurl.ForKind gives.
 	BaseUrl string `protobuf:"bytes,3,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
 	// api_key_env names the adapter's environment variable that holds the
 	// node's API key; empty means no key.
@@ -158,7 +159,21 @@ type Node struct {
 	NumParallel int32 `protobuf:"varint,7,opt,name=num_parallel,json=numParallel,proto3" json:"num_parallel,omitempty"`
 	// group is the node group the node belongs to, e.g. "gpu"; a model
 	// alias can send its requests to one group only.
-	Group         string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
+	Group string `protobuf:"bytes,8,opt,name=group,proto3" json:"group,omitempty"`
+	// tls_ca_file is a PEM bundle of CA certificates that verify the node's
+	// certificate instead of the system roots.
+	TlsCaFile string `protobuf:"bytes,10,opt,name=tls_ca_file,json=tlsCaFile,proto3" json:"tls_ca_file,omitempty"`
+	// tls_cert_file and tls_key_file are the PEM client certificate and key
+	// the adapter presents to a node that asks for one (mutual TLS); both or
+	// neither.
+	TlsCertFile string `protobuf:"bytes,11,opt,name=tls_cert_file,json=tlsCertFile,proto3" json:"tls_cert_file,omitempty"`
+	TlsKeyFile  string `protobuf:"bytes,12,opt,name=tls_key_file,json=tlsKeyFile,proto3" json:"tls_key_file,omitempty"`
+	// tls_insecure_skip_verify turns off verification of the node's
+	// certificate (the adapter logs a warning). For tests only.
+	TlsInsecureSkipVerify bool `protobuf:"varint,13,opt,name=tls_insecure_skip_verify,json=tlsInsecureSkipVerify,proto3" json:"tls_insecure_skip_verify,omitempty"`
+	// headers are sent with every request to the node, e.g. for a gateway in
+	// front of it.
+	Headers       []*Header `protobuf:"bytes,14,rep,name=headers,proto3" json:"headers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -249,6 +264,107 @@ func (x *Node) GetGroup() string {
 	return ""
 }
 
+func (x *Node) GetTlsCaFile() string {
+	if x != nil {
+		return x.TlsCaFile
+	}
+	return ""
+}
+
+func (x *Node) GetTlsCertFile() string {
+	if x != nil {
+		return x.TlsCertFile
+	}
+	return ""
+}
+
+func (x *Node) GetTlsKeyFile() string {
+	if x != nil {
+		return x.TlsKeyFile
+	}
+	return ""
+}
+
+func (x *Node) GetTlsInsecureSkipVerify() bool {
+	if x != nil {
+		return x.TlsInsecureSkipVerify
+	}
+	return false
+}
+
+func (x *Node) GetHeaders() []*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+// Header is one extra HTTP header the adapter sends to a node. Its value
+// is either given (not secret) or read from the adapter's environment
+// (value_env), so that a secret value is never in the proto.
+type Header struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the header name, e.g. "X-Org".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// value is the header's value; set value or value_env, not both.
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// value_env names the adapter's environment variable holding the value.
+	ValueEnv      string `protobuf:"bytes,3,opt,name=value_env,json=valueEnv,proto3" json:"value_env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Header) Reset() {
+	*x = Header{}
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Header) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Header) ProtoMessage() {}
+
+func (x *Header) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Header.ProtoReflect.Descriptor instead.
+func (*Header) Descriptor() ([]byte, []int) {
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Header) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Header) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Header) GetValueEnv() string {
+	if x != nil {
+		return x.ValueEnv
+	}
+	return ""
+}
+
 // ModelInfo is one model a node serves.
 type ModelInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -268,7 +384,7 @@ type ModelInfo struct {
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[1]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +396,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[1]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +409,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ModelInfo) GetId() string {
@@ -357,7 +473,7 @@ type ProbeResult struct {
 
 func (x *ProbeResult) Reset() {
 	*x = ProbeResult{}
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[2]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +485,7 @@ func (x *ProbeResult) String() string {
 func (*ProbeResult) ProtoMessage() {}
 
 func (x *ProbeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[2]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +498,7 @@ func (x *ProbeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProbeResult.ProtoReflect.Descriptor instead.
 func (*ProbeResult) Descriptor() ([]byte, []int) {
-	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProbeResult) GetUp() bool {
@@ -444,7 +560,7 @@ type NodeState struct {
 
 func (x *NodeState) Reset() {
 	*x = NodeState{}
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[3]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +572,7 @@ func (x *NodeState) String() string {
 func (*NodeState) ProtoMessage() {}
 
 func (x *NodeState) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[3]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +585,7 @@ func (x *NodeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeState.ProtoReflect.Descriptor instead.
 func (*NodeState) Descriptor() ([]byte, []int) {
-	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *NodeState) GetNode() *Node {
@@ -518,7 +634,7 @@ var File_llmesh_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x19llmesh/node/v1/node.proto\x12\x0ellmesh.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x02\n" +
+	"\x19llmesh/node/v1/node.proto\x12\x0ellmesh.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x03\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.llmesh.node.v1.KindR\x04kind\x12\x19\n" +
@@ -527,7 +643,18 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x0ftls_server_name\x18\x05 \x01(\tR\rtlsServerName\x12\"\n" +
 	"\rmax_in_flight\x18\x06 \x01(\x05R\vmaxInFlight\x12!\n" +
 	"\fnum_parallel\x18\a \x01(\x05R\vnumParallel\x12\x14\n" +
-	"\x05group\x18\b \x01(\tR\x05group\"\xa1\x01\n" +
+	"\x05group\x18\b \x01(\tR\x05group\x12\x1e\n" +
+	"\vtls_ca_file\x18\n" +
+	" \x01(\tR\ttlsCaFile\x12\"\n" +
+	"\rtls_cert_file\x18\v \x01(\tR\vtlsCertFile\x12 \n" +
+	"\ftls_key_file\x18\f \x01(\tR\n" +
+	"tlsKeyFile\x127\n" +
+	"\x18tls_insecure_skip_verify\x18\r \x01(\bR\x15tlsInsecureSkipVerify\x120\n" +
+	"\aheaders\x18\x0e \x03(\v2\x16.llmesh.node.v1.HeaderR\aheaders\"O\n" +
+	"\x06Header\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1b\n" +
+	"\tvalue_env\x18\x03 \x01(\tR\bvalueEnv\"\xa1\x01\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06loaded\x18\x02 \x01(\bR\x06loaded\x12\x1d\n" +
@@ -576,29 +703,31 @@ func file_llmesh_node_v1_node_proto_rawDescGZIP() []byte {
 }
 
 var file_llmesh_node_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_llmesh_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_llmesh_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_llmesh_node_v1_node_proto_goTypes = []any{
 	(Kind)(0),                     // 0: llmesh.node.v1.Kind
 	(Status)(0),                   // 1: llmesh.node.v1.Status
 	(*Node)(nil),                  // 2: llmesh.node.v1.Node
-	(*ModelInfo)(nil),             // 3: llmesh.node.v1.ModelInfo
-	(*ProbeResult)(nil),           // 4: llmesh.node.v1.ProbeResult
-	(*NodeState)(nil),             // 5: llmesh.node.v1.NodeState
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*Header)(nil),                // 3: llmesh.node.v1.Header
+	(*ModelInfo)(nil),             // 4: llmesh.node.v1.ModelInfo
+	(*ProbeResult)(nil),           // 5: llmesh.node.v1.ProbeResult
+	(*NodeState)(nil),             // 6: llmesh.node.v1.NodeState
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_llmesh_node_v1_node_proto_depIdxs = []int32{
 	0, // 0: llmesh.node.v1.Node.kind:type_name -> llmesh.node.v1.Kind
-	3, // 1: llmesh.node.v1.ProbeResult.models:type_name -> llmesh.node.v1.ModelInfo
-	6, // 2: llmesh.node.v1.ProbeResult.probed_at:type_name -> google.protobuf.Timestamp
-	2, // 3: llmesh.node.v1.NodeState.node:type_name -> llmesh.node.v1.Node
-	1, // 4: llmesh.node.v1.NodeState.status:type_name -> llmesh.node.v1.Status
-	3, // 5: llmesh.node.v1.NodeState.models:type_name -> llmesh.node.v1.ModelInfo
-	6, // 6: llmesh.node.v1.NodeState.changed_at:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	3, // 1: llmesh.node.v1.Node.headers:type_name -> llmesh.node.v1.Header
+	4, // 2: llmesh.node.v1.ProbeResult.models:type_name -> llmesh.node.v1.ModelInfo
+	7, // 3: llmesh.node.v1.ProbeResult.probed_at:type_name -> google.protobuf.Timestamp
+	2, // 4: llmesh.node.v1.NodeState.node:type_name -> llmesh.node.v1.Node
+	1, // 5: llmesh.node.v1.NodeState.status:type_name -> llmesh.node.v1.Status
+	4, // 6: llmesh.node.v1.NodeState.models:type_name -> llmesh.node.v1.ModelInfo
+	7, // 7: llmesh.node.v1.NodeState.changed_at:type_name -> google.protobuf.Timestamp
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_node_v1_node_proto_init() }
@@ -612,7 +741,7 @@ func file_llmesh_node_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmesh_node_v1_node_proto_rawDesc), len(file_llmesh_node_v1_node_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
