@@ -1,0 +1,112 @@
+//go:build ollama
+
+package ollama
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmesh/llmesh/tests/meshtest"
+	"github.com/llmesh/llmesh/tests/ollamatest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The router's Ollama edge in front of real Ollama servers: the native
+// API passes through the adapter to /api/chat, /api/generate and
+// /api/embed, with Ollama's own NDJSON streaming and token counts.
+func TestOllamaEdgeAgainstRealOllama(t *testing.T) {
+	a := ollamatest.Start(t, "ollama-a", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}, {Name: "tiny-embed"}}})
+	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest", "tiny-embed:latest")}, meshtest.Options{})
+
+	post := func(t *testing.T, path, body string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(meshtest.Context(t, time.Minute), http.MethodPost, m.RESTURL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	type reply struct {
+		Message struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"message"`
+		Response        string `json:"response"`
+		Done            bool   `json:"done"`
+		DoneReason      string `json:"done_reason"`
+		PromptEvalCount int    `json:"prompt_eval_count"`
+		EvalCount       int    `json:"eval_count"`
+		Error           string `json:"error"`
+	}
+
+	t.Run("chat streams NDJSON by default", func(t *testing.T) {
+		resp := post(t, "/api/chat", `{"model":"tiny-chat","messages":[{"role":"user","content":"hi"}],"options":{"num_predict":4,"seed":7}}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "application/x-ndjson", resp.Header.Get("Content-Type"))
+		var lines []reply
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var r reply
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+			lines = append(lines, r)
+		}
+		require.GreaterOrEqual(t, len(lines), 2, "chunks, then the final object")
+		last := lines[len(lines)-1]
+		assert.True(t, last.Done)
+		assert.Equal(t, "length", last.DoneReason, "num_predict reached Ollama")
+		assert.Equal(t, 4, last.EvalCount)
+		assert.Positive(t, last.PromptEvalCount)
+		assert.Equal(t, "assistant", lines[0].Message.Role)
+	})
+
+	t.Run("generate without streaming", func(t *testing.T) {
+		resp := post(t, "/api/generate", `{"model":"tiny-chat","prompt":"once","stream":false,"options":{"num_predict":3,"seed":7}}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var r reply
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		assert.True(t, r.Done)
+		assert.Equal(t, 3, r.EvalCount)
+	})
+
+	t.Run("embed", func(t *testing.T) {
+		resp := post(t, "/api/embed", `{"model":"tiny-embed","input":["a","b"]}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var r struct {
+			Embeddings [][]float64 `json:"embeddings"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		require.Len(t, r.Embeddings, 2)
+		assert.NotEmpty(t, r.Embeddings[0])
+	})
+
+	t.Run("tags list what the node has", func(t *testing.T) {
+		resp, err := http.Get(m.RESTURL + "/api/tags")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var r struct {
+			Models []struct {
+				Name string `json:"name"`
+			} `json:"models"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		var names []string
+		for _, m := range r.Models {
+			names = append(names, m.Name)
+		}
+		assert.ElementsMatch(t, []string{"tiny-chat:latest", "tiny-embed:latest"}, names)
+	})
+
+	t.Run("unknown model is Ollama's 404", func(t *testing.T) {
+		resp := post(t, "/api/chat", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`)
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+		var r reply
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		assert.Contains(t, r.Error, "nope")
+	})
+}
