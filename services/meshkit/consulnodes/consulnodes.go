@@ -2,7 +2,7 @@
 // instance of a Consul service (default name "llm") whose Meta says what
 // the adapter needs; credentials are named, never stored:
 //
-//	llmesh-kind             ollama | openai | vllm | llamacpp | lmstudio (required)
+//	llmesh-kind             ollama | openai | vllm | llamacpp | lmstudio | anthropic (required)
 //	llmesh-scheme           http (default) | https
 //	llmesh-base-path        path prefix of the API, e.g. /v1 (optional; kind openai usually needs it)
 //	llmesh-tls-server-name  TLS server name override for https (optional)
@@ -42,11 +42,12 @@ const (
 
 // Kinds maps the llmesh-kind values to node kinds.
 var Kinds = map[string]nodev1.Kind{
-	"ollama":   nodev1.Kind_KIND_OLLAMA,
-	"openai":   nodev1.Kind_KIND_OPENAI,
-	"vllm":     nodev1.Kind_KIND_VLLM,
-	"llamacpp": nodev1.Kind_KIND_LLAMACPP,
-	"lmstudio": nodev1.Kind_KIND_LMSTUDIO,
+	"ollama":    nodev1.Kind_KIND_OLLAMA,
+	"openai":    nodev1.Kind_KIND_OPENAI,
+	"vllm":      nodev1.Kind_KIND_VLLM,
+	"llamacpp":  nodev1.Kind_KIND_LLAMACPP,
+	"lmstudio":  nodev1.Kind_KIND_LMSTUDIO,
+	"anthropic": nodev1.Kind_KIND_ANTHROPIC,
 }
 
 // KindName is the llmesh-kind value of k ("" when unknown).
@@ -107,7 +108,7 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	var errs []error
 	kind, ok := Kinds[meta[MetaKind]]
 	if !ok {
-		errs = append(errs, fmt.Errorf("meta %s %q: want ollama, openai, vllm, llamacpp or lmstudio", MetaKind, meta[MetaKind]))
+		errs = append(errs, fmt.Errorf("meta %s %q: want ollama, openai, vllm, llamacpp, lmstudio or anthropic", MetaKind, meta[MetaKind]))
 	}
 	scheme := meta[MetaScheme]
 	if scheme == "" {

@@ -78,7 +78,7 @@ func tiers(in Input) [nTiers][]Candidate {
 		switch {
 		case in.Load(c.Node.GetId()).Open:
 			t[tierOut] = append(t[tierOut], c)
-		case c.Node.GetKind() == nodev1.Kind_KIND_OPENAI:
+		case c.Node.GetKind() == nodev1.Kind_KIND_OPENAI || c.Node.GetKind() == nodev1.Kind_KIND_ANTHROPIC:
 			t[tierCloud] = append(t[tierCloud], c)
 		case c.Loaded:
 			t[tierLoaded] = append(t[tierLoaded], c)
