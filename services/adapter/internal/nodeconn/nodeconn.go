@@ -120,7 +120,7 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 	if err != nil {
 		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: err.Error(), Node: key.id}
 	}
-	c := &Client{id: key.id, kind: key.kind, base: base}
+	c := &Client{id: key.id, kind: key.kind, base: base, keyEnv: key.apiKeyEnv}
 	if env := key.apiKeyEnv; env != "" {
 		if v, _ := p.opts.LookupEnv(env); strings.TrimSpace(v) != "" {
 			c.apiKey = strings.TrimSpace(v)
@@ -201,6 +201,7 @@ type Client struct {
 	base   *url.URL
 	http   *http.Client
 	apiKey string
+	keyEnv string
 	keyErr error
 }
 
@@ -209,6 +210,27 @@ func (c *Client) NodeID() string { return c.id }
 
 // Kind is the node's kind.
 func (c *Client) Kind() nodev1.Kind { return c.kind }
+
+// URL is the address of path below the node's base URL, for messages
+// (a base URL never carries credentials).
+func (c *Client) URL(path string) string {
+	u := *c.base
+	u.Path = c.base.Path + path
+	return u.String()
+}
+
+// APIKeyEnv names the adapter's variable holding the node's key ("" when
+// the node has none), for messages that tell the operator what to check.
+func (c *Client) APIKeyEnv() string { return c.keyEnv }
+
+// Redact replaces the node's API key in s, so that a node echoing the key
+// in an error message cannot leak it.
+func (c *Client) Redact(s string) string {
+	if c.apiKey == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.apiKey, "[redacted]")
+}
 
 // BasePath is the path of the node's base URL, without a trailing slash.
 func (c *Client) BasePath() string { return c.base.Path }
@@ -227,7 +249,11 @@ func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Re
 		return nil, &apierror.Error{Code: codes.Internal, Message: fmt.Sprintf("%s %s: %v", method, path, err), Node: c.id}
 	}
 	if c.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+		if c.kind == nodev1.Kind_KIND_ANTHROPIC {
+			req.Header.Set("x-api-key", c.apiKey) // Anthropic's scheme
+		} else {
+			req.Header.Set("Authorization", "Bearer "+c.apiKey)
+		}
 	}
 	req.Header.Set("User-Agent", "llmesh-adapter")
 	return req, nil

@@ -39,6 +39,10 @@ type TagModel struct {
 	ModifiedAt time.Time `json:"modified_at"`
 	Size       int64     `json:"size"`
 	Digest     string    `json:"digest"`
+	Details    struct {
+		Family   string   `json:"family"`
+		Families []string `json:"families"`
+	} `json:"details"`
 }
 
 // PSModel is one entry of GET /api/ps.
@@ -85,9 +89,11 @@ func (c *Client) PS(ctx context.Context) ([]PSModel, error) {
 
 // Probe checks the node the Ollama way. The node is up when /api/tags
 // answers; /api/version only names the version, and a failing /api/ps
-// only leaves every model loaded=false (the reason says so). Latency and
-// probe time are the caller's to fill.
-func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
+// only leaves every model loaded=false (the reason says so). Each model's
+// type comes from /api/show's capabilities, remembered in types by digest
+// (nil: from its family only). Latency and probe time are the caller's to
+// fill.
+func (c *Client) Probe(ctx context.Context, types *TypeCache) *nodev1.ProbeResult {
 	res := &nodev1.ProbeResult{}
 	version, err := c.Version(ctx)
 	if err != nil && !answered(err) {
@@ -113,7 +119,8 @@ func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
 		loaded[m.Name], loaded[m.Model] = true, true
 	}
 	nLoaded := 0
-	for _, t := range tags {
+	mtypes := c.modelTypes(ctx, tags, types)
+	for i, t := range tags {
 		id := t.Name
 		if id == "" {
 			id = t.Model
@@ -124,6 +131,7 @@ func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
 			SizeBytes: t.Size,
 			OwnedBy:   owner(id),
 			Aliases:   aliases(id),
+			Type:      mtypes[i],
 		}
 		if !t.ModifiedAt.IsZero() {
 			mi.Created = t.ModifiedAt.Unix()

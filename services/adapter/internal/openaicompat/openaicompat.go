@@ -275,21 +275,29 @@ func (c *Client) badAnswer(what string, err error) error {
 var errNoFirstToken = errors.New("no first token in time")
 
 // ChatFolded answers a non-streamed chat by streaming from the node and
-// folding the chunks into one completion, so that a node that sends no
-// first token within firstToken fails at once as hung (UNAVAILABLE,
-// reason NODE_UNREACHABLE) instead of holding the caller until its
-// deadline.
+// folding the chunks into one completion (see Fold).
 func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionRequest, firstToken time.Duration) (*openaiv1.ChatCompletion, error) {
 	up := proto.CloneOf(req)
 	up.Stream = true
 	up.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
+	return Fold(ctx, c.conn.NodeID(), firstToken, func(ctx context.Context, send func(*openaiv1.ChatCompletionChunk) error) error {
+		return c.ChatStream(ctx, up, send)
+	})
+}
+
+// Fold runs stream and folds its chunks into one completion, so that a
+// node (nodeID) that sends no first token within firstToken fails at once
+// as hung (UNAVAILABLE, reason NODE_UNREACHABLE) instead of holding the
+// caller until its deadline.
+func Fold(ctx context.Context, nodeID string, firstToken time.Duration,
+	stream func(context.Context, func(*openaiv1.ChatCompletionChunk) error) error) (*openaiv1.ChatCompletion, error) {
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	hung := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
 	defer hung.Stop()
 	acc := chatfold.New()
 	got := false
-	err := c.ChatStream(fctx, up, func(chunk *openaiv1.ChatCompletionChunk) error {
+	err := stream(fctx, func(chunk *openaiv1.ChatCompletionChunk) error {
 		if !got {
 			hung.Stop()
 			got = true
@@ -299,7 +307,7 @@ func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionReq
 	})
 	if err != nil {
 		if !got && errors.Is(context.Cause(fctx), errNoFirstToken) && ctx.Err() == nil {
-			return nil, &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: c.conn.NodeID(),
+			return nil, &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: nodeID,
 				Message: fmt.Sprintf("no first token within %s", firstToken)}
 		}
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/anthropic"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/openaicompat"
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
@@ -99,10 +100,18 @@ func (s *Server) Probe(ctx context.Context, req *adapterv1.ProbeRequest) (*adapt
 	return &adapterv1.ProbeResponse{Result: res}, nil
 }
 
-// client validates a call and returns the client for its node. Every kind
-// llmesh supports serves chat and embeddings on the OpenAI-compatible API
-// (Ollama on /v1).
-func (s *Server) client(n *nodev1.Node, hasRequest bool, model string) (*openaicompat.Client, error) {
+// chatClient is a node's chat and embeddings API in OpenAI's terms.
+type chatClient interface {
+	Chat(context.Context, *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error)
+	ChatFolded(context.Context, *openaiv1.ChatCompletionRequest, time.Duration) (*openaiv1.ChatCompletion, error)
+	ChatStream(context.Context, *openaiv1.ChatCompletionRequest, func(*openaiv1.ChatCompletionChunk) error) error
+	Embed(context.Context, *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error)
+}
+
+// client validates a call and returns the client for its node: Anthropic
+// nodes through the Messages API translation, every other kind through
+// its OpenAI-compatible API (Ollama on /v1).
+func (s *Server) client(n *nodev1.Node, hasRequest bool, model string) (chatClient, error) {
 	if err := validateNode(n); err != nil {
 		return nil, err
 	}
@@ -115,6 +124,9 @@ func (s *Server) client(n *nodev1.Node, hasRequest bool, model string) (*openaic
 	conn, err := s.pool.Client(n)
 	if err != nil {
 		return nil, err
+	}
+	if n.GetKind() == nodev1.Kind_KIND_ANTHROPIC {
+		return anthropic.New(conn), nil
 	}
 	return openaicompat.New(conn), nil
 }
