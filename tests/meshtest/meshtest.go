@@ -78,6 +78,7 @@ type Node struct {
 	ID       string
 	URL      string
 	ModelIDs []string
+	Kind     string // nodes-file kind: the simnode flavour
 	srv      *http.Server
 	lis      net.Listener
 }
@@ -97,7 +98,7 @@ func StartNode(t testing.TB, id string, cfg simnode.Config) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{Server: s, ID: id, ModelIDs: cfg.Models, URL: "http://" + lis.Addr().String(), srv: &http.Server{Handler: s}, lis: lis}
+	n := &Node{Server: s, ID: id, ModelIDs: cfg.Models, Kind: cfg.Flavor, URL: "http://" + lis.Addr().String(), srv: &http.Server{Handler: s}, lis: lis}
 	go func() { _ = n.srv.Serve(lis) }()
 	t.Cleanup(n.Kill)
 	return n
@@ -152,10 +153,14 @@ type proc struct {
 type NodeRef struct {
 	ID, URL string
 	Models  []string
+	// Kind is the node's kind in the nodes file (default ollama);
+	// APIKeyEnv names the adapter's variable with its key (see
+	// Options.Env).
+	Kind, APIKeyEnv string
 }
 
 // Ref is n as a NodeRef.
-func (n *Node) Ref() NodeRef { return NodeRef{ID: n.ID, URL: n.URL, Models: n.ModelIDs} }
+func (n *Node) Ref() NodeRef { return NodeRef{ID: n.ID, URL: n.URL, Models: n.ModelIDs, Kind: n.Kind} }
 
 // Start runs the mesh in front of simulated nodes; see StartRefs.
 func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *Mesh {
@@ -167,15 +172,22 @@ func Start(t testing.TB, bins map[string]string, nodes []*Node, opts Options) *M
 	return StartRefs(t, bins, refs, opts)
 }
 
-// StartRefs runs the mesh in front of nodes (all of kind ollama) and waits
-// until the router lists every model they serve.
+// StartRefs runs the mesh in front of nodes and waits until the router
+// lists every model they serve.
 func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Options) *Mesh {
 	t.Helper()
 	dir := t.TempDir()
 	var yaml strings.Builder
 	yaml.WriteString("nodes:\n")
 	for _, n := range nodes {
-		fmt.Fprintf(&yaml, "  - id: %s\n    kind: ollama\n    url: %s\n", n.ID, n.URL)
+		kind := n.Kind
+		if kind == "" {
+			kind = "ollama"
+		}
+		fmt.Fprintf(&yaml, "  - id: %s\n    kind: %s\n    url: %s\n", n.ID, kind, n.URL)
+		if n.APIKeyEnv != "" {
+			fmt.Fprintf(&yaml, "    api_key_env: %s\n", n.APIKeyEnv)
+		}
 	}
 	nodesFile := filepath.Join(dir, "nodes.yaml")
 	if err := os.WriteFile(nodesFile, []byte(yaml.String()), 0o600); err != nil {
