@@ -178,15 +178,13 @@ func (c *Client) roundTrip(ctx context.Context, method, path string, query url.V
 
 // mapError gives Anthropic's statuses their meaning: 529 overloaded is
 // a busy node (UNAVAILABLE, 503, retryable elsewhere); the others (401,
-// 403, 404, 429, 500…) already map by status. Messages never carry the
-// key.
+// 403, 404, 429, 500…) already map by status.
 func (c *Client) mapError(err error) error {
 	e, ok := apierror.FromError(err)
 	if !ok {
 		return err
 	}
 	out := *e
-	out.Message = c.conn.Redact(out.Message)
 	if out.HTTPStatus == StatusOverloaded || out.Type == "overloaded_error" {
 		out.Code = codes.Unavailable
 		out.HTTPStatus = http.StatusServiceUnavailable

@@ -55,6 +55,7 @@ func (c *Client) errorFromBody(httpStatus int, body []byte) *apierror.Error {
 	if e.Type == "" {
 		e.Type = apierror.OpenAIType(httpStatus)
 	}
+	e.Message = c.Redact(e.Message) // a node may echo the key it refused
 	return e
 }
 
@@ -83,6 +84,7 @@ func (c *Client) EventError(obj openaijson.ErrorObject) *apierror.Error {
 	if e.Type == "" {
 		e.Type = "server_error"
 	}
+	e.Message = c.Redact(e.Message)
 	return e
 }
 
