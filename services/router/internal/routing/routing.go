@@ -145,7 +145,7 @@ func (r *Router) chatModel(model string) error {
 		}
 	}
 	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model", ErrCode: "model_not_supported",
-		Reason: apierror.ReasonMesh,
+		Reason:  apierror.ReasonMesh,
 		Message: fmt.Sprintf("The model `%s` is an embedding model: it serves /v1/embeddings, not chat.", model)}
 }
 
