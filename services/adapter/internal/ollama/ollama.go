@@ -87,25 +87,31 @@ func (c *Client) PS(ctx context.Context) ([]PSModel, error) {
 	return out.Models, nil
 }
 
+// Failure is the request that showed a node is not up: its path (below
+// the base URL) and error.
+type Failure struct {
+	Path string
+	Err  error
+}
+
 // Probe checks the node the Ollama way. The node is up when /api/tags
 // answers; /api/version only names the version, and a failing /api/ps
 // only leaves every model loaded=false (the reason says so). Each model's
 // type comes from /api/show's capabilities, remembered in types by digest
-// (nil: from its family only). Latency and probe time are the caller's to
-// fill.
-func (c *Client) Probe(ctx context.Context, types *TypeCache) *nodev1.ProbeResult {
+// (nil: from its family only). For a node that is not up it also returns
+// the Failure, for the caller to judge (the result then holds only the
+// version, when known). Latency and probe time are the caller's to fill.
+func (c *Client) Probe(ctx context.Context, types *TypeCache) (*nodev1.ProbeResult, *Failure) {
 	res := &nodev1.ProbeResult{}
 	version, err := c.Version(ctx)
 	if err != nil && !answered(err) {
-		res.Reason = nodeconn.Describe(http.MethodGet, c.path("/api/version"), err)
-		return res
+		return res, &Failure{Path: "/api/version", Err: err}
 	}
 	res.Version = version // empty when /api/version failed with an HTTP status
 
 	tags, err := c.Tags(ctx)
 	if err != nil {
-		res.Reason = nodeconn.Describe(http.MethodGet, c.path("/api/tags"), err)
-		return res
+		return res, &Failure{Path: "/api/tags", Err: err}
 	}
 	res.Up = true
 	prefix := "ollama"
@@ -150,7 +156,7 @@ func (c *Client) Probe(ctx context.Context, types *TypeCache) *nodev1.ProbeResul
 	default:
 		res.Reason = fmt.Sprintf("%s: %s, %d loaded", prefix, plural(len(tags), "model"), nLoaded)
 	}
-	return res
+	return res, nil
 }
 
 func (c *Client) path(p string) string { return c.conn.BasePath() + p }

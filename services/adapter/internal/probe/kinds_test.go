@@ -166,6 +166,8 @@ func TestMisconfigured(t *testing.T) {
 			"/models: forbidden — check that the key in OPENAI_API_KEY may use this API"},
 		{"no key configured", nodev1.Kind_KIND_VLLM, "", 401, `{"error":"Unauthorized"}`, "",
 			"/health: invalid API key (Unauthorized) — the node wants an API key: name the variable holding it in api_key_env"},
+		{"ollama behind an authenticating proxy", nodev1.Kind_KIND_OLLAMA, "", 401, `{"error":"unauthorized"}`, "OLLAMA_KEY",
+			"/api/tags: invalid API key (unauthorized) — check OLLAMA_KEY"},
 		{"anthropic 401", nodev1.Kind_KIND_ANTHROPIC, "", 401,
 			`{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`, "ANTHROPIC_API_KEY",
 			"/v1/models: invalid API key (invalid x-api-key) — check ANTHROPIC_API_KEY"},

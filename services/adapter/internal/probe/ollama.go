@@ -12,5 +12,9 @@ import (
 // /api/version, /api/tags, /api/ps and, once per model version,
 // /api/show for the model's type. Never a chat or an embedding call.
 func probeOllama(p *Prober, ctx context.Context, conn *nodeconn.Client) *nodev1.ProbeResult {
-	return ollama.New(conn).Probe(ctx, &p.ollamaTypes)
+	res, fail := ollama.New(conn).Probe(ctx, &p.ollamaTypes)
+	if fail != nil {
+		return failed(res, conn, fail.Path, fail.Err)
+	}
+	return res
 }
