@@ -5,6 +5,7 @@ go 1.26.7
 require (
 	github.com/llmesh/llmesh/gen/go v0.0.0
 	github.com/llmesh/llmesh/services/meshkit v0.0.0
+	github.com/llmesh/llmesh/services/simnode v0.0.0
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
@@ -43,4 +44,5 @@ require (
 replace (
 	github.com/llmesh/llmesh/gen/go => ../../gen/go
 	github.com/llmesh/llmesh/services/meshkit => ../meshkit
+	github.com/llmesh/llmesh/services/simnode => ../simnode
 )

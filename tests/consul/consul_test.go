@@ -185,3 +185,35 @@ func TestRegisterWithTLSAndHeaders(t *testing.T) {
 	assert.Contains(t, string(out), "tls settings need an https url")
 	assert.Contains(t, string(out), "header Host: set by the adapter itself")
 }
+
+// A llama-server loading its model is a warning in Consul (alive, not
+// passing); a node refusing llmesh's credentials is critical and says
+// what to fix.
+func TestChecksSayLoadingAndMisconfigured(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	m := meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true})
+	llama := meshtest.StartNode(t, "llama-1", simnode.Config{Flavor: "llamacpp", Models: []string{"m"}, Faults: simnode.Faults{Loading: true}})
+	locked := meshtest.StartNode(t, "vllm-1", simnode.Config{Flavor: "vllm", Models: []string{"v"}, APIKey: "a-key-llmesh-does-not-have"})
+	llmesh(t, agent, "node", "register", "-id", "llama-1", "-url", llama.URL, "-kind", "llamacpp")
+	llmesh(t, agent, "node", "register", "-id", "vllm-1", "-url", locked.URL, "-kind", "vllm")
+
+	require.Eventually(t, func() bool {
+		st, out := check(t, c, "llama-1")
+		return st == api.HealthWarning && strings.Contains(out, "loading: llamacpp: loading the model")
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		st, out := check(t, c, "vllm-1")
+		return st == api.HealthCritical && strings.Contains(out, "misconfigured: 401 from "+locked.URL+"/v1/models")
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, http.StatusServiceUnavailable, chat(t, m, "v"))
+
+	// Loaded: passing, and it serves.
+	llama.SetFaults(simnode.Faults{})
+	m.WaitModels(t, 1)
+	assert.Equal(t, http.StatusOK, chat(t, m, "m"))
+	require.Eventually(t, func() bool {
+		st, _ := check(t, c, "llama-1")
+		return st == api.HealthPassing
+	}, 10*time.Second, 20*time.Millisecond)
+}

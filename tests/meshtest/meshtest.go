@@ -78,6 +78,7 @@ type Node struct {
 	ID       string
 	URL      string
 	ModelIDs []string
+	Kind     string // nodes-file kind: the simnode flavour
 	// MaxInFlight and Group, set before Start, go into the nodes file.
 	MaxInFlight int
 	Group       string
@@ -101,7 +102,7 @@ func StartNode(t testing.TB, id string, cfg simnode.Config) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{Server: s, ID: id, ModelIDs: cfg.Models, URL: "http://" + lis.Addr().String(), lis: lis}
+	n := &Node{Server: s, ID: id, ModelIDs: cfg.Models, Kind: cfg.Flavor, URL: "http://" + lis.Addr().String(), lis: lis}
 	n.serve(lis)
 	t.Cleanup(n.Kill)
 	return n
@@ -180,6 +181,7 @@ type NodeRef struct {
 	ID, URL     string
 	Models      []string
 	Kind        string // the nodes-file kind; "" is ollama
+	APIKeyEnv   string // the adapter's variable with its key (see Options.Env)
 	MaxInFlight int    // the node's max_in_flight; 0: its kind's default
 	Group       string // the node's group
 	// Extra is more of the node's nodes-file entry, YAML lines indented
@@ -189,7 +191,7 @@ type NodeRef struct {
 
 // Ref is n as a NodeRef.
 func (n *Node) Ref() NodeRef {
-	return NodeRef{ID: n.ID, URL: n.URL, Models: n.ModelIDs, MaxInFlight: n.MaxInFlight, Group: n.Group}
+	return NodeRef{ID: n.ID, URL: n.URL, Models: n.ModelIDs, Kind: n.Kind, MaxInFlight: n.MaxInFlight, Group: n.Group}
 }
 
 // Start runs the mesh in front of simulated nodes; see StartRefs.
@@ -217,6 +219,9 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 		fmt.Fprintf(&yaml, "  - id: %s\n    kind: %s\n    url: %s\n    max_in_flight: %d\n", n.ID, kind, n.URL, n.MaxInFlight)
 		if n.Group != "" {
 			fmt.Fprintf(&yaml, "    group: %s\n", n.Group)
+		}
+		if n.APIKeyEnv != "" {
+			fmt.Fprintf(&yaml, "    api_key_env: %s\n", n.APIKeyEnv)
 		}
 		yaml.WriteString(n.Extra)
 	}

@@ -110,7 +110,7 @@ func TestOpenAISDKAgainstRealOllama(t *testing.T) {
 }
 
 // The adapter's Ollama probe reads /api/tags and /api/ps: a model is
-// "loaded" only once a request has loaded it.
+// "loaded" only once a request has loaded it; /api/show gives its type.
 func TestProbeSeesLoadedModels(t *testing.T) {
 	a := ollamatest.Start(t, "ollama-a", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}, {Name: "tiny-idle"}}})
 	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest", "tiny-idle:latest")}, meshtest.Options{})
@@ -127,6 +127,8 @@ func TestProbeSeesLoadedModels(t *testing.T) {
 		out := map[string]bool{}
 		for _, md := range resp.GetResult().GetModels() {
 			out[md.GetId()] = md.GetLoaded()
+			// Real Ollama's /api/show says a generative model can complete.
+			assert.Equal(t, nodev1.ModelType_MODEL_TYPE_CHAT, md.GetType(), md.GetId())
 		}
 		return out
 	}

@@ -2,7 +2,7 @@
 // instance of a Consul service (default name "llm") whose Meta says what
 // the adapter needs; credentials are named, never stored:
 //
-//	llmesh-kind                      ollama | openai | vllm | llamacpp | lmstudio (required)
+//	llmesh-kind                      ollama | openai | vllm | llamacpp | lmstudio | anthropic (required)
 //	llmesh-scheme                    http (default) | https
 //	llmesh-base-path                 path prefix of the API, e.g. /v1 (optional; kind openai gets /v1 without it)
 //	llmesh-api-key-env               name of the adapter's env var holding the key (optional)
@@ -13,6 +13,9 @@
 //	llmesh-tls-insecure-skip-verify  "true": no certificate verification (optional; the adapter warns)
 //	llmesh-header-<Name>             an extra header and its (non-secret) value, e.g. llmesh-header-X-Org: foo
 //	llmesh-env-header-<Name>         an extra header whose value the adapter reads from the env var named
+//	llmesh-max-in-flight             cap on requests routers send it at once (optional; default: its kind's)
+//	llmesh-num-parallel              requests it works on at once, when known (optional)
+//	llmesh-group                     node group, for model aliases NAME=MODEL@GROUP (optional)
 //
 // The node's id is the service instance id, its address the service
 // address (or the Consul node's address when the service has none) and
@@ -60,11 +63,12 @@ const (
 
 // Kinds maps the llmesh-kind values to node kinds.
 var Kinds = map[string]nodev1.Kind{
-	"ollama":   nodev1.Kind_KIND_OLLAMA,
-	"openai":   nodev1.Kind_KIND_OPENAI,
-	"vllm":     nodev1.Kind_KIND_VLLM,
-	"llamacpp": nodev1.Kind_KIND_LLAMACPP,
-	"lmstudio": nodev1.Kind_KIND_LMSTUDIO,
+	"ollama":    nodev1.Kind_KIND_OLLAMA,
+	"openai":    nodev1.Kind_KIND_OPENAI,
+	"vllm":      nodev1.Kind_KIND_VLLM,
+	"llamacpp":  nodev1.Kind_KIND_LLAMACPP,
+	"lmstudio":  nodev1.Kind_KIND_LMSTUDIO,
+	"anthropic": nodev1.Kind_KIND_ANTHROPIC,
 }
 
 // KindName is the llmesh-kind value of k ("" when unknown).
@@ -123,7 +127,7 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	var errs []error
 	kind, ok := Kinds[meta[MetaKind]]
 	if !ok {
-		errs = append(errs, fmt.Errorf("meta %s %q: want ollama, openai, vllm, llamacpp or lmstudio", MetaKind, meta[MetaKind]))
+		errs = append(errs, fmt.Errorf("meta %s %q: want ollama, openai, vllm, llamacpp, lmstudio or anthropic", MetaKind, meta[MetaKind]))
 	}
 	scheme := meta[MetaScheme]
 	if scheme == "" {

@@ -132,7 +132,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			badRequest(w, err.Error())
 			return
 		}
-		if !s.checkModel(w, req.Model) {
+		if !s.checkModel(w, req.Model) || s.refuseChat(w, req.Model) {
 			return
 		}
 		a, err := s.plan(&req)

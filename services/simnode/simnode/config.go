@@ -47,9 +47,27 @@ type Config struct {
 	// on every /v1/ request.
 	APIKey string
 
+	// Flavor is the server software simulated besides the OpenAI API:
+	// "ollama" (the default: /api/version, /api/tags, /api/ps, /api/show),
+	// "vllm" (/health, /version, /metrics), "llamacpp" (/health, /slots)
+	// or "lmstudio" (/api/v0/models).
+	Flavor string
+
+	// Slots is how many slots a llamacpp flavour reports on /slots
+	// (default 1); requests in flight fill them.
+	Slots int
+
+	// EmbeddingModels are the models of Models that only embed: chat
+	// requests for them fail with 400, and /api/show (ollama) or
+	// /api/v0/models (lmstudio) say so.
+	EmbeddingModels []string
+
 	// Faults are the faults active from the start; see Server.SetFaults.
 	Faults Faults
 }
+
+// Flavours New accepts.
+var flavors = []string{"ollama", "vllm", "llamacpp", "lmstudio"}
 
 // Faults are injected failures. The zero value means a healthy node.
 // At most one of Status, FailAfterTokens and Hang may be set, because
@@ -71,6 +89,9 @@ type Faults struct {
 	// ProbeStatus, if non-zero (400-599), is returned by /api/version,
 	// /api/tags, /api/ps and /v1/models, simulating a sick node.
 	ProbeStatus int `json:"probe_status"`
+	// Loading makes a llamacpp flavour answer /health, /v1/models and
+	// chats with llama-server's 503 "Loading model".
+	Loading bool `json:"loading,omitempty"`
 }
 
 // Validate reports every problem with f, joined.
@@ -128,7 +149,14 @@ func (c Config) withDefaults() Config {
 	if c.EmbeddingDims == 0 {
 		c.EmbeddingDims = DefaultEmbeddingDims
 	}
+	if c.Flavor == "" {
+		c.Flavor = "ollama"
+	}
+	if c.Slots == 0 {
+		c.Slots = 1
+	}
 	c.Models = slices.Clone(c.Models)
+	c.EmbeddingModels = slices.Clone(c.EmbeddingModels)
 	if c.Loaded == nil {
 		c.Loaded = slices.Clone(c.Models)
 	} else {
@@ -155,6 +183,17 @@ func (c Config) validate() error {
 		if m != "" && !slices.Contains(c.Models, m) {
 			errs = append(errs, fmt.Errorf("loaded model %q is not in models", m))
 		}
+	}
+	for _, m := range c.EmbeddingModels {
+		if !slices.Contains(c.Models, m) {
+			errs = append(errs, fmt.Errorf("embedding model %q is not in models", m))
+		}
+	}
+	if !slices.Contains(flavors, c.Flavor) {
+		errs = append(errs, fmt.Errorf("flavor %q: want one of %v", c.Flavor, flavors))
+	}
+	if c.Slots < 0 {
+		errs = append(errs, fmt.Errorf("slots %d: must be >= 0", c.Slots))
 	}
 	if c.Tokens < 0 {
 		errs = append(errs, fmt.Errorf("tokens %d: must be >= 0", c.Tokens))

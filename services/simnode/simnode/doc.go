@@ -39,6 +39,15 @@
 //	POST /simnode/faults     admin: replace the active faults (below).
 //	GET /simnode/faults      admin: the active faults as JSON.
 //	GET /simnode/stats       admin: Stats as JSON {"requests":{...},"in_flight":N,"canceled":N}.
+//	POST /api/show           {"capabilities":["completion","tools"]}, or ["embedding"]
+//	                         for Config.EmbeddingModels (whose chats get 400).
+//
+// Config.Flavor replaces the Ollama endpoints (/, /api/*) with another
+// server's: "vllm" serves GET /health (empty 200), /version and /metrics
+// (vllm:num_requests_running = requests in flight); "llamacpp" serves
+// GET /health ({"status":"ok"}, or 503 "Loading model" — also on /v1/ —
+// with Faults.Loading) and /slots (Config.Slots slots, filled by requests
+// in flight); "lmstudio" serves GET /api/v0/models with state and type.
 //
 // Model metadata is fixed: modified_at is 2026-01-02T03:04:05Z (and
 // "created" its Unix time), digest is the hex SHA-256 of the name, size is

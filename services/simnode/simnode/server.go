@@ -9,7 +9,8 @@ import (
 	"sync/atomic"
 )
 
-// Server is a simulated Ollama node. It is an http.Handler; create it with
+// Server is a simulated Ollama node (or, by Config.Flavor, a vLLM,
+// llama-server or LM Studio one). It is an http.Handler; create it with
 // New. All methods are safe for concurrent use.
 type Server struct {
 	cfg    Config          // defaulted, validated, never mutated after New
@@ -68,13 +69,6 @@ func New(cfg Config) (*Server, error) {
 	faults := cfg.Faults
 	s.faults.Store(&faults)
 	s.routes = map[string]*route{
-		"GET /":                     {handle: s.handleRoot},
-		"HEAD /":                    {handle: s.handleRoot},
-		"GET /api/version":          {handle: s.handleVersion},
-		"HEAD /api/version":         {handle: s.handleVersion},
-		"GET /api/tags":             {handle: s.handleTags},
-		"HEAD /api/tags":            {handle: s.handleTags},
-		"GET /api/ps":               {handle: s.handlePS},
 		"GET /v1/models":            {handle: s.handleModels},
 		"POST /v1/chat/completions": {handle: s.handleChat},
 		"POST /v1/embeddings":       {handle: s.handleEmbeddings},
@@ -87,6 +81,9 @@ func New(cfg Config) (*Server, error) {
 		"POST /simnode/faults":      {handle: s.handleSetFaults},
 		"GET /simnode/faults":       {handle: s.handleGetFaults},
 		"GET /simnode/stats":        {handle: s.handleStats},
+	}
+	for k, r := range s.flavorRoutes() {
+		s.routes[k] = r
 	}
 	return s, nil
 }
@@ -138,6 +135,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.unroutedMu.Unlock()
 	}
 
+	if s.loadingAnswer(w, r) {
+		return
+	}
 	openAI := r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/")
 	if openAI && !s.authorized(r) {
 		writeOpenAIError(w, http.StatusUnauthorized, apiError{

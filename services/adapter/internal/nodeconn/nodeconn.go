@@ -174,7 +174,7 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 	if err != nil {
 		return nil, &apierror.Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("node %s: %v", n.GetId(), err), Node: n.GetId()}
 	}
-	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: transport}}
+	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: transport}, keyEnv: n.GetApiKeyEnv()}
 	c.readSecrets(n, p.opts.LookupEnv)
 	if n.GetTlsInsecureSkipVerify() && !p.warned[n.GetId()] {
 		p.warned[n.GetId()] = true
@@ -246,6 +246,7 @@ type Client struct {
 	http     *http.Client
 	apiKey   string
 	headers  []header
+	keyEnv   string
 	secrets  []string // values never to be shown: the key, secret header values
 	setupErr error    // a variable the node names is unset: every request fails with it
 }
@@ -258,6 +259,22 @@ func (c *Client) NodeID() string { return c.id }
 
 // Kind is the node's kind.
 func (c *Client) Kind() nodev1.Kind { return c.kind }
+
+// URL is the address of path below the node's base URL, for messages
+// (a base URL never carries credentials).
+func (c *Client) URL(path string) string {
+	u := *c.base
+	u.Path = c.base.Path + path
+	return u.String()
+}
+
+// APIKeyEnv names the adapter's variable holding the node's key ("" when
+// the node has none), for messages that tell the operator what to check.
+func (c *Client) APIKeyEnv() string { return c.keyEnv }
+
+// Redact replaces the node's secrets (its API key, secret header values)
+// in s, so that a node echoing them in a message cannot leak them.
+func (c *Client) Redact(s string) string { return c.redact(s) }
 
 // BasePath is the path of the node's base URL, without a trailing slash.
 func (c *Client) BasePath() string { return c.base.Path }
@@ -281,7 +298,11 @@ func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Re
 		req.Header.Set(h.name, h.value)
 	}
 	if c.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+		if c.kind == nodev1.Kind_KIND_ANTHROPIC {
+			req.Header.Set("x-api-key", c.apiKey) // Anthropic's scheme
+		} else {
+			req.Header.Set("Authorization", "Bearer "+c.apiKey)
+		}
 	}
 	return req, nil
 }

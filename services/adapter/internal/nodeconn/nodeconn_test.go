@@ -163,6 +163,25 @@ func TestAPIKey(t *testing.T) {
 	require.NoError(t, resp.Body.Close())
 	assert.Equal(t, "Bearer sk-secret", gotAuth.Load())
 
+	// Anthropic's scheme: x-api-key, no Authorization.
+	var gotKey atomic.Value
+	asrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotKey.Store(r.Header.Get("x-api-key") + "|" + r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid key sk-secret"}}`)
+	}))
+	t.Cleanup(asrv.Close)
+	ac, err := p.Client(&nodev1.Node{Id: "a", Kind: nodev1.Kind_KIND_ANTHROPIC, BaseUrl: asrv.URL, ApiKeyEnv: "NODE_KEY"})
+	require.NoError(t, err)
+	req, err = ac.NewRequest(t.Context(), http.MethodGet, "/v1/models", nil)
+	require.NoError(t, err)
+	_, err = ac.Do(req)
+	assert.Equal(t, "sk-secret|", gotKey.Load())
+	e, _ := apierror.FromError(err)
+	assert.Equal(t, "invalid key [redacted]", e.Message, "a key the node echoes never leaves the adapter")
+	assert.Equal(t, asrv.URL+"/v1/models", ac.URL("/v1/models"))
+	assert.Equal(t, "NODE_KEY", ac.APIKeyEnv())
+
 	for _, env := range []string{"EMPTY_KEY", "UNSET_KEY"} {
 		c, err := p.Client(&nodev1.Node{Id: env, Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: srv.URL, ApiKeyEnv: env})
 		require.NoError(t, err, "a missing key is reported per request, not per client")

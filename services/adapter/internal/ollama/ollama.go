@@ -41,6 +41,10 @@ type TagModel struct {
 	ModifiedAt time.Time `json:"modified_at"`
 	Size       int64     `json:"size"`
 	Digest     string    `json:"digest"`
+	Details    struct {
+		Family   string   `json:"family"`
+		Families []string `json:"families"`
+	} `json:"details"`
 }
 
 // PSModel is one entry of GET /api/ps.
@@ -85,23 +89,31 @@ func (c *Client) PS(ctx context.Context) ([]PSModel, error) {
 	return out.Models, nil
 }
 
+// Failure is the request that showed a node is not up: its path (below
+// the base URL) and error.
+type Failure struct {
+	Path string
+	Err  error
+}
+
 // Probe checks the node the Ollama way. The node is up when /api/tags
 // answers; /api/version only names the version, and a failing /api/ps
-// only leaves every model loaded=false (the reason says so). Latency and
-// probe time are the caller's to fill.
-func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
+// only leaves every model loaded=false (the reason says so). Each model's
+// type comes from /api/show's capabilities, remembered in types by digest
+// (nil: from its family only). For a node that is not up it also returns
+// the Failure, for the caller to judge (the result then holds only the
+// version, when known). Latency and probe time are the caller's to fill.
+func (c *Client) Probe(ctx context.Context, types *TypeCache) (*nodev1.ProbeResult, *Failure) {
 	res := &nodev1.ProbeResult{}
 	version, err := c.Version(ctx)
 	if err != nil && !answered(err) {
-		res.Reason = nodeconn.Describe(http.MethodGet, c.path("/api/version"), err)
-		return res
+		return res, &Failure{Path: "/api/version", Err: err}
 	}
 	res.Version = version // empty when /api/version failed with an HTTP status
 
 	tags, err := c.Tags(ctx)
 	if err != nil {
-		res.Reason = nodeconn.Describe(http.MethodGet, c.path("/api/tags"), err)
-		return res
+		return res, &Failure{Path: "/api/tags", Err: err}
 	}
 	res.Up = true
 	prefix := "ollama"
@@ -115,7 +127,8 @@ func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
 		loaded[m.Name], loaded[m.Model] = true, true
 	}
 	nLoaded := 0
-	for _, t := range tags {
+	mtypes := c.modelTypes(ctx, tags, types)
+	for i, t := range tags {
 		id := t.Name
 		if id == "" {
 			id = t.Model
@@ -126,6 +139,7 @@ func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
 			SizeBytes: t.Size,
 			OwnedBy:   owner(id),
 			Aliases:   aliases(id),
+			Type:      mtypes[i],
 		}
 		if !t.ModifiedAt.IsZero() {
 			mi.Created = t.ModifiedAt.Unix()
@@ -144,7 +158,7 @@ func (c *Client) Probe(ctx context.Context) *nodev1.ProbeResult {
 	default:
 		res.Reason = fmt.Sprintf("%s: %s, %d loaded", prefix, plural(len(tags), "model"), nLoaded)
 	}
-	return res
+	return res, nil
 }
 
 func (c *Client) path(p string) string { return c.conn.BasePath() + p }

@@ -12,18 +12,27 @@ import (
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
-	"github.com/llmesh/llmesh/services/adapter/internal/openaicompat"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
 
 // Bridge answers Ollama API requests through a node's OpenAI API.
 type Bridge struct {
-	oa     *openaicompat.Client
+	oa     API
 	nodeID string
 }
 
 // New returns a bridge over the node's OpenAI-compatible client.
-func New(oa *openaicompat.Client, nodeID string) *Bridge { return &Bridge{oa: oa, nodeID: nodeID} }
+func New(oa API, nodeID string) *Bridge { return &Bridge{oa: oa, nodeID: nodeID} }
+
+// API is a node's API in OpenAI's terms, as the adapter speaks it (the
+// OpenAI-compatible client, or a translation such as Anthropic's).
+type API interface {
+	Chat(context.Context, *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error)
+	ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionRequest, firstToken, idle time.Duration) (*openaiv1.ChatCompletion, error)
+	ChatStream(context.Context, *openaiv1.ChatCompletionRequest, func(*openaiv1.ChatCompletionChunk) error) error
+	Embed(context.Context, *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error)
+	ListModels(context.Context) (*openaiv1.ModelList, error)
+}
 
 func invalid(err error) error {
 	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: err.Error()}

@@ -292,21 +292,30 @@ var (
 )
 
 // ChatFolded answers a non-streamed chat by streaming from the node and
-// folding the chunks into one completion, so that a node that sends no
-// first token within firstToken — or, once started, goes silent for longer
-// than idle (0: no limit) — fails at once as hung (UNAVAILABLE, reason
-// NODE_UNREACHABLE) instead of holding the caller until its deadline.
+// folding the chunks into one completion (see Fold).
 func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionRequest, firstToken, idle time.Duration) (*openaiv1.ChatCompletion, error) {
 	up := proto.CloneOf(req)
 	up.Stream = true
 	up.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
+	return Fold(ctx, c.conn.NodeID(), firstToken, idle, func(ctx context.Context, send func(*openaiv1.ChatCompletionChunk) error) error {
+		return c.ChatStream(ctx, up, send)
+	})
+}
+
+// Fold runs stream and folds its chunks into one completion, so that a
+// node (nodeID) that sends no first token within firstToken — or, once
+// started, goes silent for longer than idle (0: no limit) — fails at once
+// as hung (UNAVAILABLE, reason NODE_UNREACHABLE) instead of holding the
+// caller until its deadline.
+func Fold(ctx context.Context, nodeID string, firstToken, idle time.Duration,
+	stream func(context.Context, func(*openaiv1.ChatCompletionChunk) error) error) (*openaiv1.ChatCompletion, error) {
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	watch := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
 	defer func() { watch.Stop() }()
 	acc := chatfold.New()
 	got := false
-	err := c.ChatStream(fctx, up, func(chunk *openaiv1.ChatCompletionChunk) error {
+	err := stream(fctx, func(chunk *openaiv1.ChatCompletionChunk) error {
 		if !got {
 			watch.Stop()
 			got = true
@@ -323,9 +332,9 @@ func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionReq
 		if ctx.Err() == nil {
 			switch cause := context.Cause(fctx); {
 			case errors.Is(cause, errNoFirstToken) && !got:
-				return nil, c.hung(fmt.Sprintf("no first token within %s", firstToken))
+				return nil, hung(nodeID, fmt.Sprintf("no first token within %s", firstToken))
 			case errors.Is(cause, errIdle):
-				return nil, c.hung(fmt.Sprintf("silent for %s in the middle of an answer", idle))
+				return nil, hung(nodeID, fmt.Sprintf("silent for %s in the middle of an answer", idle))
 			}
 		}
 		return nil, err
@@ -334,6 +343,6 @@ func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionReq
 }
 
 // hung is the error for a node that stopped answering.
-func (c *Client) hung(why string) error {
-	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: c.conn.NodeID(), Message: why}
+func hung(nodeID, why string) error {
+	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: nodeID, Message: why}
 }

@@ -1,12 +1,14 @@
-// Package probe checks a node the way its kind should be checked: Ollama
-// through its native API, every OpenAI-compatible server through its model
-// list. A node that fails is a result with up=false, not an error.
+// Package probe checks a node the way its kind should be checked (see
+// kinds.go and one file per kind): which URL proves that this kind of
+// node is up, which models it has and which are loaded, and how busy it
+// is. A node that fails is a result with up=false, not an error; a node
+// that refuses llmesh's credentials is STATUS_MISCONFIGURED and one that
+// is still loading its model STATUS_LOADING.
 package probe
 
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -16,7 +18,6 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/ollama"
-	"github.com/llmesh/llmesh/services/adapter/internal/openaicompat"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
 
@@ -25,8 +26,9 @@ const DefaultTimeout = 5 * time.Second
 
 // Prober probes nodes through a connection pool.
 type Prober struct {
-	pool    *nodeconn.Pool
-	timeout time.Duration
+	pool        *nodeconn.Pool
+	timeout     time.Duration
+	ollamaTypes ollama.TypeCache
 }
 
 // New returns a prober whose probes take at most timeout (DefaultTimeout
@@ -43,7 +45,8 @@ func New(pool *nodeconn.Pool, timeout time.Duration) *Prober {
 // the probe did (CANCELLED / DEADLINE_EXCEEDED); a node that is down,
 // slow, or answers wrongly is a result with up=false and the reason.
 func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult, error) {
-	if n.GetKind() != nodev1.Kind_KIND_OLLAMA && !openAIKinds[n.GetKind()] {
+	probeKind, ok := kinds[n.GetKind()]
+	if !ok {
 		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: fmt.Sprintf("node kind %s cannot be probed", n.GetKind()), Node: n.GetId()}
 	}
 	conn, err := p.pool.Client(n)
@@ -59,12 +62,7 @@ func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult
 	defer cancel()
 
 	start := time.Now()
-	var res *nodev1.ProbeResult
-	if n.GetKind() == nodev1.Kind_KIND_OLLAMA {
-		res = ollama.New(conn).Probe(probeCtx)
-	} else {
-		res = probeOpenAI(probeCtx, conn)
-	}
+	res := probeKind(p, probeCtx, conn)
 	elapsed := time.Since(start)
 
 	if err := ctx.Err(); err != nil {
@@ -73,51 +71,14 @@ func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult
 	}
 	if probeCtx.Err() != nil && !res.GetUp() {
 		res.Reason = fmt.Sprintf("no answer within %s", p.timeout)
+		res.Status = nodev1.Status_STATUS_UNSPECIFIED
 	}
 	res.ProbedAt = timestamppb.New(start)
 	res.LatencyMicros = elapsed.Microseconds()
 	return res, nil
 }
 
-// openAIKinds are probed through their OpenAI-compatible model list.
-var openAIKinds = map[nodev1.Kind]bool{
-	nodev1.Kind_KIND_OPENAI: true, nodev1.Kind_KIND_VLLM: true, nodev1.Kind_KIND_LLAMACPP: true, nodev1.Kind_KIND_LMSTUDIO: true,
-}
-
-// probeOpenAI lists the models of an OpenAI-compatible node. What "loaded"
-// means depends on the kind: vLLM and llama.cpp serve exactly what they
-// list, OpenAI serves everything it lists, LM Studio lists downloaded
-// models that may need a just-in-time load (unknown, so false).
-func probeOpenAI(ctx context.Context, conn *nodeconn.Client) *nodev1.ProbeResult {
-	client := openaicompat.New(conn)
-	res := &nodev1.ProbeResult{}
-	list, err := client.ListModels(ctx)
-	if err != nil {
-		res.Reason = nodeconn.Describe(http.MethodGet, client.ModelsPath(), err)
-		return res
-	}
-	loaded := conn.Kind() != nodev1.Kind_KIND_LMSTUDIO
-	for _, m := range list.GetData() {
-		if m.GetId() == "" {
-			continue
-		}
-		res.Models = append(res.Models, &nodev1.ModelInfo{
-			Id: m.GetId(), Loaded: loaded, Created: m.GetCreated(), OwnedBy: m.GetOwnedBy(),
-		})
-	}
-	res.Up = true
-	res.Reason = fmt.Sprintf("%s: %d model%s", KindName(conn.Kind()), len(res.Models), pluralS(len(res.Models)))
-	return res
-}
-
 // KindName is a kind in lower case without its prefix: "vllm", "ollama".
 func KindName(k nodev1.Kind) string {
 	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
-}
-
-func pluralS(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }

@@ -162,9 +162,8 @@ func TestOpenAICompatible(t *testing.T) {
 		reason string
 	}{
 		{nodev1.Kind_KIND_OPENAI, "/v1", true, "openai: 2 models"},
-		{nodev1.Kind_KIND_VLLM, "", true, "vllm: 2 models"},
-		{nodev1.Kind_KIND_LLAMACPP, "", true, "llamacpp: 2 models"},
-		{nodev1.Kind_KIND_LMSTUDIO, "", false, "lmstudio: 2 models"},
+		// An LM Studio without /api/v0: its OpenAI list, loaded unknown.
+		{nodev1.Kind_KIND_LMSTUDIO, "", false, "lmstudio: 2 models, loaded unknown (no /api/v0)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind.String(), func(t *testing.T) {
@@ -205,6 +204,7 @@ func TestOpenAIDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, res.GetUp())
 	assert.Contains(t, res.GetReason(), "NO_SUCH_KEY")
+	assert.Equal(t, nodev1.Status_STATUS_MISCONFIGURED, res.GetStatus(), "an unset key variable is the operator's to fix")
 }
 
 func TestTimeout(t *testing.T) {

@@ -6,6 +6,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/anthropic"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/ollama"
 	"github.com/llmesh/llmesh/services/adapter/internal/ollamabridge"
@@ -94,7 +96,7 @@ func (s *Server) Embed(ctx context.Context, req *adapterv1.EmbedRequest) (*adapt
 // Complete implements AdapterService.Complete.
 func (s *Server) Complete(ctx context.Context, req *adapterv1.CompleteRequest) (*adapterv1.CompleteResponse, error) {
 	start := time.Now()
-	client, err := s.client(req.GetNode(), req.GetRequest() != nil, req.GetRequest().GetModel())
+	client, err := s.completionClient(req.GetNode(), req.GetRequest() != nil, req.GetRequest().GetModel())
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func (s *Server) Complete(ctx context.Context, req *adapterv1.CompleteRequest) (
 // CompleteStream implements AdapterService.CompleteStream.
 func (s *Server) CompleteStream(req *adapterv1.CompleteStreamRequest, stream grpc.ServerStreamingServer[adapterv1.CompleteStreamResponse]) error {
 	start := time.Now()
-	client, err := s.client(req.GetNode(), req.GetRequest() != nil, req.GetRequest().GetModel())
+	client, err := s.completionClient(req.GetNode(), req.GetRequest() != nil, req.GetRequest().GetModel())
 	if err != nil {
 		return err
 	}
@@ -168,7 +170,7 @@ func (s *Server) Ollama(req *adapterv1.OllamaRequest, stream grpc.ServerStreamin
 	if req.GetNode().GetKind() == nodev1.Kind_KIND_OLLAMA {
 		err = ollama.New(conn).Native(ctx, path, req.GetBody(), firstToken, send)
 	} else {
-		err = ollamabridge.New(openaicompat.New(conn), req.GetNode().GetId()).Serve(ctx, req.GetEndpoint(), req.GetBody(), firstToken, send)
+		err = ollamabridge.New(api(conn), req.GetNode().GetId()).Serve(ctx, req.GetEndpoint(), req.GetBody(), firstToken, send)
 	}
 	s.done(ctx, "Ollama "+path, req.GetNode(), model.Model+model.Name, start, err)
 	return err
@@ -189,10 +191,10 @@ func (s *Server) Probe(ctx context.Context, req *adapterv1.ProbeRequest) (*adapt
 	return &adapterv1.ProbeResponse{Result: res}, nil
 }
 
-// client validates a call and returns the client for its node. Every kind
-// llmesh supports serves chat and embeddings on the OpenAI-compatible API
-// (Ollama on /v1).
-func (s *Server) client(n *nodev1.Node, hasRequest bool, model string) (*openaicompat.Client, error) {
+// client validates a call and returns the client for its node: Anthropic
+// nodes through the Messages API translation, every other kind through
+// its OpenAI-compatible API (Ollama on /v1).
+func (s *Server) client(n *nodev1.Node, hasRequest bool, model string) (ollamabridge.API, error) {
 	if err := validateNode(n); err != nil {
 		return nil, err
 	}
@@ -206,7 +208,31 @@ func (s *Server) client(n *nodev1.Node, hasRequest bool, model string) (*openaic
 	if err != nil {
 		return nil, err
 	}
-	return openaicompat.New(conn), nil
+	return api(conn), nil
+}
+
+// api is conn's node's API in OpenAI's terms: Anthropic nodes through the
+// Messages API translation, every other kind its OpenAI-compatible API.
+func api(conn *nodeconn.Client) ollamabridge.API {
+	if conn.Kind() == nodev1.Kind_KIND_ANTHROPIC {
+		return anthropic.New(conn)
+	}
+	return openaicompat.New(conn)
+}
+
+// completionClient is client for legacy completions, which only the
+// OpenAI-compatible API has.
+func (s *Server) completionClient(n *nodev1.Node, hasRequest bool, model string) (*openaicompat.Client, error) {
+	c, err := s.client(n, hasRequest, model)
+	if err != nil {
+		return nil, err
+	}
+	oc, ok := c.(*openaicompat.Client)
+	if !ok {
+		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model", Node: n.GetId(),
+			Message: fmt.Sprintf("node %s (kind %s) has no legacy completions API; use chat completions", n.GetId(), probe.KindName(n.GetKind()))}
+	}
+	return oc, nil
 }
 
 func validateNode(n *nodev1.Node) error {

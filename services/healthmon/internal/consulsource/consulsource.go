@@ -234,6 +234,12 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 					s.desired[st.GetNode().GetId()] = verdict{api.HealthPassing, st.GetReason()}
 				case nodev1.Status_STATUS_DOWN:
 					s.desired[st.GetNode().GetId()] = verdict{api.HealthCritical, st.GetReason()}
+				case nodev1.Status_STATUS_MISCONFIGURED:
+					s.desired[st.GetNode().GetId()] = verdict{api.HealthCritical, "misconfigured: " + st.GetReason()}
+				case nodev1.Status_STATUS_LOADING:
+					// Alive but not ready: warning, which Consul's passing
+					// list (the routers' fallback) leaves out.
+					s.desired[st.GetNode().GetId()] = verdict{api.HealthWarning, "loading: " + st.GetReason()}
 				}
 			}
 			s.mu.Unlock()

@@ -250,17 +250,20 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 }
 
 // judge applies hysteresis: an unknown node takes the first verdict; an up
-// node goes down after Fall failures in a row; a down node comes up after
-// Rise successes in a row. It returns the state to publish, if any.
+// node goes down after Fall failures in a row; a node that is not up comes
+// up after Rise successes in a row. A node that refuses llmesh's
+// credentials (STATUS_MISCONFIGURED) or says it is still loading
+// (STATUS_LOADING) takes that status at once — neither is a failure to
+// count, and neither takes requests; from either, a failed probe is DOWN
+// at once. It returns the state to publish, if any.
 func (m *Monitor) judge(t *tracked, res *nodev1.ProbeResult) (*nodev1.NodeState, bool) {
 	cur := t.state
-	verdict := nodev1.Status_STATUS_DOWN
-	if res.GetUp() {
-		verdict = nodev1.Status_STATUS_UP
-	}
+	verdict := verdictOf(res)
 	status := cur.GetStatus()
 	switch {
-	case status == nodev1.Status_STATUS_UNSPECIFIED || verdict == status:
+	case status == nodev1.Status_STATUS_UNSPECIFIED || verdict == status,
+		verdict == nodev1.Status_STATUS_MISCONFIGURED || verdict == nodev1.Status_STATUS_LOADING,
+		verdict == nodev1.Status_STATUS_DOWN && status != nodev1.Status_STATUS_UP:
 		t.streak = 0
 		status = verdict
 	default:
@@ -280,12 +283,26 @@ func (m *Monitor) judge(t *tracked, res *nodev1.ProbeResult) (*nodev1.NodeState,
 	if res.GetUp() {
 		next.Models = res.GetModels()
 		next.Version = res.GetVersion()
+		next.Load = res.GetLoad()
 	}
-	if status == cur.GetStatus() && sameModels(next.GetModels(), cur.GetModels()) && next.GetVersion() == cur.GetVersion() {
+	if status == cur.GetStatus() && sameModels(next.GetModels(), cur.GetModels()) && next.GetVersion() == cur.GetVersion() &&
+		proto.Equal(next.GetLoad(), cur.GetLoad()) {
 		return nil, false // nothing a router cares about changed
 	}
 	next.ChangedAt = timestamppb.Now()
 	return next, true
+}
+
+// verdictOf is the status one probe result argues for.
+func verdictOf(res *nodev1.ProbeResult) nodev1.Status {
+	switch {
+	case res.GetUp():
+		return nodev1.Status_STATUS_UP
+	case res.GetStatus() == nodev1.Status_STATUS_MISCONFIGURED, res.GetStatus() == nodev1.Status_STATUS_LOADING:
+		return res.GetStatus()
+	default:
+		return nodev1.Status_STATUS_DOWN
+	}
 }
 
 func sameModels(a, b []*nodev1.ModelInfo) bool {

@@ -58,7 +58,7 @@ func register(c *api.Client, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&e.ID, "id", "", "node id, unique in the mesh (e.g. gpu-1)")
 	fs.StringVar(&e.URL, "url", "", "node URL (e.g. http://10.0.0.5:11434; for kind openai the API base with /v1)")
-	fs.StringVar(&e.Kind, "kind", "", "ollama, openai, vllm, llamacpp or lmstudio")
+	fs.StringVar(&e.Kind, "kind", "", "ollama, openai, vllm, llamacpp, lmstudio or anthropic")
 	fs.StringVar(&e.APIKeyEnv, "api-key-env", "", "the adapter's environment variable holding the node's API key")
 	fs.StringVar(&e.TLSServerName, "tls-server-name", "", "TLS server name override")
 	fs.Func("max-in-flight", "cap on requests the mesh sends the node at once (0: the kind's default)", int32Flag(&e.MaxInFlight))

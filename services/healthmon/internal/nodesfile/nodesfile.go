@@ -26,7 +26,7 @@ const DefaultOllamaURL = "http://127.0.0.1:11434"
 //
 //	nodes:
 //	  - id: gpu-1
-//	    kind: ollama          # ollama | openai | vllm | llamacpp | lmstudio
+//	    kind: ollama          # ollama | openai | vllm | llamacpp | lmstudio | anthropic
 //	    url: http://10.0.0.5:11434   # any form meshkit/nodeurl accepts
 //	    api_key_env: GPU1_KEY # optional: the adapter's env var with the key
 //	    tls_server_name: ""   # optional, https only
@@ -83,11 +83,12 @@ func (h *HeaderValue) UnmarshalYAML(n *yaml.Node) error {
 }
 
 var kinds = map[string]nodev1.Kind{
-	"ollama":   nodev1.Kind_KIND_OLLAMA,
-	"openai":   nodev1.Kind_KIND_OPENAI,
-	"vllm":     nodev1.Kind_KIND_VLLM,
-	"llamacpp": nodev1.Kind_KIND_LLAMACPP,
-	"lmstudio": nodev1.Kind_KIND_LMSTUDIO,
+	"ollama":    nodev1.Kind_KIND_OLLAMA,
+	"openai":    nodev1.Kind_KIND_OPENAI,
+	"vllm":      nodev1.Kind_KIND_VLLM,
+	"llamacpp":  nodev1.Kind_KIND_LLAMACPP,
+	"lmstudio":  nodev1.Kind_KIND_LMSTUDIO,
+	"anthropic": nodev1.Kind_KIND_ANTHROPIC,
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -148,7 +149,7 @@ func (e Entry) Node() (*nodev1.Node, error) {
 	}
 	kind, ok := kinds[strings.ToLower(e.Kind)]
 	if !ok {
-		errs = append(errs, fmt.Errorf("kind %q: want ollama, openai, vllm, llamacpp or lmstudio", e.Kind))
+		errs = append(errs, fmt.Errorf("kind %q: want ollama, openai, vllm, llamacpp, lmstudio or anthropic", e.Kind))
 	}
 	n := &nodev1.Node{
 		Id: e.ID, Kind: kind, BaseUrl: e.URL, ApiKeyEnv: e.APIKeyEnv, TlsServerName: e.TLSServerName,

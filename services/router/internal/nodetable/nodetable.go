@@ -31,6 +31,8 @@ type Snapshot struct {
 type Candidate struct {
 	Node   *nodev1.Node
 	Loaded bool
+	// Type is what the model does on this node, when the node says.
+	Type nodev1.ModelType
 }
 
 // New returns an empty table.
@@ -78,7 +80,7 @@ func build(states map[string]*nodev1.NodeState) *Snapshot {
 			continue
 		}
 		for _, m := range st.GetModels() {
-			c := Candidate{Node: st.GetNode(), Loaded: m.GetLoaded()}
+			c := Candidate{Node: st.GetNode(), Loaded: m.GetLoaded(), Type: m.GetType()}
 			for _, name := range names(m) {
 				s.byModel[name] = append(s.byModel[name], c)
 			}
@@ -115,6 +117,9 @@ func (s *Snapshot) Candidates(model string) []Candidate { return s.byModel[model
 // Down describes a node that is not up, and why.
 type Down struct {
 	ID     string
+	Status nodev1.Status
+	// Reason says why, led by the status when it is not plain down:
+	// "misconfigured: 401 from …", "loading: …".
 	Reason string
 	// HadModel is true when the node's last successful probe listed the
 	// model asked about.
@@ -131,11 +136,16 @@ func (s *Snapshot) Unavailable(model string) []Down {
 			continue
 		}
 		reason := st.GetReason()
-		if reason == "" {
+		switch {
+		case reason == "":
 			reason = "not probed yet"
+		case st.GetStatus() == nodev1.Status_STATUS_MISCONFIGURED:
+			reason = "misconfigured: " + reason
+		case st.GetStatus() == nodev1.Status_STATUS_LOADING:
+			reason = "loading: " + reason
 		}
 		had := slices.ContainsFunc(st.GetModels(), func(m *nodev1.ModelInfo) bool { return slices.Contains(names(m), model) })
-		out = append(out, Down{ID: id, Reason: reason, HadModel: had})
+		out = append(out, Down{ID: id, Status: st.GetStatus(), Reason: reason, HadModel: had})
 	}
 	return out
 }

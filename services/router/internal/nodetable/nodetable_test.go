@@ -253,20 +253,28 @@ func TestUnavailable(t *testing.T) {
 		state("a", up, "", "m1"),
 		state("c", nodev1.Status_STATUS_UNSPECIFIED, ""),
 		state("b", down, "timeout", "m2"),
+		state("e", nodev1.Status_STATUS_MISCONFIGURED, "401 from https://x/v1/models: invalid API key — check K"),
+		state("f", nodev1.Status_STATUS_LOADING, "llamacpp: loading the model", "m1"),
 	))
 	s := tbl.Snapshot()
 
+	mis, loading := nodev1.Status_STATUS_MISCONFIGURED, nodev1.Status_STATUS_LOADING
 	assert.Equal(t, []Down{
-		{ID: "b", Reason: "timeout", HadModel: false},
+		{ID: "b", Status: down, Reason: "timeout", HadModel: false},
 		{ID: "c", Reason: "not probed yet", HadModel: false},
-		{ID: "d", Reason: "connect: connection refused", HadModel: true},
+		{ID: "d", Status: down, Reason: "connect: connection refused", HadModel: true},
+		{ID: "e", Status: mis, Reason: "misconfigured: 401 from https://x/v1/models: invalid API key — check K"},
+		{ID: "f", Status: loading, Reason: "loading: llamacpp: loading the model", HadModel: true},
 	}, s.Unavailable("m1"))
 	assert.Equal(t, []Down{
-		{ID: "b", Reason: "timeout", HadModel: true},
+		{ID: "b", Status: down, Reason: "timeout", HadModel: true},
 		{ID: "c", Reason: "not probed yet", HadModel: false},
-		{ID: "d", Reason: "connect: connection refused", HadModel: true},
+		{ID: "d", Status: down, Reason: "connect: connection refused", HadModel: true},
+		{ID: "e", Status: mis, Reason: "misconfigured: 401 from https://x/v1/models: invalid API key — check K"},
+		{ID: "f", Status: loading, Reason: "loading: llamacpp: loading the model", HadModel: false},
 	}, s.Unavailable("m2"))
 	assert.Empty(t, New().Snapshot().Unavailable("m1"))
+	assert.Empty(t, s.Candidates("m1")[1:], "only the up node serves m1")
 }
 
 func TestAnyUp(t *testing.T) {

@@ -95,11 +95,18 @@ func ParseTiers(name string) (Tiers, error) {
 	return 0, fmt.Errorf("tiers %q: want one of %s", name, strings.Join(tiersNames, ", "))
 }
 
-// IsCloud says whether n is a cloud node: an OpenAI-API node reached with
-// an API key (a paid provider). Local OpenAI-compatible servers without a
-// key, and every other kind, are local.
+// IsCloud says whether n is a cloud node (a paid provider): an Anthropic
+// node, or an OpenAI-API node reached with an API key. Local
+// OpenAI-compatible servers without a key, and every other kind, are
+// local.
 func IsCloud(n *nodev1.Node) bool {
-	return n.GetKind() == nodev1.Kind_KIND_OPENAI && n.GetApiKeyEnv() != ""
+	switch n.GetKind() {
+	case nodev1.Kind_KIND_ANTHROPIC:
+		return true
+	case nodev1.Kind_KIND_OPENAI:
+		return n.GetApiKeyEnv() != ""
+	}
+	return false
 }
 
 // Eligible says whether c may serve a request under t at all.

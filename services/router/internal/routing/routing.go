@@ -16,6 +16,7 @@ import (
 	"time"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/router/internal/limits"
@@ -114,6 +115,9 @@ func WithSessionKey(ctx context.Context, key string) context.Context {
 // whole deadline (the adapter streams from the node and folds the answer).
 func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
 	route, req := resolve(r.routes, req)
+	if err := r.chatModel(route.Model); err != nil {
+		return nil, err
+	}
 	var out *openaiv1.ChatCompletion
 	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
@@ -140,6 +144,24 @@ func resolve[R interface {
 	out := proto.CloneOf(req)
 	out.ProtoReflect().Set(out.ProtoReflect().Descriptor().Fields().ByName("model"), protoreflect.ValueOfString(route.Model))
 	return route, out
+}
+
+// chatModel refuses a chat for a model every node serving it says is
+// embedding-only: no node would answer it, and the client should know
+// why rather than see each node's refusal.
+func (r *Router) chatModel(model string) error {
+	cands := r.table.Snapshot().Candidates(model)
+	if len(cands) == 0 {
+		return nil // noCandidate explains
+	}
+	for _, c := range cands {
+		if c.Type != nodev1.ModelType_MODEL_TYPE_EMBEDDING {
+			return nil
+		}
+	}
+	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model", ErrCode: "model_not_supported",
+		Reason:  apierror.ReasonMesh,
+		Message: fmt.Sprintf("The model `%s` is an embedding model: it serves /v1/embeddings, not chat.", model)}
 }
 
 // firstTokenLimit is how long c may take to its first token: short where
@@ -171,6 +193,9 @@ func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 // the next candidate; a failure after it is returned as is.
 func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
 	route, req := resolve(r.routes, req)
+	if err := r.chatModel(route.Model); err != nil {
+		return err
+	}
 	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.ChatStreamResponse], error) {
 		return r.adapter.ChatStream(ctx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req, Timeouts: t})
 	}, func(m *adapterv1.ChatStreamResponse, first bool) error {
@@ -547,7 +572,9 @@ func noCandidate(snap *nodetable.Snapshot, model string) error {
 	downs := snap.Unavailable(model)
 	var had []string
 	for _, d := range downs {
-		if d.HadModel {
+		// A misconfigured node never listed its models: it may well
+		// serve this one, and the client should hear why it cannot.
+		if d.HadModel || d.Status == nodev1.Status_STATUS_MISCONFIGURED {
 			had = append(had, d.ID+": "+d.Reason)
 		}
 	}

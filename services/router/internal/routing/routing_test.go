@@ -405,6 +405,20 @@ func TestNoCandidate(t *testing.T) {
 			wantIn:   []string{"no LLM nodes"},
 		},
 		{
+			name: "a misconfigured node may serve it: 503 that says why",
+			states: []*nodev1.NodeState{node("a"), {Node: &nodev1.Node{Id: "cloud"}, Status: nodev1.Status_STATUS_MISCONFIGURED,
+				Reason: "401 from https://api.example.com/v1/models: invalid API key — check OPENAI_API_KEY"}},
+			wantCode: codes.Unavailable,
+			wantIn:   []string{"nope", "cloud: misconfigured: 401 from https://api.example.com/v1/models: invalid API key — check OPENAI_API_KEY"},
+		},
+		{
+			name: "the model's node is loading",
+			states: []*nodev1.NodeState{node("a"), {Node: &nodev1.Node{Id: "llama"}, Status: nodev1.Status_STATUS_LOADING,
+				Reason: "llamacpp: loading the model", Models: []*nodev1.ModelInfo{{Id: "nope"}}}},
+			wantCode: codes.Unavailable,
+			wantIn:   []string{"llama: loading: llamacpp: loading the model"},
+		},
+		{
 			name:     "every node down, none had the model",
 			states:   []*nodev1.NodeState{downNode("d1", "refused", "other"), {Node: &nodev1.Node{Id: "d2"}}},
 			wantCode: codes.Unavailable,
@@ -649,4 +663,24 @@ func TestChatStreamEnsuresRole(t *testing.T) {
 	assert.Equal(t, "assistant", got[0].GetChoices()[1].GetDelta().GetRole(), "a missing delta gets one with the role")
 	assert.Equal(t, "tool", got[0].GetChoices()[2].GetDelta().GetRole(), "a role the node sent is kept")
 	assert.Empty(t, got[1].GetChoices()[0].GetDelta().GetRole(), "only the first chunk gets the role")
+}
+
+func TestChatOnEmbeddingModel(t *testing.T) {
+	emb := &nodev1.NodeState{Node: &nodev1.Node{Id: "e"}, Status: nodev1.Status_STATUS_UP,
+		Models: []*nodev1.ModelInfo{{Id: model, Type: nodev1.ModelType_MODEL_TYPE_EMBEDDING}}}
+	fake := &fakeAdapter{}
+	r := New(table(emb), serveAdapter(t, fake), Options{MaxAttempts: 3})
+	_, err := r.Chat(context.Background(), chatReq())
+	e, _ := apierror.FromError(err)
+	assert.Equal(t, codes.InvalidArgument, e.Code)
+	assert.Equal(t, "model", e.Param)
+	assert.Contains(t, e.Message, "embedding model")
+	err = r.ChatStream(context.Background(), chatReq(), func(*openaiv1.ChatCompletionChunk) error { return nil })
+	e, _ = apierror.FromError(err)
+	assert.Equal(t, codes.InvalidArgument, e.Code)
+	assert.Empty(t, fake.Calls(), "no node is asked to chat with an embedding model")
+
+	// Embeddings still go to it.
+	_, _ = r.Embed(context.Background(), &openaiv1.EmbeddingRequest{Model: model})
+	assert.Equal(t, []string{"e"}, fake.Calls())
 }

@@ -29,11 +29,12 @@ type options struct {
 // stderr.
 func parseFlags(args []string, stderr io.Writer) (simnode.Config, options, error) {
 	var (
-		cfg       simnode.Config
-		opts      options
-		models    string
-		loaded    string
-		apiKeyEnv string
+		cfg             simnode.Config
+		opts            options
+		models          string
+		loaded          string
+		apiKeyEnv       string
+		embeddingModels string
 	)
 	fs := flag.NewFlagSet("simnode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -51,6 +52,10 @@ func parseFlags(args []string, stderr io.Writer) (simnode.Config, options, error
 	fs.StringVar(&cfg.Faults.Message, "fault-message", "", "fault: error message sent with -fault-status")
 	fs.IntVar(&cfg.Faults.FailAfterTokens, "fault-fail-after-tokens", 0, "fault: drop the connection after this many tokens")
 	fs.BoolVar(&cfg.Faults.Hang, "fault-hang", false, "fault: never answer chat/embeddings requests")
+	fs.StringVar(&cfg.Flavor, "flavor", "ollama", "server simulated besides the OpenAI API: ollama, vllm, llamacpp or lmstudio")
+	fs.IntVar(&cfg.Slots, "slots", 1, "slots a llamacpp flavour reports on /slots")
+	fs.StringVar(&embeddingModels, "embedding-models", "", "comma-separated models of -models that only embed")
+	fs.BoolVar(&cfg.Faults.Loading, "fault-loading", false, "fault (llamacpp): answer 503 Loading model")
 	fs.IntVar(&cfg.Faults.ProbeStatus, "fault-probe-status", 0, "fault: answer /api/version, /api/tags, /api/ps and /v1/models with this HTTP status (400-599)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -65,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (simnode.Config, options, error
 	}
 
 	cfg.Models = splitList(models)
+	cfg.EmbeddingModels = splitList(embeddingModels)
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "loaded" {
 			cfg.Loaded = append([]string{}, splitList(loaded)...) // non-nil: set explicitly

@@ -32,6 +32,10 @@ const (
 	Kind_KIND_VLLM        Kind = 3
 	Kind_KIND_LLAMACPP    Kind = 4
 	Kind_KIND_LMSTUDIO    Kind = 5
+	// KIND_ANTHROPIC is Anthropic's Messages API (base_url the server root,
+	// e.g. https://api.anthropic.com); the adapter translates OpenAI chat
+	// requests and streams to and from it.
+	Kind_KIND_ANTHROPIC Kind = 6
 )
 
 // Enum value maps for Kind.
@@ -43,6 +47,7 @@ var (
 		3: "KIND_VLLM",
 		4: "KIND_LLAMACPP",
 		5: "KIND_LMSTUDIO",
+		6: "KIND_ANTHROPIC",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
@@ -51,6 +56,7 @@ var (
 		"KIND_VLLM":        3,
 		"KIND_LLAMACPP":    4,
 		"KIND_LMSTUDIO":    5,
+		"KIND_ANTHROPIC":   6,
 	}
 )
 
@@ -90,6 +96,14 @@ const (
 	Status_STATUS_UP Status = 1
 	// STATUS_DOWN: the probes failed; the node takes no requests.
 	Status_STATUS_DOWN Status = 2
+	// STATUS_MISCONFIGURED: the node answers but refuses llmesh's
+	// credentials (401/403) or its API key variable is unset; it takes no
+	// requests, and probing again will not help until the operator fixes
+	// the configuration. The reason says what to fix.
+	Status_STATUS_MISCONFIGURED Status = 3
+	// STATUS_LOADING: the node is alive but not ready yet (llama-server's
+	// 503 "Loading model"); it takes no requests, and it is not a failure.
+	Status_STATUS_LOADING Status = 4
 )
 
 // Enum value maps for Status.
@@ -98,11 +112,15 @@ var (
 		0: "STATUS_UNSPECIFIED",
 		1: "STATUS_UP",
 		2: "STATUS_DOWN",
+		3: "STATUS_MISCONFIGURED",
+		4: "STATUS_LOADING",
 	}
 	Status_value = map[string]int32{
-		"STATUS_UNSPECIFIED": 0,
-		"STATUS_UP":          1,
-		"STATUS_DOWN":        2,
+		"STATUS_UNSPECIFIED":   0,
+		"STATUS_UP":            1,
+		"STATUS_DOWN":          2,
+		"STATUS_MISCONFIGURED": 3,
+		"STATUS_LOADING":       4,
 	}
 )
 
@@ -131,6 +149,61 @@ func (x Status) Number() protoreflect.EnumNumber {
 // Deprecated: Use Status.Descriptor instead.
 func (Status) EnumDescriptor() ([]byte, []int) {
 	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+// ModelType is what a model does, when the node says so.
+type ModelType int32
+
+const (
+	// MODEL_TYPE_UNSPECIFIED: unknown (the node does not say); it may serve
+	// chat and embeddings.
+	ModelType_MODEL_TYPE_UNSPECIFIED ModelType = 0
+	// MODEL_TYPE_CHAT: a generative model (chat and completions).
+	ModelType_MODEL_TYPE_CHAT ModelType = 1
+	// MODEL_TYPE_EMBEDDING: an embedding-only model; it serves
+	// /v1/embeddings and nothing else.
+	ModelType_MODEL_TYPE_EMBEDDING ModelType = 2
+)
+
+// Enum value maps for ModelType.
+var (
+	ModelType_name = map[int32]string{
+		0: "MODEL_TYPE_UNSPECIFIED",
+		1: "MODEL_TYPE_CHAT",
+		2: "MODEL_TYPE_EMBEDDING",
+	}
+	ModelType_value = map[string]int32{
+		"MODEL_TYPE_UNSPECIFIED": 0,
+		"MODEL_TYPE_CHAT":        1,
+		"MODEL_TYPE_EMBEDDING":   2,
+	}
+)
+
+func (x ModelType) Enum() *ModelType {
+	p := new(ModelType)
+	*p = x
+	return p
+}
+
+func (x ModelType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ModelType) Descriptor() protoreflect.EnumDescriptor {
+	return file_llmesh_node_v1_node_proto_enumTypes[2].Descriptor()
+}
+
+func (ModelType) Type() protoreflect.EnumType {
+	return &file_llmesh_node_v1_node_proto_enumTypes[2]
+}
+
+func (x ModelType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ModelType.Descriptor instead.
+func (ModelType) EnumDescriptor() ([]byte, []int) {
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 // Node is one LLM server the mesh can send requests to. It says where the
@@ -365,6 +438,89 @@ func (x *Header) GetValueEnv() string {
 	return ""
 }
 
+// NodeLoad is how busy a node said it is in its last probe, for the
+// kinds that report it (vLLM's /metrics, llama-server's /slots). Fields
+// the node did not report are absent.
+type NodeLoad struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// requests_running are the requests the node is working on.
+	RequestsRunning *int32 `protobuf:"varint,1,opt,name=requests_running,json=requestsRunning,proto3,oneof" json:"requests_running,omitempty"`
+	// requests_waiting are the requests queued on the node.
+	RequestsWaiting *int32 `protobuf:"varint,2,opt,name=requests_waiting,json=requestsWaiting,proto3,oneof" json:"requests_waiting,omitempty"`
+	// kv_cache_usage is the fraction of the KV cache in use, 0..1.
+	KvCacheUsage *float64 `protobuf:"fixed64,3,opt,name=kv_cache_usage,json=kvCacheUsage,proto3,oneof" json:"kv_cache_usage,omitempty"`
+	// slots_busy and slots_total are llama-server's processing slots.
+	SlotsBusy     *int32 `protobuf:"varint,4,opt,name=slots_busy,json=slotsBusy,proto3,oneof" json:"slots_busy,omitempty"`
+	SlotsTotal    *int32 `protobuf:"varint,5,opt,name=slots_total,json=slotsTotal,proto3,oneof" json:"slots_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeLoad) Reset() {
+	*x = NodeLoad{}
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeLoad) ProtoMessage() {}
+
+func (x *NodeLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeLoad.ProtoReflect.Descriptor instead.
+func (*NodeLoad) Descriptor() ([]byte, []int) {
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *NodeLoad) GetRequestsRunning() int32 {
+	if x != nil && x.RequestsRunning != nil {
+		return *x.RequestsRunning
+	}
+	return 0
+}
+
+func (x *NodeLoad) GetRequestsWaiting() int32 {
+	if x != nil && x.RequestsWaiting != nil {
+		return *x.RequestsWaiting
+	}
+	return 0
+}
+
+func (x *NodeLoad) GetKvCacheUsage() float64 {
+	if x != nil && x.KvCacheUsage != nil {
+		return *x.KvCacheUsage
+	}
+	return 0
+}
+
+func (x *NodeLoad) GetSlotsBusy() int32 {
+	if x != nil && x.SlotsBusy != nil {
+		return *x.SlotsBusy
+	}
+	return 0
+}
+
+func (x *NodeLoad) GetSlotsTotal() int32 {
+	if x != nil && x.SlotsTotal != nil {
+		return *x.SlotsTotal
+	}
+	return 0
+}
+
 // ModelInfo is one model a node serves.
 type ModelInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -377,14 +533,16 @@ type ModelInfo struct {
 	OwnedBy string `protobuf:"bytes,5,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
 	// aliases are other names requests may use for the model, e.g.
 	// "llama3.2" for Ollama's "llama3.2:latest".
-	Aliases       []string `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	Aliases []string `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	// type says whether the model chats or only embeds, when known.
+	Type          ModelType `protobuf:"varint,10,opt,name=type,proto3,enum=llmesh.node.v1.ModelType" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[2]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -396,7 +554,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[2]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -409,7 +567,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ModelInfo) GetId() string {
@@ -454,6 +612,13 @@ func (x *ModelInfo) GetAliases() []string {
 	return nil
 }
 
+func (x *ModelInfo) GetType() ModelType {
+	if x != nil {
+		return x.Type
+	}
+	return ModelType_MODEL_TYPE_UNSPECIFIED
+}
+
 // ProbeResult is what one probe of a node found.
 type ProbeResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -467,13 +632,20 @@ type ProbeResult struct {
 	Models        []*ModelInfo           `protobuf:"bytes,4,rep,name=models,proto3" json:"models,omitempty"`
 	ProbedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=probed_at,json=probedAt,proto3" json:"probed_at,omitempty"`
 	LatencyMicros int64                  `protobuf:"varint,6,opt,name=latency_micros,json=latencyMicros,proto3" json:"latency_micros,omitempty"`
+	// status, when up is false, says why more precisely than "down":
+	// STATUS_MISCONFIGURED (credentials refused) or STATUS_LOADING (alive,
+	// not ready). Unspecified means STATUS_UP or STATUS_DOWN by up.
+	Status Status `protobuf:"varint,10,opt,name=status,proto3,enum=llmesh.node.v1.Status" json:"status,omitempty"`
+	// load is how busy the node is, for kinds that report it; a failure to
+	// read it never makes the node down.
+	Load          *NodeLoad `protobuf:"bytes,11,opt,name=load,proto3" json:"load,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProbeResult) Reset() {
 	*x = ProbeResult{}
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[3]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +657,7 @@ func (x *ProbeResult) String() string {
 func (*ProbeResult) ProtoMessage() {}
 
 func (x *ProbeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[3]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +670,7 @@ func (x *ProbeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProbeResult.ProtoReflect.Descriptor instead.
 func (*ProbeResult) Descriptor() ([]byte, []int) {
-	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ProbeResult) GetUp() bool {
@@ -543,6 +715,20 @@ func (x *ProbeResult) GetLatencyMicros() int64 {
 	return 0
 }
 
+func (x *ProbeResult) GetStatus() Status {
+	if x != nil {
+		return x.Status
+	}
+	return Status_STATUS_UNSPECIFIED
+}
+
+func (x *ProbeResult) GetLoad() *NodeLoad {
+	if x != nil {
+		return x.Load
+	}
+	return nil
+}
+
 // NodeState is a node and the health verdict on it.
 type NodeState struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -551,16 +737,18 @@ type NodeState struct {
 	// reason explains the status, from the probe that set it.
 	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	// models are the models of the last successful probe.
-	Models        []*ModelInfo           `protobuf:"bytes,4,rep,name=models,proto3" json:"models,omitempty"`
-	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
-	ChangedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
+	Models    []*ModelInfo           `protobuf:"bytes,4,rep,name=models,proto3" json:"models,omitempty"`
+	Version   string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	ChangedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
+	// load is the node's load from its last probe, when its kind reports it.
+	Load          *NodeLoad `protobuf:"bytes,10,opt,name=load,proto3" json:"load,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeState) Reset() {
 	*x = NodeState{}
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[4]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +760,7 @@ func (x *NodeState) String() string {
 func (*NodeState) ProtoMessage() {}
 
 func (x *NodeState) ProtoReflect() protoreflect.Message {
-	mi := &file_llmesh_node_v1_node_proto_msgTypes[4]
+	mi := &file_llmesh_node_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +773,7 @@ func (x *NodeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeState.ProtoReflect.Descriptor instead.
 func (*NodeState) Descriptor() ([]byte, []int) {
-	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_llmesh_node_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NodeState) GetNode() *Node {
@@ -630,6 +818,13 @@ func (x *NodeState) GetChangedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *NodeState) GetLoad() *NodeLoad {
+	if x != nil {
+		return x.Load
+	}
+	return nil
+}
+
 var File_llmesh_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_llmesh_node_v1_node_proto_rawDesc = "" +
@@ -654,7 +849,20 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1b\n" +
-	"\tvalue_env\x18\x03 \x01(\tR\bvalueEnv\"\xa1\x01\n" +
+	"\tvalue_env\x18\x03 \x01(\tR\bvalueEnv\"\xbb\x02\n" +
+	"\bNodeLoad\x12.\n" +
+	"\x10requests_running\x18\x01 \x01(\x05H\x00R\x0frequestsRunning\x88\x01\x01\x12.\n" +
+	"\x10requests_waiting\x18\x02 \x01(\x05H\x01R\x0frequestsWaiting\x88\x01\x01\x12)\n" +
+	"\x0ekv_cache_usage\x18\x03 \x01(\x01H\x02R\fkvCacheUsage\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"slots_busy\x18\x04 \x01(\x05H\x03R\tslotsBusy\x88\x01\x01\x12$\n" +
+	"\vslots_total\x18\x05 \x01(\x05H\x04R\n" +
+	"slotsTotal\x88\x01\x01B\x13\n" +
+	"\x11_requests_runningB\x13\n" +
+	"\x11_requests_waitingB\x11\n" +
+	"\x0f_kv_cache_usageB\r\n" +
+	"\v_slots_busyB\x0e\n" +
+	"\f_slots_total\"\xd0\x01\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06loaded\x18\x02 \x01(\bR\x06loaded\x12\x1d\n" +
@@ -662,14 +870,19 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x18\n" +
 	"\acreated\x18\x04 \x01(\x03R\acreated\x12\x19\n" +
 	"\bowned_by\x18\x05 \x01(\tR\aownedBy\x12\x18\n" +
-	"\aaliases\x18\x06 \x03(\tR\aaliases\"\xe2\x01\n" +
+	"\aaliases\x18\x06 \x03(\tR\aaliases\x12-\n" +
+	"\x04type\x18\n" +
+	" \x01(\x0e2\x19.llmesh.node.v1.ModelTypeR\x04type\"\xc0\x02\n" +
 	"\vProbeResult\x12\x0e\n" +
 	"\x02up\x18\x01 \x01(\bR\x02up\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x121\n" +
 	"\x06models\x18\x04 \x03(\v2\x19.llmesh.node.v1.ModelInfoR\x06models\x127\n" +
 	"\tprobed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bprobedAt\x12%\n" +
-	"\x0elatency_micros\x18\x06 \x01(\x03R\rlatencyMicros\"\x85\x02\n" +
+	"\x0elatency_micros\x18\x06 \x01(\x03R\rlatencyMicros\x12.\n" +
+	"\x06status\x18\n" +
+	" \x01(\x0e2\x16.llmesh.node.v1.StatusR\x06status\x12,\n" +
+	"\x04load\x18\v \x01(\v2\x18.llmesh.node.v1.NodeLoadR\x04load\"\xb3\x02\n" +
 	"\tNodeState\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12.\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x16.llmesh.node.v1.StatusR\x06status\x12\x16\n" +
@@ -677,18 +890,27 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x06models\x18\x04 \x03(\v2\x19.llmesh.node.v1.ModelInfoR\x06models\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x129\n" +
 	"\n" +
-	"changed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt*s\n" +
+	"changed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt\x12,\n" +
+	"\x04load\x18\n" +
+	" \x01(\v2\x18.llmesh.node.v1.NodeLoadR\x04load*\x87\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_OLLAMA\x10\x01\x12\x0f\n" +
 	"\vKIND_OPENAI\x10\x02\x12\r\n" +
 	"\tKIND_VLLM\x10\x03\x12\x11\n" +
 	"\rKIND_LLAMACPP\x10\x04\x12\x11\n" +
-	"\rKIND_LMSTUDIO\x10\x05*@\n" +
+	"\rKIND_LMSTUDIO\x10\x05\x12\x12\n" +
+	"\x0eKIND_ANTHROPIC\x10\x06*n\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tSTATUS_UP\x10\x01\x12\x0f\n" +
-	"\vSTATUS_DOWN\x10\x02B7Z5github.com/llmesh/llmesh/gen/go/llmesh/node/v1;nodev1b\x06proto3"
+	"\vSTATUS_DOWN\x10\x02\x12\x18\n" +
+	"\x14STATUS_MISCONFIGURED\x10\x03\x12\x12\n" +
+	"\x0eSTATUS_LOADING\x10\x04*V\n" +
+	"\tModelType\x12\x1a\n" +
+	"\x16MODEL_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fMODEL_TYPE_CHAT\x10\x01\x12\x18\n" +
+	"\x14MODEL_TYPE_EMBEDDING\x10\x02B7Z5github.com/llmesh/llmesh/gen/go/llmesh/node/v1;nodev1b\x06proto3"
 
 var (
 	file_llmesh_node_v1_node_proto_rawDescOnce sync.Once
@@ -702,32 +924,38 @@ func file_llmesh_node_v1_node_proto_rawDescGZIP() []byte {
 	return file_llmesh_node_v1_node_proto_rawDescData
 }
 
-var file_llmesh_node_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_llmesh_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_llmesh_node_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_llmesh_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_llmesh_node_v1_node_proto_goTypes = []any{
 	(Kind)(0),                     // 0: llmesh.node.v1.Kind
 	(Status)(0),                   // 1: llmesh.node.v1.Status
-	(*Node)(nil),                  // 2: llmesh.node.v1.Node
-	(*Header)(nil),                // 3: llmesh.node.v1.Header
-	(*ModelInfo)(nil),             // 4: llmesh.node.v1.ModelInfo
-	(*ProbeResult)(nil),           // 5: llmesh.node.v1.ProbeResult
-	(*NodeState)(nil),             // 6: llmesh.node.v1.NodeState
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(ModelType)(0),                // 2: llmesh.node.v1.ModelType
+	(*Node)(nil),                  // 3: llmesh.node.v1.Node
+	(*Header)(nil),                // 4: llmesh.node.v1.Header
+	(*NodeLoad)(nil),              // 5: llmesh.node.v1.NodeLoad
+	(*ModelInfo)(nil),             // 6: llmesh.node.v1.ModelInfo
+	(*ProbeResult)(nil),           // 7: llmesh.node.v1.ProbeResult
+	(*NodeState)(nil),             // 8: llmesh.node.v1.NodeState
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_llmesh_node_v1_node_proto_depIdxs = []int32{
-	0, // 0: llmesh.node.v1.Node.kind:type_name -> llmesh.node.v1.Kind
-	3, // 1: llmesh.node.v1.Node.headers:type_name -> llmesh.node.v1.Header
-	4, // 2: llmesh.node.v1.ProbeResult.models:type_name -> llmesh.node.v1.ModelInfo
-	7, // 3: llmesh.node.v1.ProbeResult.probed_at:type_name -> google.protobuf.Timestamp
-	2, // 4: llmesh.node.v1.NodeState.node:type_name -> llmesh.node.v1.Node
-	1, // 5: llmesh.node.v1.NodeState.status:type_name -> llmesh.node.v1.Status
-	4, // 6: llmesh.node.v1.NodeState.models:type_name -> llmesh.node.v1.ModelInfo
-	7, // 7: llmesh.node.v1.NodeState.changed_at:type_name -> google.protobuf.Timestamp
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	0,  // 0: llmesh.node.v1.Node.kind:type_name -> llmesh.node.v1.Kind
+	4,  // 1: llmesh.node.v1.Node.headers:type_name -> llmesh.node.v1.Header
+	2,  // 2: llmesh.node.v1.ModelInfo.type:type_name -> llmesh.node.v1.ModelType
+	6,  // 3: llmesh.node.v1.ProbeResult.models:type_name -> llmesh.node.v1.ModelInfo
+	9,  // 4: llmesh.node.v1.ProbeResult.probed_at:type_name -> google.protobuf.Timestamp
+	1,  // 5: llmesh.node.v1.ProbeResult.status:type_name -> llmesh.node.v1.Status
+	5,  // 6: llmesh.node.v1.ProbeResult.load:type_name -> llmesh.node.v1.NodeLoad
+	3,  // 7: llmesh.node.v1.NodeState.node:type_name -> llmesh.node.v1.Node
+	1,  // 8: llmesh.node.v1.NodeState.status:type_name -> llmesh.node.v1.Status
+	6,  // 9: llmesh.node.v1.NodeState.models:type_name -> llmesh.node.v1.ModelInfo
+	9,  // 10: llmesh.node.v1.NodeState.changed_at:type_name -> google.protobuf.Timestamp
+	5,  // 11: llmesh.node.v1.NodeState.load:type_name -> llmesh.node.v1.NodeLoad
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_node_v1_node_proto_init() }
@@ -735,13 +963,14 @@ func file_llmesh_node_v1_node_proto_init() {
 	if File_llmesh_node_v1_node_proto != nil {
 		return
 	}
+	file_llmesh_node_v1_node_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmesh_node_v1_node_proto_rawDesc), len(file_llmesh_node_v1_node_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   5,
+			NumEnums:      3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
