@@ -189,21 +189,34 @@ func TestOllamaEdge(t *testing.T) {
 
 	t.Run("tags and ps", func(t *testing.T) {
 		var tags struct {
-			Models []struct{ Name, Model string } `json:"models"`
+			Models []struct {
+				Name, Model, Digest string
+				Details             struct{ Family string }
+			} `json:"models"`
 		}
 		getJSON(t, m.RESTURL+"/api/tags", &tags)
 		var names []string
 		for _, mo := range tags.Models {
 			names = append(names, mo.Name)
+			if mo.Name == "shared" {
+				assert.NotEmpty(t, mo.Digest, "the node's digest")
+				assert.NotEmpty(t, mo.Details.Family, "the node's model family")
+			}
 		}
 		assert.Equal(t, []string{"alpha-only", "cloud-only", "embedder", "shared"}, names)
 		var ps struct {
-			Models []struct{ Name string } `json:"models"`
+			Models []struct {
+				Name      string
+				SizeVRAM  int64     `json:"size_vram"`
+				ExpiresAt time.Time `json:"expires_at"`
+			} `json:"models"`
 		}
 		getJSON(t, m.RESTURL+"/api/ps", &ps)
 		require.Len(t, ps.Models, 2, "shared (alpha) and cloud-only (the OpenAI node's models count as loaded)")
 		assert.Equal(t, "cloud-only", ps.Models[0].Name)
 		assert.Equal(t, "shared", ps.Models[1].Name)
+		assert.Positive(t, ps.Models[1].SizeVRAM, "from the node's /api/ps")
+		assert.True(t, ps.Models[1].ExpiresAt.After(time.Now()), "from the node's /api/ps: %s", ps.Models[1].ExpiresAt)
 	})
 
 	t.Run("errors in Ollama's shape", func(t *testing.T) {

@@ -34,6 +34,7 @@ type call struct {
 func (s *Server) serveInference(w http.ResponseWriter, r *http.Request, serve func(c *call, body []byte)) {
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
+	s.lastUse.Store(time.Now().UnixNano())
 	c := &call{s: s, ctx: r.Context(), faults: s.currentFaults()}
 
 	// Reading the whole body matters beyond parsing: net/http only starts

@@ -1,9 +1,7 @@
 package simnode
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -29,14 +27,18 @@ func (s *Server) flavorRoutes() map[string]*route {
 		return map[string]*route{"GET /api/v0/models": {handle: s.handleLMStudioModels}}
 	default:
 		return map[string]*route{
-			"GET /":             {handle: s.handleRoot},
-			"HEAD /":            {handle: s.handleRoot},
-			"GET /api/version":  {handle: s.handleVersion},
-			"HEAD /api/version": {handle: s.handleVersion},
-			"GET /api/tags":     {handle: s.handleTags},
-			"HEAD /api/tags":    {handle: s.handleTags},
-			"GET /api/ps":       {handle: s.handlePS},
-			"POST /api/show":    {handle: s.handleShow},
+			"GET /":                {handle: s.handleRoot},
+			"HEAD /":               {handle: s.handleRoot},
+			"GET /api/version":     {handle: s.handleVersion},
+			"HEAD /api/version":    {handle: s.handleVersion},
+			"GET /api/tags":        {handle: s.handleTags},
+			"HEAD /api/tags":       {handle: s.handleTags},
+			"GET /api/ps":          {handle: s.handlePS},
+			"POST /api/chat":       {handle: s.handleNativeChat},
+			"POST /api/generate":   {handle: s.handleNativeGenerate},
+			"POST /api/embed":      {handle: s.handleNativeEmbed},
+			"POST /api/embeddings": {handle: s.handleNativeEmbed},
+			"POST /api/show":       {handle: s.handleNativeShow},
 		}
 	}
 }
@@ -115,33 +117,6 @@ func (s *Server) handleLMStudioModels(w http.ResponseWriter, _ *http.Request) {
 		data = append(data, md)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
-}
-
-// handleShow serves the part of Ollama's /api/show llmesh reads: the
-// model's capabilities.
-func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Model string `json:"model"`
-		Name  string `json:"name"` // older clients
-	}
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, ollamaError{Error: err.Error()})
-		return
-	}
-	name := req.Model
-	if name == "" {
-		name = req.Name
-	}
-	if !s.models[name] {
-		writeJSON(w, http.StatusNotFound, ollamaError{Error: fmt.Sprintf("model '%s' not found", name)})
-		return
-	}
-	caps := []string{"completion", "tools"}
-	if slices.Contains(s.cfg.EmbeddingModels, name) {
-		caps = []string{"embedding"}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"details": details(), "capabilities": caps, "model_info": map[string]any{}})
 }
 
 // refuseChat answers a chat for an embedding-only model as Ollama does

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -296,13 +297,17 @@ func (s *Server) handleNativeShow(w http.ResponseWriter, r *http.Request) {
 	if !s.checkNativeModel(w, model) {
 		return
 	}
+	caps := []string{"completion", "tools"}
+	if slices.Contains(s.cfg.EmbeddingModels, model) {
+		caps = []string{"embedding"}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"modelfile":    "# simnode " + model,
 		"parameters":   "",
 		"template":     "{{ .Prompt }}",
 		"details":      details(),
 		"model_info":   map[string]any{"general.architecture": "llama", "simnode.node": s.cfg.Name},
-		"capabilities": []string{"completion", "tools"},
+		"capabilities": caps,
 		"modified_at":  modifiedAt(),
 	})
 }

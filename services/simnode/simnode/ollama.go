@@ -127,9 +127,9 @@ func (s *Server) handlePS(w http.ResponseWriter, _ *http.Request) {
 	if s.probeFault(w, false) {
 		return
 	}
-	// Ollama refreshes expires_at on use; a rolling now+keepAlive is the
-	// closest deterministic-enough stand-in.
-	expires := time.Now().Add(keepAlive)
+	// As in Ollama, expires_at is keep-alive after the last use (here: of
+	// any model), so it changes only when the node is used.
+	expires := time.Unix(0, s.lastUse.Load()).Add(keepAlive).UTC()
 	models := make([]psModel, 0, len(s.cfg.Loaded))
 	for _, m := range s.cfg.Loaded {
 		size := modelSize(m)

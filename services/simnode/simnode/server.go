@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Server is a simulated Ollama node (or, by Config.Flavor, a vLLM,
@@ -21,6 +22,7 @@ type Server struct {
 	nextID   atomic.Int64 // source of chatcmpl-<n> ids
 	inFlight atomic.Int64
 	canceled atomic.Int64
+	lastUse  atomic.Int64 // unix nanoseconds of the last inference request (or start)
 
 	routes map[string]*route // keyed by "METHOD /path"
 
@@ -66,6 +68,7 @@ func New(cfg Config) (*Server, error) {
 	for _, m := range cfg.Models {
 		s.models[m] = true
 	}
+	s.lastUse.Store(time.Now().UnixNano())
 	faults := cfg.Faults
 	s.faults.Store(&faults)
 	s.routes = map[string]*route{
@@ -73,11 +76,6 @@ func New(cfg Config) (*Server, error) {
 		"POST /v1/chat/completions": {handle: s.handleChat},
 		"POST /v1/embeddings":       {handle: s.handleEmbeddings},
 		"POST /v1/completions":      {handle: s.handleCompletions},
-		"POST /api/chat":            {handle: s.handleNativeChat},
-		"POST /api/generate":        {handle: s.handleNativeGenerate},
-		"POST /api/embed":           {handle: s.handleNativeEmbed},
-		"POST /api/embeddings":      {handle: s.handleNativeEmbed},
-		"POST /api/show":            {handle: s.handleNativeShow},
 		"POST /simnode/faults":      {handle: s.handleSetFaults},
 		"GET /simnode/faults":       {handle: s.handleGetFaults},
 		"GET /simnode/stats":        {handle: s.handleStats},

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
@@ -122,9 +123,9 @@ func (c *Client) Probe(ctx context.Context, types *TypeCache) (*nodev1.ProbeResu
 	}
 
 	ps, psErr := c.PS(ctx)
-	loaded := map[string]bool{}
+	loaded := map[string]PSModel{}
 	for _, m := range ps {
-		loaded[m.Name], loaded[m.Model] = true, true
+		loaded[m.Name], loaded[m.Model] = m, m
 	}
 	nLoaded := 0
 	mtypes := c.modelTypes(ctx, tags, types)
@@ -135,11 +136,22 @@ func (c *Client) Probe(ctx context.Context, types *TypeCache) (*nodev1.ProbeResu
 		}
 		mi := &nodev1.ModelInfo{
 			Id:        id,
-			Loaded:    loaded[t.Name] || loaded[t.Model],
 			SizeBytes: t.Size,
 			OwnedBy:   owner(id),
 			Aliases:   aliases(id),
 			Type:      mtypes[i],
+			Digest:    t.Digest,
+			Family:    t.Details.Family,
+		}
+		p, ok := loaded[t.Name]
+		if !ok {
+			p, ok = loaded[t.Model]
+		}
+		if ok {
+			mi.Loaded, mi.SizeVram = true, p.SizeVRAM
+			if !p.ExpiresAt.IsZero() {
+				mi.ExpiresAt = timestamppb.New(p.ExpiresAt)
+			}
 		}
 		if !t.ModifiedAt.IsZero() {
 			mi.Created = t.ModifiedAt.Unix()

@@ -6,8 +6,9 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 )
 
-// details is Ollama's model details; the mesh's node state does not carry
-// them, so they are empty rather than guessed.
+// details is Ollama's model details: the family when the node reported
+// it; the rest is not in the mesh's node state, so it is empty rather than
+// guessed.
 type details struct {
 	ParentModel       string   `json:"parent_model"`
 	Format            string   `json:"format"`
@@ -48,7 +49,8 @@ func (h *Handler) tags() any {
 	models := h.opts.Table.Snapshot().Models()
 	out := make([]tagModel, 0, len(models))
 	for _, m := range models {
-		out = append(out, tagModel{Name: m.GetId(), Model: m.GetId(), ModifiedAt: modified(m), Size: m.GetSizeBytes()})
+		out = append(out, tagModel{Name: m.GetId(), Model: m.GetId(), ModifiedAt: modified(m), Size: m.GetSizeBytes(),
+			Digest: m.GetDigest(), Details: detailsOf(m)})
 	}
 	return map[string]any{"models": out}
 }
@@ -64,7 +66,20 @@ func (h *Handler) ps() any {
 			continue
 		}
 		seen[id] = true
-		out = append(out, psModel{Name: id, Model: id, Size: p.Model.GetSizeBytes(), ExpiresAt: zeroTime})
+		expires := zeroTime
+		if t := p.Model.GetExpiresAt(); t != nil {
+			expires = t.AsTime()
+		}
+		out = append(out, psModel{Name: id, Model: id, Size: p.Model.GetSizeBytes(), Digest: p.Model.GetDigest(),
+			Details: detailsOf(p.Model), ExpiresAt: expires, SizeVRAM: p.Model.GetSizeVram()})
 	}
 	return map[string]any{"models": out}
+}
+
+func detailsOf(m *nodev1.ModelInfo) details {
+	d := details{Family: m.GetFamily()}
+	if d.Family != "" {
+		d.Families = []string{d.Family}
+	}
+	return d
 }

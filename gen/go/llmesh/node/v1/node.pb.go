@@ -535,7 +535,18 @@ type ModelInfo struct {
 	// "llama3.2" for Ollama's "llama3.2:latest".
 	Aliases []string `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	// type says whether the model chats or only embeds, when known.
-	Type          ModelType `protobuf:"varint,10,opt,name=type,proto3,enum=llmesh.node.v1.ModelType" json:"type,omitempty"`
+	Type ModelType `protobuf:"varint,10,opt,name=type,proto3,enum=llmesh.node.v1.ModelType" json:"type,omitempty"`
+	// digest identifies the model's weights, when the node reports it
+	// (Ollama's sha256 digest).
+	Digest string `protobuf:"bytes,11,opt,name=digest,proto3" json:"digest,omitempty"`
+	// family is the model's architecture family, when known (e.g. "llama").
+	Family string `protobuf:"bytes,12,opt,name=family,proto3" json:"family,omitempty"`
+	// size_vram is how much of a loaded model sits in GPU memory (Ollama
+	// /api/ps), when known.
+	SizeVram int64 `protobuf:"varint,13,opt,name=size_vram,json=sizeVram,proto3" json:"size_vram,omitempty"`
+	// expires_at is when a loaded model will be unloaded unless used (Ollama
+	// /api/ps, refreshed on every use), when known.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,6 +628,34 @@ func (x *ModelInfo) GetType() ModelType {
 		return x.Type
 	}
 	return ModelType_MODEL_TYPE_UNSPECIFIED
+}
+
+func (x *ModelInfo) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetSizeVram() int64 {
+	if x != nil {
+		return x.SizeVram
+	}
+	return 0
+}
+
+func (x *ModelInfo) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
 }
 
 // ProbeResult is what one probe of a node found.
@@ -862,7 +901,7 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x11_requests_waitingB\x11\n" +
 	"\x0f_kv_cache_usageB\r\n" +
 	"\v_slots_busyB\x0e\n" +
-	"\f_slots_total\"\xd0\x01\n" +
+	"\f_slots_total\"\xd8\x02\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06loaded\x18\x02 \x01(\bR\x06loaded\x12\x1d\n" +
@@ -872,7 +911,12 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\bowned_by\x18\x05 \x01(\tR\aownedBy\x12\x18\n" +
 	"\aaliases\x18\x06 \x03(\tR\aaliases\x12-\n" +
 	"\x04type\x18\n" +
-	" \x01(\x0e2\x19.llmesh.node.v1.ModelTypeR\x04type\"\xc0\x02\n" +
+	" \x01(\x0e2\x19.llmesh.node.v1.ModelTypeR\x04type\x12\x16\n" +
+	"\x06digest\x18\v \x01(\tR\x06digest\x12\x16\n" +
+	"\x06family\x18\f \x01(\tR\x06family\x12\x1b\n" +
+	"\tsize_vram\x18\r \x01(\x03R\bsizeVram\x129\n" +
+	"\n" +
+	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc0\x02\n" +
 	"\vProbeResult\x12\x0e\n" +
 	"\x02up\x18\x01 \x01(\bR\x02up\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
@@ -942,20 +986,21 @@ var file_llmesh_node_v1_node_proto_depIdxs = []int32{
 	0,  // 0: llmesh.node.v1.Node.kind:type_name -> llmesh.node.v1.Kind
 	4,  // 1: llmesh.node.v1.Node.headers:type_name -> llmesh.node.v1.Header
 	2,  // 2: llmesh.node.v1.ModelInfo.type:type_name -> llmesh.node.v1.ModelType
-	6,  // 3: llmesh.node.v1.ProbeResult.models:type_name -> llmesh.node.v1.ModelInfo
-	9,  // 4: llmesh.node.v1.ProbeResult.probed_at:type_name -> google.protobuf.Timestamp
-	1,  // 5: llmesh.node.v1.ProbeResult.status:type_name -> llmesh.node.v1.Status
-	5,  // 6: llmesh.node.v1.ProbeResult.load:type_name -> llmesh.node.v1.NodeLoad
-	3,  // 7: llmesh.node.v1.NodeState.node:type_name -> llmesh.node.v1.Node
-	1,  // 8: llmesh.node.v1.NodeState.status:type_name -> llmesh.node.v1.Status
-	6,  // 9: llmesh.node.v1.NodeState.models:type_name -> llmesh.node.v1.ModelInfo
-	9,  // 10: llmesh.node.v1.NodeState.changed_at:type_name -> google.protobuf.Timestamp
-	5,  // 11: llmesh.node.v1.NodeState.load:type_name -> llmesh.node.v1.NodeLoad
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	9,  // 3: llmesh.node.v1.ModelInfo.expires_at:type_name -> google.protobuf.Timestamp
+	6,  // 4: llmesh.node.v1.ProbeResult.models:type_name -> llmesh.node.v1.ModelInfo
+	9,  // 5: llmesh.node.v1.ProbeResult.probed_at:type_name -> google.protobuf.Timestamp
+	1,  // 6: llmesh.node.v1.ProbeResult.status:type_name -> llmesh.node.v1.Status
+	5,  // 7: llmesh.node.v1.ProbeResult.load:type_name -> llmesh.node.v1.NodeLoad
+	3,  // 8: llmesh.node.v1.NodeState.node:type_name -> llmesh.node.v1.Node
+	1,  // 9: llmesh.node.v1.NodeState.status:type_name -> llmesh.node.v1.Status
+	6,  // 10: llmesh.node.v1.NodeState.models:type_name -> llmesh.node.v1.ModelInfo
+	9,  // 11: llmesh.node.v1.NodeState.changed_at:type_name -> google.protobuf.Timestamp
+	5,  // 12: llmesh.node.v1.NodeState.load:type_name -> llmesh.node.v1.NodeLoad
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_node_v1_node_proto_init() }
