@@ -38,6 +38,33 @@ func TestRefusingNodeIsOutAtOnce(t *testing.T) {
 	assert.Equal(t, 1, f, "f was tried once, then kept out: %v", calls)
 }
 
+// A node refusing the mesh's credentials (401/403) fails every request:
+// the request moves on, the node is out of rotation and healthmon hears
+// of it (its probe then marks the node misconfigured).
+func TestNodeRefusingCredentialsIsOut(t *testing.T) {
+	for _, status := range []int{401, 403} {
+		refused := &apierror.Error{Code: apierror.CodeForHTTPStatus(status), Node: "f", HTTPStatus: status, Reason: apierror.ReasonUpstream, Message: "invalid API key"}
+		fake := &fakeAdapter{scripts: map[string]script{"f": {err: refused}, "g": {}}}
+		var reported []string
+		r := New(table(node("f*"), node("g*")), serveAdapter(t, fake), Options{
+			MaxAttempts: 3, Policy: policy.RoundRobinOrder, Stats: nodestats.New(time.Hour, nil),
+			OnNodeFailed: func(id, reason string) { reported = append(reported, id+": "+reason) },
+		})
+		for range 4 {
+			_, err := r.Chat(context.Background(), chatReq())
+			require.NoError(t, err)
+		}
+		f := 0
+		for _, c := range fake.Calls() {
+			if c == "f" {
+				f++
+			}
+		}
+		assert.Equal(t, 1, f, "status %d: f was tried once, then kept out: %v", status, fake.Calls())
+		assert.Equal(t, []string{"f: invalid API key"}, reported)
+	}
+}
+
 // A busy node (503 from the node itself) is alive: it stays in rotation.
 func TestBusyNodeStaysIn(t *testing.T) {
 	busy := &apierror.Error{Code: codes.Unavailable, Node: "f", HTTPStatus: 503, Reason: apierror.ReasonUpstream, Message: "server busy"}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
@@ -558,11 +559,19 @@ func noneAllowed(route modelroutes.Route, all []nodetable.Candidate) error {
 }
 
 // nodeFailed says whether err shows the node itself failing — refused,
-// reset, unreachable — which takes it out of rotation at once. A node
-// that answered, even with 503 busy, is alive.
+// reset, unreachable, or refusing the mesh's own credentials — which takes
+// it out of rotation at once. A node that answered otherwise, even with
+// 503 busy, is alive.
 func nodeFailed(err error) bool {
 	e, _ := apierror.FromError(err)
-	return e.Reason == apierror.ReasonUnreachable && e.Node != ""
+	if e.Node == "" {
+		return false
+	}
+	// A node refusing the mesh's credentials fails every request until an
+	// operator fixes its key: out of rotation, and healthmon told, whose
+	// probe then marks it misconfigured.
+	refused := e.Reason == apierror.ReasonUpstream && (e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden)
+	return e.Reason == apierror.ReasonUnreachable || refused
 }
 
 // noCandidate explains why no up node serves model: 503 when nodes that
