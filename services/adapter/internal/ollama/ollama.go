@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
-	"google.golang.org/protobuf/types/known/timestamppb"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // maxAnswer bounds a native answer (a tags list of thousands of models is
