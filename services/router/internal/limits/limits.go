@@ -56,6 +56,8 @@ var defaults = map[nodev1.Kind]Limits{
 		Idle: time.Minute, Total: 30 * time.Minute, MaxInFlight: 256, PerSlot: 2},
 	nodev1.Kind_KIND_OPENAI: {Connect: 10 * time.Second, FirstToken: time.Minute, ColdFirstToken: time.Minute,
 		Idle: time.Minute, Total: 10 * time.Minute},
+	nodev1.Kind_KIND_ANTHROPIC: {Connect: 10 * time.Second, FirstToken: time.Minute, ColdFirstToken: time.Minute,
+		Idle: time.Minute, Total: 10 * time.Minute},
 }
 
 // Set is the limits of every kind. The zero value is not usable; use
@@ -125,7 +127,7 @@ func count(field func(*Limits) *int) func(*Limits, string) error {
 }
 
 // Syntax describes what Set accepts, for flag help.
-const Syntax = "[KIND:]KEY=VALUE,… with KIND one of ollama, vllm, llamacpp, lmstudio, openai (no KIND: every kind) and KEY one of connect, first-token, cold-first-token, idle, total (durations), max-in-flight, per-slot (counts)"
+const Syntax = "[KIND:]KEY=VALUE,… with KIND one of ollama, vllm, llamacpp, lmstudio, openai, anthropic (no KIND: every kind) and KEY one of connect, first-token, cold-first-token, idle, total (durations), max-in-flight, per-slot (counts)"
 
 // Set applies one override, e.g. "ollama:first-token=20s,idle=2m" or
 // "total=5m" for every kind. Every problem is reported, quoting the value.
@@ -153,7 +155,10 @@ func (s Set) Set(v string) error {
 			continue
 		}
 		for _, k := range kinds {
-			l := updated[k]
+			l, ok := updated[k]
+			if !ok {
+				l = s.Kind(k) // a kind without its own row starts from the fallback
+			}
 			if err := set(&l, val); err != nil {
 				errs = append(errs, fmt.Errorf("limits %q: %s: %w", v, key, err))
 				break

@@ -22,6 +22,7 @@ func TestForTakesTheNodesOwnCapOverItsKinds(t *testing.T) {
 		{"vllm batches", &nodev1.Node{Kind: nodev1.Kind_KIND_VLLM}, 256},
 		{"cloud: no cap", &nodev1.Node{Kind: nodev1.Kind_KIND_OPENAI, NumParallel: 8}, 0},
 		{"unknown kind: the cautious row", &nodev1.Node{Kind: nodev1.Kind(99)}, 0},
+		{"anthropic: no cap", &nodev1.Node{Kind: nodev1.Kind_KIND_ANTHROPIC}, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := s.For(tt.node).MaxInFlight; got != tt.want {
@@ -52,6 +53,12 @@ func TestSetOverridesOneKindOrAll(t *testing.T) {
 	v := s.Kind(nodev1.Kind_KIND_VLLM)
 	if v.FirstToken != time.Minute || v.Total != 5*time.Minute {
 		t.Errorf("vllm = %+v", v)
+	}
+	if err := s.Set("anthropic:idle=3m"); err != nil {
+		t.Fatal(err)
+	}
+	if a := s.Kind(nodev1.Kind_KIND_ANTHROPIC); a.Idle != 3*time.Minute || a.FirstToken != time.Minute || a.Total != 5*time.Minute {
+		t.Errorf("anthropic = %+v", a)
 	}
 	if d := Defaults().Kind(nodev1.Kind_KIND_OLLAMA).FirstToken; d != 30*time.Second {
 		t.Errorf("Set leaked into the defaults: %s", d)
