@@ -33,6 +33,9 @@ type Candidate struct {
 	Loaded bool
 	// Type is what the model does on this node, when the node says.
 	Type nodev1.ModelType
+	// Load is the node's own report of its work (vLLM metrics, llama.cpp
+	// slots), as of its last probe; nil when it reports none.
+	Load *nodev1.NodeLoad
 }
 
 // New returns an empty table.
@@ -80,7 +83,7 @@ func build(states map[string]*nodev1.NodeState) *Snapshot {
 			continue
 		}
 		for _, m := range st.GetModels() {
-			c := Candidate{Node: st.GetNode(), Loaded: m.GetLoaded(), Type: m.GetType()}
+			c := Candidate{Node: st.GetNode(), Loaded: m.GetLoaded(), Type: m.GetType(), Load: st.GetLoad()}
 			for _, name := range names(m) {
 				s.byModel[name] = append(s.byModel[name], c)
 			}

@@ -157,15 +157,27 @@ func concat(t [nTiers][]Candidate) []Candidate {
 	return slices.Concat(t[:]...)
 }
 
-// score is the expected wait on a node: its requests in flight (plus this
-// one) times its time to first token. Unknown TTFT counts as the same
-// small unit for every node, so load alone decides until samples exist.
-func score(l nodestats.Load) float64 {
+// score is the expected wait on a node: its requests (plus this one)
+// times its time to first token. Unknown TTFT counts as the same small
+// unit for every node, so load alone decides until samples exist.
+func score(c Candidate, l nodestats.Load) float64 {
 	ttft := float64(l.TTFT)
 	if ttft <= 0 {
 		ttft = 1
 	}
-	return float64(l.InFlight+1) * ttft
+	return float64(busy(c, l)+1) * ttft
+}
+
+// busy is how many requests c is working on or holding: this router's own
+// in flight, or what the node itself last reported (running and queued
+// requests, or busy slots) when that is more — other routers and clients
+// share the node.
+func busy(c Candidate, l nodestats.Load) int64 {
+	n := l.InFlight
+	if r := c.Load; r != nil {
+		n = max(n, int64(r.GetRequestsRunning()+r.GetRequestsWaiting()), int64(r.GetSlotsBusy()))
+	}
+	return n
 }
 
 // PowerOfTwo is the default: within the best tier it samples two nodes
@@ -177,7 +189,7 @@ func PowerOfTwo(in Input) []Candidate {
 	for _, i := range ordered {
 		g := t[i]
 		slices.SortStableFunc(g, func(a, b Candidate) int {
-			sa, sb := score(in.Load(a.Node.GetId())), score(in.Load(b.Node.GetId()))
+			sa, sb := score(a, in.Load(a.Node.GetId())), score(b, in.Load(b.Node.GetId()))
 			switch {
 			case sa < sb:
 				return -1
@@ -210,12 +222,13 @@ func RoundRobinOrder(in Input) []Candidate {
 	return withAffinity(t, in.SessionKey)
 }
 
-// LeastInFlight orders each tier by requests in flight.
+// LeastInFlight orders each tier by requests in flight (or the node's
+// own report of its work, when that is more; see busy).
 func LeastInFlight(in Input) []Candidate {
 	t := tiers(in)
 	for _, i := range ordered {
 		slices.SortStableFunc(t[i], func(a, b Candidate) int {
-			return int(in.Load(a.Node.GetId()).InFlight - in.Load(b.Node.GetId()).InFlight)
+			return int(busy(a, in.Load(a.Node.GetId())) - busy(b, in.Load(b.Node.GetId())))
 		})
 	}
 	return withAffinity(t, in.SessionKey)

@@ -11,6 +11,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 )
 
 func cand(id string, loaded bool) Candidate {
@@ -100,6 +101,24 @@ func TestOrders(t *testing.T) {
 			in: Input{Candidates: []Candidate{cloud("cloud"), cand("warm", true)},
 				Load: loads(map[string]nodestats.Load{"cloud": {Open: true}}), Tiers: CloudFirst},
 			want: []string{"warm", "cloud"},
+		},
+		{
+			name:   "p2c: the node's own report of queued work counts (other routers share it)",
+			policy: PowerOfTwo,
+			in: Input{Candidates: []Candidate{
+				{Node: &nodev1.Node{Id: "queued"}, Loaded: true, Load: &nodev1.NodeLoad{RequestsRunning: proto.Int32(8), RequestsWaiting: proto.Int32(4)}},
+				{Node: &nodev1.Node{Id: "idle"}, Loaded: true, Load: &nodev1.NodeLoad{RequestsRunning: proto.Int32(1)}},
+			}, Load: loads(nil), Rand: picks(0, 0)},
+			want: []string{"idle", "queued"},
+		},
+		{
+			name:   "least in flight counts busy slots",
+			policy: LeastInFlight,
+			in: Input{Candidates: []Candidate{
+				{Node: &nodev1.Node{Id: "full"}, Loaded: true, Load: &nodev1.NodeLoad{SlotsBusy: proto.Int32(4), SlotsTotal: proto.Int32(4)}},
+				cand("free", true),
+			}, Load: loads(map[string]nodestats.Load{"free": {InFlight: 2}})},
+			want: []string{"free", "full"},
 		},
 		{
 			name:   "round robin rotates within the loaded tier",
