@@ -90,28 +90,12 @@ func (e *encoder) completionRequest(m *openaiv1.CompletionRequest) {
 		e.key("prompt")
 		e.strs(m.Prompt)
 	}
-	if m.Stream {
-		e.key("stream")
-		e.raw("true")
-	}
-	if m.StreamOptions != nil {
-		e.key("stream_options")
-		e.raw(`{"include_usage":`)
-		e.boolean(m.StreamOptions.IncludeUsage)
-		e.byte('}')
-	}
+	e.streaming(m.Stream, m.StreamOptions)
 	e.optI32("max_tokens", m.MaxTokens)
 	e.optF64("temperature", m.Temperature)
 	e.optF64("top_p", m.TopP)
 	e.optI32("n", m.N)
-	if len(m.Stop) > 0 {
-		e.key("stop")
-		e.strs(m.Stop)
-	}
-	if m.Seed != nil {
-		e.key("seed")
-		e.i64(*m.Seed)
-	}
+	e.stopAndSeed(m.Stop, m.Seed)
 	e.optF64("presence_penalty", m.PresencePenalty)
 	e.optF64("frequency_penalty", m.FrequencyPenalty)
 	e.nonEmpty("suffix", m.Suffix)

@@ -385,29 +385,13 @@ func (e *encoder) chatRequest(m *openaiv1.ChatCompletionRequest) {
 		}
 		e.byte(']')
 	}
-	if m.Stream {
-		e.key("stream")
-		e.raw("true")
-	}
-	if m.StreamOptions != nil {
-		e.key("stream_options")
-		e.raw(`{"include_usage":`)
-		e.boolean(m.StreamOptions.IncludeUsage)
-		e.byte('}')
-	}
+	e.streaming(m.Stream, m.StreamOptions)
 	e.optI32("max_tokens", m.MaxTokens)
 	e.optI32("max_completion_tokens", m.MaxCompletionTokens)
 	e.optF64("temperature", m.Temperature)
 	e.optF64("top_p", m.TopP)
 	e.optI32("n", m.N)
-	if len(m.Stop) > 0 {
-		e.key("stop")
-		e.strs(m.Stop)
-	}
-	if m.Seed != nil {
-		e.key("seed")
-		e.i64(*m.Seed)
-	}
+	e.stopAndSeed(m.Stop, m.Seed)
 	e.optF64("presence_penalty", m.PresencePenalty)
 	e.optF64("frequency_penalty", m.FrequencyPenalty)
 	if rf := m.ResponseFormat; rf != nil {
@@ -606,5 +590,31 @@ func (e *encoder) optBool(name string, v *bool) {
 	if v != nil {
 		e.key(name)
 		e.boolean(*v)
+	}
+}
+
+// streaming writes a request's stream and stream_options.
+func (e *encoder) streaming(stream bool, opts *openaiv1.StreamOptions) {
+	if stream {
+		e.key("stream")
+		e.raw("true")
+	}
+	if opts != nil {
+		e.key("stream_options")
+		e.raw(`{"include_usage":`)
+		e.boolean(opts.IncludeUsage)
+		e.byte('}')
+	}
+}
+
+// stopAndSeed writes a request's stop sequences and seed.
+func (e *encoder) stopAndSeed(stop []string, seed *int64) {
+	if len(stop) > 0 {
+		e.key("stop")
+		e.strs(stop)
+	}
+	if seed != nil {
+		e.key("seed")
+		e.i64(*seed)
 	}
 }
