@@ -249,11 +249,10 @@ func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.Ol
 			return err
 		}
 	}
-	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.OllamaResponse], error) {
-		// The adapter folds non-streamed answers itself: it watches the
-		// first token and silence too.
-		t = r.unaryTimeouts(c)
-		return r.adapter.Ollama(ctx, &adapterv1.OllamaRequest{Node: c.Node, Endpoint: endpoint, Body: body, Timeouts: t})
+	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, _ *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.OllamaResponse], error) {
+		// The adapter folds non-streamed answers itself, so it is given
+		// the first-token bound as for a unary call.
+		return r.adapter.Ollama(ctx, &adapterv1.OllamaRequest{Node: c.Node, Endpoint: endpoint, Body: body, Timeouts: r.unaryTimeouts(c)})
 	}, func(m *adapterv1.OllamaResponse, _ bool) error { return send(m.GetObject()) })
 }
 
