@@ -384,3 +384,17 @@ func TestForceStream(t *testing.T) {
 	}
 }
 
+// TestNoFirstTokenBoundOnWholeAnswers: /api/embed, /api/embeddings and
+// /api/show have no first token (the answer is one object, however long
+// a large batch takes), so firstToken does not bound them, as it does not
+// bound the OpenAI embeddings call.
+func TestNoFirstTokenBoundOnWholeAnswers(t *testing.T) {
+	for _, path := range []string{PathEmbed, PathEmbeddings, PathShow} {
+		t.Run(path, func(t *testing.T) {
+			n := &ollamaNode{lines: []string{`{"embeddings":[[1]]}`}}
+			out, err := native(t, nativeClient(t, n), path, `{"model":"m"}`, time.Nanosecond)
+			require.NoError(t, err)
+			assert.Equal(t, []string{`{"embeddings":[[1]]}`}, out)
+		})
+	}
+}
