@@ -37,7 +37,10 @@ var errNoFirstToken = errors.New("no first token in time")
 // and /api/generate the node is always asked for a stream (so a hung node
 // is noticed within firstToken, when > 0); a request with "stream": false
 // gets the stream folded into the one object Ollama would have sent. The
-// final object always reports eval_count when tokens were produced.
+// final object always reports eval_count when tokens were produced. The
+// other endpoints answer one object with no first token to wait for (a
+// large embedding batch takes as long as it takes), so firstToken does not
+// bound them, as it does not bound the OpenAI embeddings call.
 func (c *Client) Native(ctx context.Context, path string, body []byte, firstToken time.Duration, send func([]byte) error) error {
 	streamed := path == PathChat || path == PathGenerate
 	wantStream := true
@@ -49,7 +52,7 @@ func (c *Client) Native(ctx context.Context, path string, body []byte, firstToke
 	}
 	fctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if firstToken > 0 {
+	if firstToken > 0 && streamed {
 		hung := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
 		defer hung.Stop()
 		inner := send
