@@ -179,6 +179,21 @@ func TestRequestTranslation(t *testing.T) {
 				{"role":"tool","name":"weather","content":"sunny","tool_call_id":"call_1_0"}]`,
 		},
 	}, {
+		name: "two calls of one tool: each result answers its own call, in order",
+		ep:   chatEP,
+		body: `{"model":"m","stream":false,
+			"messages":[{"role":"user","content":"weather in Paris and Rome?"},
+				{"role":"assistant","content":"","tool_calls":[{"function":{"name":"weather","arguments":{"city":"Paris"}}},{"function":{"name":"weather","arguments":{"city":"Rome"}}}]},
+				{"role":"tool","tool_name":"weather","content":"sunny"},
+				{"role":"tool","content":"rainy"}]}`,
+		want: map[string]string{
+			"messages": `[{"role":"user","content":"weather in Paris and Rome?"},
+				{"role":"assistant","content":"","tool_calls":[{"id":"call_1_0","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}},
+					{"id":"call_1_1","type":"function","function":{"name":"weather","arguments":"{\"city\":\"Rome\"}"}}]},
+				{"role":"tool","name":"weather","content":"sunny","tool_call_id":"call_1_0"},
+				{"role":"tool","content":"rainy","tool_call_id":"call_1_1"}]`,
+		},
+	}, {
 		name: "format json",
 		ep:   chatEP,
 		body: `{"model":"m","stream":false,"format":"json","messages":[{"role":"user","content":"hi"}]}`,
@@ -238,6 +253,8 @@ func TestInvalidRequests(t *testing.T) {
 		{"embed without input", `{"model":"m"}`, "input is required", embedEP},
 		{"embed input of numbers", `{"model":"m","input":[1,2]}`, "input must be a string or an array of strings", embedEP},
 		{"show bad JSON", `[`, "invalid JSON body", showEP},
+		{"a tool result answering no call", `{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"tool","tool_name":"weather","content":"sunny"}]}`,
+			`messages[1]: a tool result (tool_name "weather") must answer a call`, chatEP},
 		{"unknown endpoint", `{"model":"m"}`, "unsupported Ollama endpoint", adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_UNSPECIFIED},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ package ollamabridge
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -89,6 +90,7 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 	if out.MaxTokens != nil && *out.MaxTokens < 0 {
 		out.MaxTokens = nil // Ollama's -1: no limit
 	}
+	var pending []*openaiv1.ToolCall // calls of the last assistant message not yet answered
 	for i, m := range r.Messages {
 		om := &openaiv1.ChatMessage{Role: m.Role, Name: m.ToolName}
 		if len(m.Images) == 0 {
@@ -112,8 +114,14 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 			om.ToolCalls = append(om.ToolCalls, &openaiv1.ToolCall{Id: id, Type: "function",
 				Function: &openaiv1.FunctionCall{Name: tc.Function.Name, Arguments: args}})
 		}
-		if m.Role == "tool" {
-			om.ToolCallId = previousCallID(out.Messages, m.ToolName)
+		switch {
+		case m.Role == "tool":
+			var ok bool
+			if om.ToolCallId, pending, ok = answer(pending, m.ToolName); !ok {
+				return nil, fmt.Errorf("messages[%d]: a tool result (tool_name %q) must answer a call of the assistant message before it", i, m.ToolName)
+			}
+		case len(om.ToolCalls) > 0:
+			pending = slices.Clone(om.ToolCalls)
 		}
 		out.Messages = append(out.Messages, om)
 	}
@@ -137,18 +145,17 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 	return out, nil
 }
 
-// previousCallID finds the id of the latest assistant call of the named
-// tool, so an Ollama tool message (which names the tool, not the call)
-// answers the right OpenAI call.
-func previousCallID(msgs []*openaiv1.ChatMessage, name string) string {
-	for i := len(msgs) - 1; i >= 0; i-- {
-		for _, tc := range msgs[i].GetToolCalls() {
-			if name == "" || tc.GetFunction().GetName() == name {
-				return tc.GetId()
-			}
+// answer matches a tool result to the earliest unanswered call of the
+// named tool (any tool when name is empty), so each result gets its own
+// call's id — OpenAI-compatible servers require it. It returns the id and
+// the calls still unanswered.
+func answer(pending []*openaiv1.ToolCall, name string) (string, []*openaiv1.ToolCall, bool) {
+	for i, tc := range pending {
+		if name == "" || tc.GetFunction().GetName() == name {
+			return tc.GetId(), slices.Delete(slices.Clone(pending), i, i+1), true
 		}
 	}
-	return ""
+	return "", pending, false
 }
 
 // responseFormat maps Ollama's format ("json" or a JSON schema) to
