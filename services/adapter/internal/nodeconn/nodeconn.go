@@ -62,6 +62,9 @@ type Options struct {
 	// RootCAs verifies https nodes that name no tls_ca_file; nil means the
 	// system roots.
 	RootCAs *x509.CertPool
+	// TLSRecheck is how often a node's TLS files are read again to notice
+	// a rotation (default DefaultTLSRecheck).
+	TLSRecheck time.Duration
 }
 
 // Pool hands out one Client per node description and shares transports
@@ -74,7 +77,7 @@ type Pool struct {
 	mu      sync.Mutex
 	clients map[string]*Client         // by node description (clientKey)
 	byID    map[string]string          // node id -> its current description
-	tls     map[tlsKey]*http.Transport // per custom TLS configuration
+	tls     map[tlsKey]*tlsTransport // per custom TLS configuration
 	warned  map[string]bool            // node ids warned about skipped verification
 }
 
@@ -92,12 +95,15 @@ func NewPool(opts Options) *Pool {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = DefaultConnectTimeout
 	}
+	if opts.TLSRecheck <= 0 {
+		opts.TLSRecheck = DefaultTLSRecheck
+	}
 	return &Pool{
 		opts:    opts,
 		base:    newTransport(opts, &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}),
 		clients: map[string]*Client{},
 		byID:    map[string]string{},
-		tls:     map[tlsKey]*http.Transport{},
+		tls:     map[tlsKey]*tlsTransport{},
 		warned:  map[string]bool{},
 	}
 }
@@ -230,7 +236,7 @@ func (p *Pool) Close() {
 	defer p.mu.Unlock()
 	p.base.CloseIdleConnections()
 	for _, t := range p.tls {
-		t.CloseIdleConnections()
+		t.closeIdle()
 	}
 }
 

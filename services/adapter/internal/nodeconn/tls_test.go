@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,4 +318,51 @@ func TestInsecureSkipVerifyWorksAndWarnsOncePerNode(t *testing.T) {
 
 	_, err = get(t, p, &nodev1.Node{Id: "strict", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: url})
 	requireUnreachable(t, err, "strict", "unknown authority")
+}
+
+// Rotated TLS files are picked up without a restart: a node that moved to
+// a certificate of a new CA works again once its CA bundle names that CA,
+// and a bundle caught half written leaves the working one in place.
+func TestRotatedTLSFilesWithoutRestart(t *testing.T) {
+	before, after := newCA(t, "ca-before"), newCA(t, "ca-after")
+	now := time.Now()
+	oldCert, _, _ := before.issue(t, []string{"node.lan"}, now.Add(-time.Hour), now.Add(time.Hour), false)
+	newCert, _, _ := after.issue(t, []string{"node.lan"}, now.Add(-time.Hour), now.Add(time.Hour), false)
+	var serving atomic.Pointer[tls.Certificate]
+	serving.Store(&oldCert)
+	url := tlsNode(t, oldCert, func(c *tls.Config) {
+		// With a server name (SNI) in the hello, the server asks this.
+		c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serving.Load(), nil }
+	})
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	copyFile := func(from string) {
+		b, err := os.ReadFile(from)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(bundle, b, 0o600))
+	}
+	copyFile(before.file)
+	var logs syncBuffer
+	p := newPool(t, Options{TLSRecheck: time.Nanosecond, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	n := &nodev1.Node{Id: "rotating", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: url, TlsCaFile: bundle, TlsServerName: "node.lan"}
+
+	body, err := get(t, p, n)
+	require.NoError(t, err)
+	assert.Equal(t, "ok", body)
+
+	serving.Store(&newCert) // the node rotates to the new CA's certificate
+	p.Close()               // (a new connection, as after an idle timeout)
+	_, err = get(t, p, n)
+	requireUnreachable(t, err, "rotating", "unknown authority")
+
+	copyFile(after.file) // the operator rotates the bundle
+	body, err = get(t, p, n)
+	require.NoError(t, err, "the new bundle is read without a restart")
+	assert.Equal(t, "ok", body)
+	assert.Contains(t, logs.String(), "TLS files changed")
+
+	require.NoError(t, os.WriteFile(bundle, []byte("-----BEGIN CERT"), 0o600)) // caught half written
+	p.Close()
+	body, err = get(t, p, n)
+	require.NoError(t, err, "a bundle that does not load leaves the working one in place")
+	assert.Equal(t, "ok", body)
 }
