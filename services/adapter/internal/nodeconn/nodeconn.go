@@ -75,10 +75,10 @@ type Pool struct {
 	base *http.Transport // every node with default TLS
 
 	mu      sync.Mutex
-	clients map[string]*Client         // by node description (clientKey)
-	byID    map[string]string          // node id -> its current description
+	clients map[string]*Client       // by node description (clientKey)
+	byID    map[string]string        // node id -> its current description
 	tls     map[tlsKey]*tlsTransport // per custom TLS configuration
-	warned  map[string]bool            // node ids warned about skipped verification
+	warned  map[string]bool          // node ids warned about skipped verification
 }
 
 // NewPool returns a pool whose clients share one tuned transport.
