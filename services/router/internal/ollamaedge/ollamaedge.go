@@ -151,7 +151,7 @@ func (h *Handler) serveInference(w http.ResponseWriter, r *http.Request, ep adap
 		ctx = routing.WithSessionKey(ctx, v)
 	}
 	out := &responder{w: w, streamed: streamed}
-	err = h.opts.Routing.Ollama(ctx, model, ep, body, out.send)
+	err = h.opts.Routing.Ollama(ctx, model, ep, streamed, body, out.send)
 	if err == nil {
 		return
 	}

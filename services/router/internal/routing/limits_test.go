@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
@@ -118,4 +119,47 @@ func TestRoutesGroupsAndTiers(t *testing.T) {
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.Unavailable, e.Code)
 	assert.Contains(t, e.Message, `no up node in node group "tpu" serves model "llama3" (it is served by cloud, cpu, gpu)`)
+}
+
+// Ollama answers that come as one object when done (embeddings, a chat
+// with stream:false) are not held to the first-token bound: a long embed
+// batch is not a hung node. Streamed answers are.
+func TestOllamaWholeAnswersAreNotWatched(t *testing.T) {
+	for _, streamed := range []bool{false, true} {
+		fake := &fakeAdapter{scripts: map[string]script{"a": {pause: 200 * time.Millisecond}}}
+		var failed []string
+		r := New(table(node("a*")), serveAdapter(t, fake), Options{Limits: limitsOf(t, "first-token=50ms"),
+			OnNodeFailed: func(id, _ string) { failed = append(failed, id) }})
+		var got []string
+		err := r.Ollama(context.Background(), model, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED, streamed,
+			[]byte(`{"model":"`+model+`","input":"x"}`), func(b []byte) error { got = append(got, string(b)); return nil })
+		if streamed {
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "no first token within 50ms")
+			assert.Equal(t, []string{"a"}, failed)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, []string{`{"embeddings":[[1]]}`}, got)
+		assert.Empty(t, failed)
+	}
+}
+
+// A client slow to take chunks is not the node going silent: only the
+// wait for the node counts toward the idle timeout.
+func TestSlowClientIsNotIdleNode(t *testing.T) {
+	hi := &openaiv1.ChatCompletionChunk{Choices: []*openaiv1.ChunkChoice{{Delta: &openaiv1.ChunkDelta{Content: text("hi")}}}}
+	fake := &fakeAdapter{scripts: map[string]script{"a": {chunks: []*openaiv1.ChatCompletionChunk{hi, hi, hi}}}}
+	var failed []string
+	r := New(table(node("a*")), serveAdapter(t, fake), Options{Limits: limitsOf(t, "idle=50ms"),
+		OnNodeFailed: func(id, _ string) { failed = append(failed, id) }})
+	n := 0
+	err := r.ChatStream(context.Background(), chatReq(), func(*openaiv1.ChatCompletionChunk) error {
+		n++
+		time.Sleep(150 * time.Millisecond) // the client's side of the connection is full
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	assert.Empty(t, failed)
 }

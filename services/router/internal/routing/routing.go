@@ -197,7 +197,7 @@ func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 	if err := r.chatModel(route.Model); err != nil {
 		return err
 	}
-	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.ChatStreamResponse], error) {
+	return streamTry(r, ctx, route, true, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.ChatStreamResponse], error) {
 		return r.adapter.ChatStream(ctx, &adapterv1.ChatStreamRequest{Node: c.Node, Request: req, Timeouts: t})
 	}, func(m *adapterv1.ChatStreamResponse, first bool) error {
 		if first {
@@ -231,17 +231,19 @@ func (r *Router) unaryTimeouts(c nodetable.Candidate) *adapterv1.CallTimeouts {
 // CompleteStream answers a streamed legacy completion like ChatStream.
 func (r *Router) CompleteStream(ctx context.Context, req *openaiv1.CompletionRequest, send func(*openaiv1.Completion) error) error {
 	route, req := resolve(r.routes, req)
-	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.CompleteStreamResponse], error) {
+	return streamTry(r, ctx, route, true, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.CompleteStreamResponse], error) {
 		return r.adapter.CompleteStream(ctx, &adapterv1.CompleteStreamRequest{Node: c.Node, Request: req, Timeouts: t})
 	}, func(m *adapterv1.CompleteStreamResponse, _ bool) error { return send(m.GetChunk()) })
 }
 
 // Ollama answers a request of Ollama's native API (body, for endpoint) for
-// model, calling send with each JSON object of the answer. Routing,
-// first-token bounds and failover are those of ChatStream: the adapter
-// speaks Ollama to Ollama nodes and translates for the others. An alias
-// in model is resolved and the body rewritten to name the model.
-func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.OllamaEndpoint, body []byte, send func([]byte) error) error {
+// model, calling send with each JSON object of the answer. Routing and
+// failover are those of ChatStream, and so are the first-token and idle
+// bounds when streamed (an NDJSON chat or generate); other answers come
+// as one object when done, bounded by the adapter and the total timeout.
+// The adapter speaks Ollama to Ollama nodes and translates for the others.
+// An alias in model is resolved and the body rewritten to name the model.
+func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.OllamaEndpoint, streamed bool, body []byte, send func([]byte) error) error {
 	route := r.routes.Resolve(model)
 	if route.Model != model {
 		var err error
@@ -249,7 +251,7 @@ func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.Ol
 			return err
 		}
 	}
-	return streamTry(r, ctx, route, func(ctx context.Context, c nodetable.Candidate, _ *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.OllamaResponse], error) {
+	return streamTry(r, ctx, route, streamed, func(ctx context.Context, c nodetable.Candidate, _ *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.OllamaResponse], error) {
 		// The adapter folds non-streamed answers itself, so it is given
 		// the first-token bound as for a unary call.
 		return r.adapter.Ollama(ctx, &adapterv1.OllamaRequest{Node: c.Node, Endpoint: endpoint, Body: body, Timeouts: r.unaryTimeouts(c)})
@@ -273,10 +275,10 @@ func renameModel(body []byte, model string) ([]byte, error) {
 
 // streamTry runs a streamed call on the candidates for route until one
 // has started (then its failure is final) or none is left.
-func streamTry[T any](r *Router, ctx context.Context, route modelroutes.Route, open func(context.Context, nodetable.Candidate, *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[T], error), each func(msg *T, first bool) error) error {
+func streamTry[T any](r *Router, ctx context.Context, route modelroutes.Route, watched bool, open func(context.Context, nodetable.Candidate, *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[T], error), each func(msg *T, first bool) error) error {
 	var started bool
 	return r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
-		ttft, _, err := streamAttempt(r, ctx, c, open, func(m *T) error {
+		ttft, _, err := streamAttempt(r, ctx, c, watched, open, func(m *T) error {
 			first := !started
 			started = true
 			return each(m, first)
@@ -291,15 +293,20 @@ var (
 )
 
 // streamAttempt runs one streamed attempt on c, calling each for every
-// message. A node that sends no first message within its first-token
-// timeout, or then goes silent for longer than its idle timeout, fails as
-// hung. sent says whether any message reached each.
-func streamAttempt[T any](r *Router, ctx context.Context, c nodetable.Candidate, open func(context.Context, nodetable.Candidate, *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[T], error), each func(*T) error) (ttft time.Duration, sent bool, err error) {
+// message. When watched, a node that sends no first message within its
+// first-token timeout, or then goes silent for longer than its idle
+// timeout, fails as hung; calls whose one message comes when the whole
+// answer is done (the adapter bounds those itself) are not watched. sent
+// says whether any message reached each.
+func streamAttempt[T any](r *Router, ctx context.Context, c nodetable.Candidate, watched bool, open func(context.Context, nodetable.Candidate, *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[T], error), each func(*T) error) (ttft time.Duration, sent bool, err error) {
 	attemptCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil) // ends the adapter stream of a failed attempt
 	l := r.limits.For(c.Node)
 	first := firstTokenLimit(c, l)
 	watch := time.AfterFunc(first, func() { cancel(errNoFirstToken) })
+	if !watched {
+		watch.Stop()
+	}
 	defer func() { watch.Stop() }()
 	start := time.Now()
 	stream, err := open(attemptCtx, c, &adapterv1.CallTimeouts{Connect: durationpb.New(l.Connect)})
@@ -330,19 +337,23 @@ func streamAttempt[T any](r *Router, ctx context.Context, c nodetable.Candidate,
 	if err != nil {
 		return 0, false, hung(err)
 	}
-	watch = time.AfterFunc(l.Idle, func() { cancel(errIdle) })
 	for {
+		// Only the node's silence counts: a client slow to take a chunk
+		// holds each, and that is not the node's fault.
 		if err := each(msg); err != nil {
 			return ttft, true, err
 		}
+		if watched {
+			watch = time.AfterFunc(l.Idle, func() { cancel(errIdle) })
+		}
 		msg, err = stream.Recv()
+		watch.Stop()
 		if errors.Is(err, io.EOF) {
 			return ttft, true, nil
 		}
 		if err != nil {
 			return ttft, true, hung(err)
 		}
-		watch.Reset(l.Idle)
 	}
 }
 
@@ -580,9 +591,10 @@ func noCandidate(snap *nodetable.Snapshot, model string) error {
 	downs := snap.Unavailable(model)
 	var had []string
 	for _, d := range downs {
-		// A misconfigured node never listed its models: it may well
-		// serve this one, and the client should hear why it cannot.
-		if d.HadModel || d.Status == nodev1.Status_STATUS_MISCONFIGURED {
+		// A misconfigured node, or one loading its model on first start,
+		// may never have listed its models: it may well serve this one,
+		// and the client should hear why it cannot.
+		if d.HadModel || d.Status == nodev1.Status_STATUS_MISCONFIGURED || d.Status == nodev1.Status_STATUS_LOADING {
 			had = append(had, d.ID+": "+d.Reason)
 		}
 	}

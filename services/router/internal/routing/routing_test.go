@@ -39,6 +39,7 @@ type script struct {
 	err    error                           // then fails with this (nil: success)
 	block  bool                            // wait for the caller to give up instead
 	hang   bool                            // ChatStream: after the chunks, wait for the caller to give up
+	pause  time.Duration                   // Ollama: how long the node takes before its one object
 }
 
 // fakeAdapter is an AdapterService whose nodes answer from scripts. It
@@ -119,6 +120,19 @@ func (f *fakeAdapter) ChatStream(req *adapterv1.ChatStreamRequest, stream grpc.S
 		return stream.Context().Err()
 	}
 	return s.err
+}
+
+func (f *fakeAdapter) Ollama(req *adapterv1.OllamaRequest, stream grpc.ServerStreamingServer[adapterv1.OllamaResponse]) error {
+	s, err := f.enter(stream.Context(), req.GetNode().GetId())
+	if err != nil {
+		return err
+	}
+	select {
+	case <-time.After(s.pause):
+	case <-stream.Context().Done():
+		return stream.Context().Err()
+	}
+	return stream.Send(&adapterv1.OllamaResponse{Object: []byte(`{"embeddings":[[1]]}`)})
 }
 
 func (f *fakeAdapter) record(t *adapterv1.CallTimeouts) {
@@ -415,6 +429,13 @@ func TestNoCandidate(t *testing.T) {
 			name: "the model's node is loading",
 			states: []*nodev1.NodeState{node("a"), {Node: &nodev1.Node{Id: "llama"}, Status: nodev1.Status_STATUS_LOADING,
 				Reason: "llamacpp: loading the model", Models: []*nodev1.ModelInfo{{Id: "nope"}}}},
+			wantCode: codes.Unavailable,
+			wantIn:   []string{"llama: loading: llamacpp: loading the model"},
+		},
+		{
+			name: "a node loading on first start never listed its models: 503, not 404",
+			states: []*nodev1.NodeState{node("a"), {Node: &nodev1.Node{Id: "llama"}, Status: nodev1.Status_STATUS_LOADING,
+				Reason: "llamacpp: loading the model"}},
 			wantCode: codes.Unavailable,
 			wantIn:   []string{"llama: loading: llamacpp: loading the model"},
 		},
