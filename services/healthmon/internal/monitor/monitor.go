@@ -88,7 +88,7 @@ const MinNudgeGap = 250 * time.Millisecond
 // need to hear when it serves again even if the probes never saw it fail
 // (it came back within a probe interval, or failed fewer than Fall times).
 // So the first probe that starts after a nudge and finds the node up
-// publishes its state, changed or not.
+// names it in confirmed_node_ids, with its state if that changed.
 func (m *Monitor) Nudge(id string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -231,10 +231,12 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	}
 	next, changed := m.judge(t, res)
 	confirms := !t.reportedAt.IsZero() && started.After(t.reportedAt) && res.GetUp()
+	var confirmed []string
 	if confirms && (next.GetStatus() == nodev1.Status_STATUS_UP || (!changed && t.state.GetStatus() == nodev1.Status_STATUS_UP)) {
 		t.reportedAt = time.Time{}
+		confirmed = []string{n.GetId()}
 		if !changed {
-			m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{t.state}})
+			m.publishLocked(&healthmonv1.WatchNodesResponse{ConfirmedNodeIds: confirmed})
 			return true
 		}
 	}
@@ -245,7 +247,7 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 		m.log.Info("node status", "node", n.GetId(), "status", next.GetStatus().String(), "reason", next.GetReason())
 	}
 	t.state = next
-	m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}})
+	m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}, ConfirmedNodeIds: confirmed})
 	return true
 }
 

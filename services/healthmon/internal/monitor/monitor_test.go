@@ -631,10 +631,10 @@ func TestStopWaitsForLoops(t *testing.T) {
 }
 
 // After a router reports a node failing (Nudge), the first probe that
-// starts afterwards and finds the node up publishes its state, changed or
-// not: the routers took the node out of rotation and must hear that it
-// serves, even when the probes never saw it fail. Probes already running
-// when the report came do not count.
+// starts afterwards and finds the node up confirms it (confirmed_node_ids),
+// changed or not: the routers took the node out of rotation and must hear
+// that it serves, even when the probes never saw it fail. Probes already
+// running when the report came do not count.
 func TestReportedNodeIsConfirmedUpOnce(t *testing.T) {
 	m, p, _ := newMonitor(t, testCfg, node("a"))
 	p.step(t, "a", upRes("m1"), nil)
@@ -653,9 +653,9 @@ func TestReportedNodeIsConfirmedUpOnce(t *testing.T) {
 	p.step(t, "a", upRes("m1"), nil)        // nothing new
 	p.step(t, "a", upRes("marker"), nil)
 
-	st := nextState(t, ch)
-	assert.Equal(t, nodev1.Status_STATUS_UP, st.GetStatus())
-	assert.Equal(t, []string{"m1"}, modelIDs(st), "the unchanged state, confirmed")
+	msg := next(t, ch)
+	assert.Equal(t, []string{"a"}, msg.GetConfirmedNodeIds(), "confirmed serving")
+	assert.Empty(t, msg.GetNodes(), "its state did not change")
 	assert.Equal(t, []string{"marker"}, modelIDs(nextState(t, ch)), "one confirmation per report")
 	assert.False(t, m.Nudge("nope"))
 }

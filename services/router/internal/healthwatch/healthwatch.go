@@ -26,7 +26,8 @@ type Watcher struct {
 	// OnLost and OnResumed, when set, are called when the stream is lost
 	// and when it delivers again (before its snapshot is applied).
 	OnLost, OnResumed func()
-	// OnUp, when set, is called for each node a message reports up.
+	// OnUp, when set, is called for each node that turns up, and for each
+	// node healthmon confirms serving after a router reported it failing.
 	OnUp func(nodeID string)
 }
 
@@ -97,12 +98,20 @@ func (w *Watcher) watch(ctx context.Context, lost *bool) (received bool, err err
 			}
 		}
 		received = true
+		before := w.Table.Snapshot()
 		w.Table.Apply(msg)
 		if w.OnUp != nil {
+			// A node comes back when it turns up, or when healthmon
+			// confirms one a router reported failing is serving; a
+			// message that only updates an up node's load or models is
+			// no news about its health.
 			for _, st := range msg.GetNodes() {
-				if st.GetStatus() == nodev1.Status_STATUS_UP {
-					w.OnUp(st.GetNode().GetId())
+				if id := st.GetNode().GetId(); st.GetStatus() == nodev1.Status_STATUS_UP && before.Status(id) != nodev1.Status_STATUS_UP {
+					w.OnUp(id)
 				}
+			}
+			for _, id := range msg.GetConfirmedNodeIds() {
+				w.OnUp(id)
 			}
 		}
 	}

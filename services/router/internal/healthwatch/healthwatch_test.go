@@ -364,3 +364,35 @@ func TestWatcherStopsDuringBackoff(t *testing.T) {
 	stop() // fails the test if Run sits out its hour-long backoff
 	assert.Equal(t, int32(1), fake.n.Load())
 }
+
+// OnUp hears of a node that turns up and of a node healthmon confirms
+// serving; an update of an up node's models or load is no news about its
+// health (it must not close a breaker the router opened).
+func TestOnUpOnlyForRecoveries(t *testing.T) {
+	more := make(chan *healthmonv1.WatchNodesResponse)
+	fake := &fakeHealthmon{calls: []func(grpc.ServerStreamingServer[healthmonv1.WatchNodesResponse]) error{
+		sendThen(more, &healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: []*nodev1.NodeState{up("a", "m1"), down("b", "refused", "m1")}}),
+	}}
+	d := &dialer{}
+	d.cur.Store(startServer(t, fake).lis)
+	var mu sync.Mutex
+	var ups []string
+	stop := run(t, &Watcher{Client: connect(t, d), Table: nodetable.New(), Log: slog.New(&logs{}),
+		MinBackoff: 2 * time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		OnUp: func(id string) { mu.Lock(); ups = append(ups, id); mu.Unlock() }})
+	defer stop()
+
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("a", "m1", "m2")}} // a's models changed
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("b", "m1")}}       // b turns up
+	more <- &healthmonv1.WatchNodesResponse{ConfirmedNodeIds: []string{"a"}}                  // a confirmed
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("b", "m1", "m3")}} // b's models changed
+	more <- &healthmonv1.WatchNodesResponse{ConfirmedNodeIds: []string{"marker"}}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(ups, "marker")
+	}, waitFor, time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"a", "b", "a", "marker"}, ups, "the snapshot's up node, b turning up, the confirmation")
+}

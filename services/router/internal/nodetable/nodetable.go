@@ -209,5 +209,8 @@ func (s *Snapshot) Loaded() []Placement {
 	return out
 }
 
+// Status is node id's status (STATUS_UNSPECIFIED when it is not known).
+func (s *Snapshot) Status(id string) nodev1.Status { return s.states[id].GetStatus() }
+
 // Len is the number of known nodes.
 func (s *Snapshot) Len() int { return len(s.ids) }

@@ -169,8 +169,12 @@ type WatchNodesResponse struct {
 	Nodes []*v1.NodeState `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// removed_node_ids are nodes that left the mesh.
 	RemovedNodeIds []string `protobuf:"bytes,3,rep,name=removed_node_ids,json=removedNodeIds,proto3" json:"removed_node_ids,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// confirmed_node_ids are nodes a router reported failing that a probe
+	// started since has found serving (their state in nodes may be
+	// unchanged): routers put them back in rotation.
+	ConfirmedNodeIds []string `protobuf:"bytes,4,rep,name=confirmed_node_ids,json=confirmedNodeIds,proto3" json:"confirmed_node_ids,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WatchNodesResponse) Reset() {
@@ -224,6 +228,13 @@ func (x *WatchNodesResponse) GetRemovedNodeIds() []string {
 	return nil
 }
 
+func (x *WatchNodesResponse) GetConfirmedNodeIds() []string {
+	if x != nil {
+		return x.ConfirmedNodeIds
+	}
+	return nil
+}
+
 var File_llmesh_healthmon_v1_healthmon_proto protoreflect.FileDescriptor
 
 const file_llmesh_healthmon_v1_healthmon_proto_rawDesc = "" +
@@ -234,11 +245,12 @@ const file_llmesh_healthmon_v1_healthmon_proto_rawDesc = "" +
 	"\x06failed\x18\x02 \x01(\bR\x06failed\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x17\n" +
 	"\x15ReportOutcomeResponse\"\x13\n" +
-	"\x11WatchNodesRequest\"\x8b\x01\n" +
+	"\x11WatchNodesRequest\"\xb9\x01\n" +
 	"\x12WatchNodesResponse\x12\x1a\n" +
 	"\bsnapshot\x18\x01 \x01(\bR\bsnapshot\x12/\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x19.llmesh.node.v1.NodeStateR\x05nodes\x12(\n" +
-	"\x10removed_node_ids\x18\x03 \x03(\tR\x0eremovedNodeIds2\xdb\x01\n" +
+	"\x10removed_node_ids\x18\x03 \x03(\tR\x0eremovedNodeIds\x12,\n" +
+	"\x12confirmed_node_ids\x18\x04 \x03(\tR\x10confirmedNodeIds2\xdb\x01\n" +
 	"\x10HealthmonService\x12_\n" +
 	"\n" +
 	"WatchNodes\x12&.llmesh.healthmon.v1.WatchNodesRequest\x1a'.llmesh.healthmon.v1.WatchNodesResponse0\x01\x12f\n" +
