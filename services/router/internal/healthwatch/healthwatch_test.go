@@ -384,7 +384,7 @@ func TestOnUpOnlyForRecoveries(t *testing.T) {
 
 	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("a", "m1", "m2")}} // a's models changed
 	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("b", "m1")}}       // b turns up
-	more <- &healthmonv1.WatchNodesResponse{ConfirmedNodeIds: []string{"a"}}                  // a confirmed
+	more <- &healthmonv1.WatchNodesResponse{ConfirmedNodeIds: []string{"a"}}                 // a confirmed
 	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("b", "m1", "m3")}} // b's models changed
 	more <- &healthmonv1.WatchNodesResponse{ConfirmedNodeIds: []string{"marker"}}
 	require.Eventually(t, func() bool {
