@@ -15,6 +15,7 @@ import (
 
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
+	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // maxLine bounds one NDJSON object of a native answer (an /api/embed
@@ -30,8 +31,6 @@ const (
 	PathShow       = "/api/show"
 )
 
-var errNoFirstToken = errors.New("no first token in time")
-
 // Native sends body, an Ollama API request, to path on the node and calls
 // send with each JSON object of the answer as it arrives. For /api/chat
 // and /api/generate the node is always asked for a stream (so a hung node
@@ -41,7 +40,7 @@ var errNoFirstToken = errors.New("no first token in time")
 // other endpoints answer one object with no first token to wait for (a
 // large embedding batch takes as long as it takes), so firstToken does not
 // bound them, as it does not bound the OpenAI embeddings call.
-func (c *Client) Native(ctx context.Context, path string, body []byte, firstToken time.Duration, send func([]byte) error) error {
+func (c *Client) Native(ctx context.Context, path string, body []byte, firstToken, idle time.Duration, send func([]byte) error) error {
 	streamed := path == PathChat || path == PathGenerate
 	wantStream := true
 	if streamed {
@@ -50,30 +49,25 @@ func (c *Client) Native(ctx context.Context, path string, body []byte, firstToke
 			return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: err.Error()}
 		}
 	}
-	fctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	if firstToken > 0 && streamed {
-		hung := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
-		defer hung.Stop()
-		inner := send
-		got := false
-		send = func(obj []byte) error {
-			if !got {
-				hung.Stop()
-				got = true
-			}
-			return inner(obj)
+	var first time.Duration // only a streamed answer has a first token to wait for
+	if streamed {
+		first = firstToken
+		if wantStream {
+			// The router watches the silences of an answer it relays: a
+			// slow client must not make the node look silent here.
+			idle = 0
 		}
 	}
-	err := c.native(fctx, path, body, streamed, wantStream, send)
-	if err != nil && errors.Is(context.Cause(fctx), errNoFirstToken) && ctx.Err() == nil {
-		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: c.conn.NodeID(),
-			Message: fmt.Sprintf("no first token within %s", firstToken)}
+	wctx, watch, stop := silence.Start(ctx, first, idle)
+	defer stop()
+	err := c.native(wctx, path, body, streamed, wantStream, watch, send)
+	if err != nil {
+		return silence.NodeError(ctx, wctx, c.conn.NodeID(), firstToken, idle, err)
 	}
-	return err
+	return nil
 }
 
-func (c *Client) native(ctx context.Context, path string, body []byte, streamed, wantStream bool, send func([]byte) error) error {
+func (c *Client) native(ctx context.Context, path string, body []byte, streamed, wantStream bool, watch *silence.Watch, send func([]byte) error) error {
 	req, err := c.conn.NewRequest(ctx, http.MethodPost, path, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -101,8 +95,10 @@ func (c *Client) native(ctx context.Context, path string, body []byte, streamed,
 	lines := bufio.NewScanner(resp.Body)
 	lines.Buffer(make([]byte, 0, 64<<10), maxLine)
 	for lines.Scan() {
+		watch.Arrived()
 		line := bytes.TrimSpace(lines.Bytes())
 		if len(line) == 0 {
+			watch.Waiting()
 			continue
 		}
 		if err := c.objectError(line); err != nil {
@@ -124,6 +120,7 @@ func (c *Client) native(ctx context.Context, path string, body []byte, streamed,
 				return err
 			}
 		}
+		watch.Waiting()
 	}
 	if err := lines.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {

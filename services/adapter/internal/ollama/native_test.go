@@ -71,7 +71,7 @@ func nativeClient(t *testing.T, n *ollamaNode) *Client {
 func native(t *testing.T, c *Client, path, body string, firstToken time.Duration) ([]string, error) {
 	t.Helper()
 	var out []string
-	err := c.Native(t.Context(), path, []byte(body), firstToken, func(obj []byte) error {
+	err := c.Native(t.Context(), path, []byte(body), firstToken, 0, func(obj []byte) error {
 		require.True(t, json.Valid(obj), "invalid JSON sent on: %s", obj)
 		out = append(out, string(obj))
 		return nil
@@ -330,7 +330,7 @@ func TestClientGoesAway(t *testing.T) {
 	c := nativeClient(t, n)
 	ctx, cancel := context.WithCancel(t.Context())
 	var got []string
-	err := c.Native(ctx, PathChat, []byte(`{"model":"m"}`), time.Hour, func(obj []byte) error {
+	err := c.Native(ctx, PathChat, []byte(`{"model":"m"}`), time.Hour, 0, func(obj []byte) error {
 		got = append(got, string(obj))
 		close(entered)
 		cancel()
@@ -349,7 +349,7 @@ func TestSendErrorStops(t *testing.T) {
 	c := nativeClient(t, n)
 	stop := io.ErrClosedPipe
 	calls := 0
-	err := c.Native(t.Context(), PathChat, []byte(`{"model":"m"}`), 0, func([]byte) error { calls++; return stop })
+	err := c.Native(t.Context(), PathChat, []byte(`{"model":"m"}`), 0, 0, func([]byte) error { calls++; return stop })
 	assert.ErrorIs(t, err, stop)
 	assert.Equal(t, 1, calls)
 }
@@ -397,4 +397,42 @@ func TestNoFirstTokenBoundOnWholeAnswers(t *testing.T) {
 			assert.Equal(t, []string{`{"embeddings":[[1]]}`}, out)
 		})
 	}
+}
+
+// A "stream": false chat is folded from a stream: its first line stops the
+// first-token clock (nothing is sent on until the end), and a node that
+// then stalls is caught by the idle bound.
+func TestStreamFalseWatchesTheNodesLines(t *testing.T) {
+	slow := func(stall bool) *ollamaNode {
+		return &ollamaNode{answer: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			rc := http.NewResponseController(w)
+			for _, l := range []string{chat1, chat2} {
+				io.WriteString(w, l+"\n")
+				rc.Flush()
+				time.Sleep(30 * time.Millisecond) // a token at a time, each slower than the first-token bound
+			}
+			if stall {
+				<-r.Context().Done()
+				return
+			}
+			io.WriteString(w, chatDone+"\n")
+		}}
+	}
+	var out []string
+	c := nativeClient(t, slow(false))
+	err := c.Native(t.Context(), PathChat, []byte(`{"model":"m","stream":false}`), 20*time.Millisecond, time.Minute, func(obj []byte) error {
+		out = append(out, string(obj))
+		return nil
+	})
+	require.NoError(t, err)
+	require.Len(t, out, 1)
+	assert.Equal(t, "Hello", fields(t, []byte(out[0]))["message"].(map[string]any)["content"])
+
+	c = nativeClient(t, slow(true))
+	err = c.Native(t.Context(), PathChat, []byte(`{"model":"m","stream":false}`), time.Minute, 100*time.Millisecond, func([]byte) error { return nil })
+	e, ok := apierror.FromError(err)
+	require.True(t, ok, "%v", err)
+	assert.Equal(t, codes.Unavailable, e.Code)
+	assert.Equal(t, "silent for 100ms in the middle of an answer", e.Message)
 }

@@ -13,6 +13,7 @@ import (
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // Bridge answers Ollama API requests through a node's OpenAI API.
@@ -40,21 +41,22 @@ func invalid(err error) error {
 
 // Serve answers body, a request for endpoint, calling send with each
 // Ollama JSON object of the answer. firstToken (when > 0) bounds the wait
-// for the node's first token.
-func (b *Bridge) Serve(ctx context.Context, endpoint adapterv1.OllamaEndpoint, body []byte, firstToken time.Duration, send func([]byte) error) error {
+// for the node's first token of a chat or generate; idle, the silences of
+// one folded into a single object ("stream": false).
+func (b *Bridge) Serve(ctx context.Context, endpoint adapterv1.OllamaEndpoint, body []byte, firstToken, idle time.Duration, send func([]byte) error) error {
 	switch endpoint {
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_CHAT:
 		var req chatRequest
 		if err := decode(body, &req); err != nil {
 			return invalid(err)
 		}
-		return b.chat(ctx, &req, false, firstToken, send)
+		return b.chat(ctx, &req, false, firstToken, idle, send)
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_GENERATE:
 		var req generateRequest
 		if err := decode(body, &req); err != nil {
 			return invalid(err)
 		}
-		return b.chat(ctx, req.chat(), true, firstToken, send)
+		return b.chat(ctx, req.chat(), true, firstToken, idle, send)
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS:
 		return b.embed(ctx, endpoint == adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS, body, send)
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_SHOW:
@@ -63,11 +65,9 @@ func (b *Bridge) Serve(ctx context.Context, endpoint adapterv1.OllamaEndpoint, b
 	return invalid(fmt.Errorf("unsupported Ollama endpoint %s", endpoint))
 }
 
-var errNoFirstToken = errors.New("no first token in time")
-
 // chat runs a chat (or a generate turned chat) and answers in the shape
 // of /api/chat, or /api/generate when generate is set.
-func (b *Bridge) chat(ctx context.Context, req *chatRequest, generate bool, firstToken time.Duration, send func([]byte) error) error {
+func (b *Bridge) chat(ctx context.Context, req *chatRequest, generate bool, firstToken, idle time.Duration, send func([]byte) error) error {
 	oreq, err := req.openAI()
 	if err != nil {
 		return invalid(err)
@@ -76,7 +76,7 @@ func (b *Bridge) chat(ctx context.Context, req *chatRequest, generate bool, firs
 	if req.Stream != nil && !*req.Stream {
 		var cc *openaiv1.ChatCompletion
 		if firstToken > 0 {
-			cc, err = b.oa.ChatFolded(ctx, oreq, firstToken, 0)
+			cc, err = b.oa.ChatFolded(ctx, oreq, firstToken, idle)
 		} else {
 			cc, err = b.oa.Chat(ctx, oreq)
 		}
@@ -87,25 +87,16 @@ func (b *Bridge) chat(ctx context.Context, req *chatRequest, generate bool, firs
 	}
 	oreq.Stream = true
 	oreq.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
-	fctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var hung *time.Timer
-	if firstToken > 0 {
-		hung = time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
-		defer hung.Stop()
-	}
-	err = b.oa.ChatStream(fctx, oreq, func(chunk *openaiv1.ChatCompletionChunk) error {
-		if hung != nil {
-			hung.Stop()
-		}
+	// The router watches the silences of a streamed answer it relays:
+	// here only the first token is bounded.
+	wctx, watch, stop := silence.Start(ctx, firstToken, 0)
+	defer stop()
+	err = b.oa.ChatStream(wctx, oreq, func(chunk *openaiv1.ChatCompletionChunk) error {
+		watch.Arrived()
 		return w.chunk(chunk)
 	})
 	if err != nil {
-		if errors.Is(context.Cause(fctx), errNoFirstToken) && ctx.Err() == nil && w.pieces == 0 {
-			return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: b.nodeID,
-				Message: fmt.Sprintf("no first token within %s", firstToken)}
-		}
-		return err
+		return silence.NodeError(ctx, wctx, b.nodeID, firstToken, 0, err)
 	}
 	return w.finish()
 }
@@ -119,6 +110,7 @@ type writer struct {
 	send       func([]byte) error
 
 	pieces int64 // chunks that carried output
+	sent   int   // objects sent
 	calls  []*openaiv1.ToolCall
 	reason string
 	usage  *openaiv1.Usage
@@ -162,6 +154,7 @@ func (w *writer) emit(o object) error {
 	if err != nil {
 		return err
 	}
+	w.sent++
 	return w.send(b)
 }
 
@@ -179,6 +172,14 @@ func (w *writer) chunk(c *openaiv1.ChatCompletionChunk) error {
 		d := ch.GetDelta()
 		for _, tc := range d.GetToolCalls() {
 			w.calls = mergeCall(w.calls, tc)
+		}
+		if d.GetContent() == "" && (w.sent == 0 || len(d.GetToolCalls()) > 0) {
+			// The node answered (its first chunk, or a fragment of a tool
+			// call, which Ollama sends whole at the end): an empty object
+			// says so, so the router does not take the node for silent.
+			if err := w.emit(w.object("", nil)); err != nil {
+				return err
+			}
 		}
 		if d.GetContent() == "" && len(d.GetToolCalls()) == 0 {
 			continue

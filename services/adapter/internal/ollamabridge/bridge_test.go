@@ -81,7 +81,7 @@ func newBridge(t *testing.T, answer http.HandlerFunc) (*Bridge, *node) {
 func serve(t *testing.T, b *Bridge, ep adapterv1.OllamaEndpoint, body string, firstToken time.Duration) ([]map[string]any, error) {
 	t.Helper()
 	var out []map[string]any
-	err := b.Serve(t.Context(), ep, []byte(body), firstToken, func(obj []byte) error {
+	err := b.Serve(t.Context(), ep, []byte(body), firstToken, 0, func(obj []byte) error {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(obj, &m), "the bridge sent invalid JSON: %s", obj)
 		out = append(out, m)
@@ -280,7 +280,10 @@ func TestChatStream(t *testing.T) {
 		usageChunk))
 	out, err := serve(t, b, chatEP, `{"model":"m","messages":[{"role":"user","content":"hi"}]}`, time.Minute)
 	require.NoError(t, err)
-	require.Len(t, out, 3)
+	require.Len(t, out, 4)
+	assert.Equal(t, map[string]any{"role": "assistant", "content": ""}, out[0]["message"],
+		"the node's first chunk, empty: the answer has started")
+	out = out[1:]
 	for i, text := range []string{"Hel", "lo"} {
 		assert.Equal(t, "m", out[i]["model"])
 		assert.Equal(t, false, out[i]["done"])
@@ -331,7 +334,11 @@ func TestStreamedToolCall(t *testing.T) {
 		usageChunk))
 	out, err := serve(t, b, chatEP, `{"model":"m","messages":[{"role":"user","content":"weather?"}],"tools":[]}`, 0)
 	require.NoError(t, err)
-	require.Len(t, out, 2)
+	require.Len(t, out, 6, "an empty object per fragment — the node is working — then the call, then done")
+	for _, o := range out[:4] {
+		assert.Equal(t, map[string]any{"role": "assistant", "content": ""}, o["message"])
+	}
+	out = out[4:]
 	calls := jsonOf(t, `[{"id":"call_a","function":{"index":0,"name":"weather","arguments":{"city":"Paris"}}},
 		{"id":"call_b","function":{"index":1,"name":"time","arguments":{}}}]`)
 	assert.Equal(t, map[string]any{"role": "assistant", "content": "", "tool_calls": calls}, out[0]["message"])
@@ -495,7 +502,7 @@ func TestClientCancel(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { <-entered; cancel() }()
-	err := b.Serve(ctx, chatEP, []byte(`{"model":"m","messages":[]}`), time.Hour, func([]byte) error { return nil })
+	err := b.Serve(ctx, chatEP, []byte(`{"model":"m","messages":[]}`), time.Hour, 0, func([]byte) error { return nil })
 	require.Error(t, err)
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.Canceled, e.Code)

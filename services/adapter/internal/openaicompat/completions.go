@@ -2,19 +2,16 @@ package openaicompat
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"mime"
 	"net/http"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
-	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
+	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // Complete sends a non-streamed legacy prompt completion.
@@ -70,32 +67,23 @@ func (c *Client) CompleteStream(ctx context.Context, req *openaiv1.CompletionReq
 
 // CompleteFolded answers a non-streamed completion by streaming from the
 // node and folding the chunks, failing fast (UNAVAILABLE, reason
-// NODE_UNREACHABLE) when no first token comes within firstToken, as
-// ChatFolded does for chats.
-func (c *Client) CompleteFolded(ctx context.Context, req *openaiv1.CompletionRequest, firstToken time.Duration) (*openaiv1.Completion, error) {
+// NODE_UNREACHABLE) when no first token comes within firstToken or the
+// node then goes silent for longer than idle, as ChatFolded does for chats.
+func (c *Client) CompleteFolded(ctx context.Context, req *openaiv1.CompletionRequest, firstToken, idle time.Duration) (*openaiv1.Completion, error) {
 	up := proto.CloneOf(req)
 	up.Stream = true
 	up.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
-	fctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	hung := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
-	defer hung.Stop()
+	wctx, watch, stop := silence.Start(ctx, firstToken, idle)
+	defer stop()
 	acc := FoldCompletion{}
-	got := false
-	err := c.CompleteStream(fctx, up, func(chunk *openaiv1.Completion) error {
-		if !got {
-			hung.Stop()
-			got = true
-		}
+	err := c.CompleteStream(wctx, up, func(chunk *openaiv1.Completion) error {
+		watch.Arrived()
 		acc.Add(chunk)
+		watch.Waiting()
 		return nil
 	})
 	if err != nil {
-		if !got && errors.Is(context.Cause(fctx), errNoFirstToken) && ctx.Err() == nil {
-			return nil, &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: c.conn.NodeID(),
-				Message: fmt.Sprintf("no first token within %s", firstToken)}
-		}
-		return nil, err
+		return nil, silence.NodeError(ctx, wctx, c.conn.NodeID(), firstToken, idle, err)
 	}
 	return acc.Result(), nil
 }

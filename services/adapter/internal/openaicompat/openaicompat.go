@@ -24,6 +24,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/chatfold"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
+	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // maxAnswer bounds a non-streamed answer (an embeddings list of a large
@@ -286,11 +287,6 @@ func (c *Client) badAnswer(what string, err error) error {
 	}
 }
 
-var (
-	errNoFirstToken = errors.New("no first token in time")
-	errIdle         = errors.New("silent for too long")
-)
-
 // ChatFolded answers a non-streamed chat by streaming from the node and
 // folding the chunks into one completion (see Fold).
 func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionRequest, firstToken, idle time.Duration) (*openaiv1.ChatCompletion, error) {
@@ -309,40 +305,17 @@ func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionReq
 // caller until its deadline.
 func Fold(ctx context.Context, nodeID string, firstToken, idle time.Duration,
 	stream func(context.Context, func(*openaiv1.ChatCompletionChunk) error) error) (*openaiv1.ChatCompletion, error) {
-	fctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	watch := time.AfterFunc(firstToken, func() { cancel(errNoFirstToken) })
-	defer func() { watch.Stop() }()
+	wctx, watch, stop := silence.Start(ctx, firstToken, idle)
+	defer stop()
 	acc := chatfold.New()
-	got := false
-	err := stream(fctx, func(chunk *openaiv1.ChatCompletionChunk) error {
-		if !got {
-			watch.Stop()
-			got = true
-			if idle > 0 {
-				watch = time.AfterFunc(idle, func() { cancel(errIdle) })
-			}
-		} else if idle > 0 {
-			watch.Reset(idle)
-		}
+	err := stream(wctx, func(chunk *openaiv1.ChatCompletionChunk) error {
+		watch.Arrived()
 		acc.Add(chunk)
+		watch.Waiting()
 		return nil
 	})
 	if err != nil {
-		if ctx.Err() == nil {
-			switch cause := context.Cause(fctx); {
-			case errors.Is(cause, errNoFirstToken) && !got:
-				return nil, hung(nodeID, fmt.Sprintf("no first token within %s", firstToken))
-			case errors.Is(cause, errIdle):
-				return nil, hung(nodeID, fmt.Sprintf("silent for %s in the middle of an answer", idle))
-			}
-		}
-		return nil, err
+		return nil, silence.NodeError(ctx, wctx, nodeID, firstToken, idle, err)
 	}
 	return acc.Result(), nil
-}
-
-// hung is the error for a node that stopped answering.
-func hung(nodeID, why string) error {
-	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: nodeID, Message: why}
 }

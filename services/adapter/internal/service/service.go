@@ -103,7 +103,7 @@ func (s *Server) Complete(ctx context.Context, req *adapterv1.CompleteRequest) (
 	ctx = nodeconn.WithConnectTimeout(ctx, req.GetTimeouts().GetConnect().AsDuration())
 	var out *openaiv1.Completion
 	if first := req.GetTimeouts().GetFirstToken().AsDuration(); first > 0 {
-		out, err = client.CompleteFolded(ctx, req.GetRequest(), first)
+		out, err = client.CompleteFolded(ctx, req.GetRequest(), first, req.GetTimeouts().GetIdle().AsDuration())
 	} else {
 		out, err = client.Complete(ctx, req.GetRequest())
 	}
@@ -166,11 +166,11 @@ func (s *Server) Ollama(req *adapterv1.OllamaRequest, stream grpc.ServerStreamin
 	}
 	ctx := nodeconn.WithConnectTimeout(stream.Context(), req.GetTimeouts().GetConnect().AsDuration())
 	send := func(obj []byte) error { return stream.Send(&adapterv1.OllamaResponse{Object: obj}) }
-	firstToken := req.GetTimeouts().GetFirstToken().AsDuration()
+	firstToken, idle := req.GetTimeouts().GetFirstToken().AsDuration(), req.GetTimeouts().GetIdle().AsDuration()
 	if req.GetNode().GetKind() == nodev1.Kind_KIND_OLLAMA {
-		err = ollama.New(conn).Native(ctx, path, req.GetBody(), firstToken, send)
+		err = ollama.New(conn).Native(ctx, path, req.GetBody(), firstToken, idle, send)
 	} else {
-		err = ollamabridge.New(api(conn), req.GetNode().GetId()).Serve(ctx, req.GetEndpoint(), req.GetBody(), firstToken, send)
+		err = ollamabridge.New(api(conn), req.GetNode().GetId()).Serve(ctx, req.GetEndpoint(), req.GetBody(), firstToken, idle, send)
 	}
 	s.done(ctx, "Ollama "+path, req.GetNode(), model.Model+model.Name, start, err)
 	return err
