@@ -133,6 +133,11 @@ func parse(raw string) (URL, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
+		if strings.Contains(s, "@") {
+			// url.Parse's message quotes parts of the authority, which
+			// here holds user information: a key, maybe.
+			return URL{}, errors.New("malformed URL; and credentials do not belong in a node URL: name the environment variable holding the key in api_key_env")
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error repeats the URL
@@ -241,20 +246,21 @@ func checkPath(p string) (string, error) {
 	return p, nil
 }
 
-// quotable is raw fit to appear in an error: trimmed, with any user
-// information (which may be a key) masked and overlong values cut.
+// quotable is raw fit to appear in an error: trimmed, with anything that
+// may be a secret masked — user information (up to the last "@", wherever
+// it is: a password may hold "/", "?" or "#"), a query (keys are passed
+// there too) and a fragment — and overlong values cut.
 func quotable(raw string) string {
 	s := strings.TrimSpace(raw)
 	start := 0
 	if i := strings.Index(s, "://"); i >= 0 {
 		start = i + 3
 	}
-	end := len(s)
-	if i := strings.IndexAny(s[start:], "/?#"); i >= 0 {
-		end = start + i
-	}
-	if at := strings.LastIndex(s[start:end], "@"); at >= 0 {
+	if at := strings.LastIndex(s[start:], "@"); at >= 0 {
 		s = s[:start] + "***" + s[start+at:]
+	}
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i+1] + "…"
 	}
 	if len(s) > 200 {
 		s = s[:200] + "…"
