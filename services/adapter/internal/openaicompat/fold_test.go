@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 func chatReq() *openaiv1.ChatCompletionRequest {
@@ -78,4 +79,33 @@ func TestChatFoldedNodeSilentMidAnswer(t *testing.T) {
 	assert.Equal(t, codes.Unavailable, e.Code)
 	assert.Equal(t, apierror.ReasonUnreachable, e.Reason)
 	assert.Contains(t, e.Message, "silent for 200ms in the middle of an answer")
+}
+
+// Ollama, llama.cpp and LM Studio ignore max_completion_tokens: they are
+// sent the smaller limit as max_tokens. OpenAI-API nodes get both as sent.
+func TestMaxCompletionTokensForNodesThatOnlyKnowMaxTokens(t *testing.T) {
+	for _, tt := range []struct {
+		kind      nodev1.Kind
+		want      string
+		wantCompl bool
+	}{
+		{nodev1.Kind_KIND_OLLAMA, "5", false},
+		{nodev1.Kind_KIND_LLAMACPP, "5", false},
+		{nodev1.Kind_KIND_OPENAI, "9", true},
+	} {
+		var got map[string]json.RawMessage
+		c := client(t, tt.kind, func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewDecoder(r.Body).Decode(&got)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}]}`)
+		})
+		req := chatReq()
+		req.MaxTokens, req.MaxCompletionTokens = proto.Int32(9), proto.Int32(5)
+		_, err := c.Chat(t.Context(), req)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, string(got["max_tokens"]), "%s", tt.kind)
+		_, has := got["max_completion_tokens"]
+		assert.Equal(t, tt.wantCompl, has, "%s", tt.kind)
+		assert.Equal(t, int32(5), req.GetMaxCompletionTokens(), "the caller's request is not changed")
+	}
 }

@@ -59,7 +59,7 @@ func (c *Client) ModelsPath() string { return c.conn.BasePath() + c.api + "/mode
 // Chat sends a non-streamed chat completion. The request's stream fields
 // are cleared (OpenAI rejects stream_options without stream).
 func (c *Client) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
-	up := proto.CloneOf(req)
+	up := c.forNode(req)
 	up.Stream = false
 	up.StreamOptions = nil
 	out := new(openaiv1.ChatCompletion)
@@ -87,6 +87,24 @@ func (c *Client) ListModels(ctx context.Context) (*openaiv1.ModelList, error) {
 	return out, nil
 }
 
+// forNode is a copy of req in the dialect of c's node. Ollama, llama.cpp
+// and LM Studio know max_tokens but not OpenAI's newer
+// max_completion_tokens, which they would ignore — an answer without its
+// limit — so the smaller of the two goes as max_tokens.
+func (c *Client) forNode(req *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+	up := proto.CloneOf(req)
+	switch c.conn.Kind() {
+	case nodev1.Kind_KIND_OLLAMA, nodev1.Kind_KIND_LLAMACPP, nodev1.Kind_KIND_LMSTUDIO:
+		if m := up.MaxCompletionTokens; m != nil {
+			if up.MaxTokens == nil || *m < *up.MaxTokens {
+				up.MaxTokens = proto.Int32(*m)
+			}
+			up.MaxCompletionTokens = nil
+		}
+	}
+	return up
+}
+
 // ChatStream sends a streamed chat completion and calls send for every
 // chunk as soon as it is parsed. stream_options are passed as the caller
 // set them, so the node adds a usage chunk only when the caller asked for
@@ -95,7 +113,7 @@ func (c *Client) ListModels(ctx context.Context) (*openaiv1.ModelList, error) {
 // *apierror.Error after the chunks already sent. Canceling ctx cancels the
 // node request.
 func (c *Client) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
-	up := proto.CloneOf(req)
+	up := c.forNode(req)
 	up.Stream = true
 	resp, err := c.do(ctx, http.MethodPost, "/chat/completions", up, "text/event-stream")
 	if err != nil {
