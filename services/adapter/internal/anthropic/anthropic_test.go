@@ -2,6 +2,8 @@ package anthropic
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -316,4 +318,29 @@ func TestImages(t *testing.T) {
 	parts.GetParts().Parts[1].ImageUrl.Url = "data:image/png,notbase64"
 	_, err = toMessages(&openaiv1.ChatCompletionRequest{Model: "m", Messages: []*openaiv1.ChatMessage{{Role: "user", Content: parts}}}, false)
 	assert.ErrorContains(t, err, "data URL")
+}
+
+// A tool without parameters streams no input_json_delta at all; OpenAI's
+// clients parse the arguments as JSON, so the call gets "{}".
+func TestToolCallWithoutArgumentsGetsAnEmptyObject(t *testing.T) {
+	tr := &translator{tools: map[int]int32{}, argued: map[int]bool{}}
+	var args []string
+	for _, ev := range []string{
+		`{"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":3}}}`,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"now","input":{}}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_2","name":"weather","input":{}}}`,
+		`{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\":\"Paris\"}"}}`,
+		`{"type":"content_block_stop","index":1}`,
+	} {
+		var se streamEvent
+		require.NoError(t, json.Unmarshal([]byte(ev), &se))
+		chunks, _ := tr.translate(&se)
+		for _, c := range chunks {
+			for _, tc := range c.GetChoices()[0].GetDelta().GetToolCalls() {
+				args = append(args, fmt.Sprintf("%d:%s", tc.GetIndex(), tc.GetFunction().GetArguments()))
+			}
+		}
+	}
+	assert.Equal(t, []string{"0:", "0:{}", "1:", `1:{"city":"Paris"}`}, args)
 }

@@ -57,7 +57,7 @@ func (c *Client) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 		return &apierror.Error{Code: codes.Internal, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
 			Message: fmt.Sprintf("the node answered a stream with %q, not an event stream", resp.Header.Get("Content-Type"))}
 	}
-	t := &translator{created: c.now().Unix(), includeUsage: req.GetStreamOptions().GetIncludeUsage(), tools: map[int]int32{}}
+	t := &translator{created: c.now().Unix(), includeUsage: req.GetStreamOptions().GetIncludeUsage(), tools: map[int]int32{}, argued: map[int]bool{}}
 	events := sse.NewReader(resp.Body)
 	for {
 		ev, err := events.Next()
@@ -109,6 +109,7 @@ type translator struct {
 	includeUsage bool
 	usage        usage
 	tools        map[int]int32 // content block index → tool call index
+	argued       map[int]bool  // tool blocks that sent arguments
 }
 
 func (t *translator) chunk(delta *openaiv1.ChunkDelta, finish string) *openaiv1.ChatCompletionChunk {
@@ -151,8 +152,17 @@ func (t *translator) translate(se *streamEvent) ([]*openaiv1.ChatCompletionChunk
 			if !ok {
 				return nil, false
 			}
+			t.argued[se.Index] = true
 			return []*openaiv1.ChatCompletionChunk{t.chunk(&openaiv1.ChunkDelta{ToolCalls: []*openaiv1.ToolCall{{
 				Index: idx, Function: &openaiv1.FunctionCall{Arguments: d.PartialJSON},
+			}}}, "")}, false
+		}
+	case "content_block_stop":
+		// A tool without parameters streams no argument at all, where
+		// OpenAI's clients expect JSON: an empty object.
+		if idx, ok := t.tools[se.Index]; ok && !t.argued[se.Index] {
+			return []*openaiv1.ChatCompletionChunk{t.chunk(&openaiv1.ChunkDelta{ToolCalls: []*openaiv1.ToolCall{{
+				Index: idx, Function: &openaiv1.FunctionCall{Arguments: "{}"},
 			}}}, "")}, false
 		}
 	case "message_delta":
@@ -172,7 +182,7 @@ func (t *translator) translate(se *streamEvent) ([]*openaiv1.ChatCompletionChunk
 		return []*openaiv1.ChatCompletionChunk{{Id: t.id, Object: "chat.completion.chunk", Created: t.created, Model: t.model,
 			Choices: []*openaiv1.ChunkChoice{}, Usage: toUsage(t.usage)}}, true
 	}
-	// ping, content_block_stop, thinking and unknown events carry nothing
+	// ping, thinking and unknown events carry nothing
 	// an OpenAI client reads.
 	return nil, false
 }
