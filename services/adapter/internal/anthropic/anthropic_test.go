@@ -84,7 +84,7 @@ func TestChat(t *testing.T) {
 	assert.EqualValues(t, DefaultMaxTokens, got.Body["max_tokens"])
 	assert.Equal(t, []any{"###"}, got.Body["stop_sequences"])
 	assert.EqualValues(t, 0.5, got.Body["temperature"])
-	assert.EqualValues(t, 0.9, got.Body["top_p"])
+	assert.NotContains(t, got.Body, "top_p", "newer Claude models refuse temperature and top_p together: temperature wins")
 	assert.Equal(t, map[string]any{"user_id": "u-1"}, got.Body["metadata"])
 	msgs := got.Body["messages"].([]any)
 	require.Len(t, msgs, 1, "consecutive user turns are merged")
@@ -237,7 +237,7 @@ func TestErrors(t *testing.T) {
 		{"rate limit", anthropicsim.Faults{Status: 429}, nil, codes.ResourceExhausted, 429},
 		{"server error", anthropicsim.Faults{Status: 500}, nil, codes.Internal, 500},
 		{"unknown model", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-nope", Messages: user}, codes.NotFound, 404},
-		{"temperature out of range", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: user, Temperature: ptr(1.5)}, codes.InvalidArgument, 400},
+		{"the node refuses the request", anthropicsim.Faults{Status: 400}, nil, codes.InvalidArgument, 400},
 		{"n > 1", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: user, N: ptr[int32](2)}, codes.InvalidArgument, 0},
 		{"unknown role", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: []*openaiv1.ChatMessage{msg("robot", "x")}}, codes.InvalidArgument, 0},
 		{"only a system prompt", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: []*openaiv1.ChatMessage{msg("system", "x")}}, codes.InvalidArgument, 0},
@@ -343,4 +343,27 @@ func TestToolCallWithoutArgumentsGetsAnEmptyObject(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"0:", "0:{}", "1:", `1:{"city":"Paris"}`}, args)
+}
+
+// What OpenAI accepts and the Messages API refuses is translated, not
+// passed on to fail: temperature 0–2 is clamped to 0–1, top_p goes only
+// without temperature, white-space-only stop sequences and texts are left
+// out.
+func TestSamplingThatClaudeRefuses(t *testing.T) {
+	c, sim := start(t, anthropicsim.Config{Tokens: 2})
+	_, err := c.Chat(t.Context(), &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5",
+		Messages:    []*openaiv1.ChatMessage{msg("user", "hi"), msg("user", "\n ")},
+		Temperature: ptr(1.5), Stop: []string{"\n", "END"}})
+	require.NoError(t, err)
+	got := sim.LastRequest().Body
+	assert.EqualValues(t, 1, got["temperature"])
+	assert.Equal(t, []any{"END"}, got["stop_sequences"])
+	msgs := got["messages"].([]any)
+	require.Len(t, msgs, 1)
+	assert.Len(t, msgs[0].(map[string]any)["content"], 1, "the white-space-only text is left out")
+
+	_, err = c.Chat(t.Context(), &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5",
+		Messages: []*openaiv1.ChatMessage{msg("user", "hi")}, TopP: ptr(0.8)})
+	require.NoError(t, err)
+	assert.EqualValues(t, 0.8, sim.LastRequest().Body["top_p"], "top_p alone goes")
 }

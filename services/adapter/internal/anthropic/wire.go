@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 )
@@ -113,8 +114,8 @@ func toMessages(req *openaiv1.ChatCompletionRequest, stream bool) (*messagesRequ
 	if req.N != nil && req.GetN() != 1 {
 		return nil, &badRequest{"anthropic nodes answer with one choice; n must be 1", "n"}
 	}
-	out := &messagesRequest{Model: req.GetModel(), MaxTokens: DefaultMaxTokens, Stream: stream,
-		StopSequences: req.GetStop(), Temperature: req.Temperature, TopP: req.TopP}
+	out := &messagesRequest{Model: req.GetModel(), MaxTokens: DefaultMaxTokens, Stream: stream}
+	sampling(req, out)
 	switch {
 	case req.MaxCompletionTokens != nil:
 		out.MaxTokens = req.GetMaxCompletionTokens()
@@ -236,10 +237,28 @@ func text(c *openaiv1.MessageContent) string {
 	return strings.Join(parts, "\n")
 }
 
-// contentBlocks translates a user or assistant message's content.
+// sampling translates what OpenAI accepts and the Messages API refuses:
+// temperature runs 0–2 there and 0–1 here (clamped); newer Claude models
+// take temperature or top_p, not both (temperature wins); a stop sequence
+// of white space only is refused (dropped).
+func sampling(req *openaiv1.ChatCompletionRequest, out *messagesRequest) {
+	if t := req.Temperature; t != nil {
+		out.Temperature = proto.Float64(min(max(*t, 0), 1))
+	} else {
+		out.TopP = req.TopP
+	}
+	for _, s := range req.GetStop() {
+		if strings.TrimSpace(s) != "" {
+			out.StopSequences = append(out.StopSequences, s)
+		}
+	}
+}
+
+// contentBlocks translates a user or assistant message's content. Text
+// of white space only is left out: the Messages API refuses such blocks.
 func contentBlocks(c *openaiv1.MessageContent, param string) ([]block, error) {
 	if c.GetParts() == nil {
-		if c.GetText() == "" {
+		if strings.TrimSpace(c.GetText()) == "" {
 			return nil, nil
 		}
 		return []block{{Type: "text", Text: c.GetText()}}, nil
@@ -248,7 +267,7 @@ func contentBlocks(c *openaiv1.MessageContent, param string) ([]block, error) {
 	for i, p := range c.GetParts().GetParts() {
 		switch p.GetType() {
 		case "text":
-			if p.GetText() != "" {
+			if strings.TrimSpace(p.GetText()) != "" {
 				out = append(out, block{Type: "text", Text: p.GetText()})
 			}
 		case "image_url":
