@@ -194,6 +194,30 @@ func TestRequestTranslation(t *testing.T) {
 				{"role":"tool","content":"rainy","tool_call_id":"call_1_1"}]`,
 		},
 	}, {
+		name: "num_predict 0 is no limit too",
+		ep:   chatEP,
+		body: `{"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}],"options":{"num_predict":0}}`,
+		none: []string{"max_tokens"},
+	}, {
+		name: "an image's type comes from its bytes",
+		ep:   chatEP,
+		body: `{"model":"m","stream":false,"messages":[{"role":"user","content":"this?","images":["/9j/4AAQSkZJRgAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="]}]}`,
+		want: map[string]string{"messages": `[{"role":"user","content":[{"type":"text","text":"this?"},
+			{"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/4AAQSkZJRgAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="}}]}]`},
+	}, {
+		name: "tool_call_id names the call a result answers",
+		ep:   chatEP,
+		body: `{"model":"m","stream":false,
+			"messages":[{"role":"assistant","content":"","tool_calls":[{"id":"c1","function":{"name":"w","arguments":{}}},{"id":"c2","function":{"name":"w","arguments":{}}}]},
+				{"role":"tool","tool_call_id":"c2","content":"second"},
+				{"role":"tool","content":"first"}]}`,
+		want: map[string]string{
+			"messages": `[{"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"w","arguments":"{}"}},
+					{"id":"c2","type":"function","function":{"name":"w","arguments":"{}"}}]},
+				{"role":"tool","content":"second","tool_call_id":"c2"},
+				{"role":"tool","content":"first","tool_call_id":"c1"}]`,
+		},
+	}, {
 		name: "format json",
 		ep:   chatEP,
 		body: `{"model":"m","stream":false,"format":"json","messages":[{"role":"user","content":"hi"}]}`,

@@ -7,9 +7,12 @@
 package ollamabridge
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -36,12 +39,13 @@ type toolCall struct {
 }
 
 type message struct {
-	Role      string     `json:"role"`
-	Content   string     `json:"content"`
-	Thinking  string     `json:"thinking,omitempty"`
-	Images    []string   `json:"images,omitempty"`
-	ToolCalls []toolCall `json:"tool_calls,omitempty"`
-	ToolName  string     `json:"tool_name,omitempty"`
+	Role       string     `json:"role"`
+	Content    string     `json:"content"`
+	Thinking   string     `json:"thinking,omitempty"`
+	Images     []string   `json:"images,omitempty"`
+	ToolCalls  []toolCall `json:"tool_calls,omitempty"`
+	ToolName   string     `json:"tool_name,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
 }
 
 type tool struct {
@@ -87,8 +91,8 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 		MaxTokens: r.Options.NumPredict, Stop: r.Options.Stop,
 		PresencePenalty: r.Options.PresencePenalty, FrequencyPenalty: r.Options.FrequencyPenalty,
 	}
-	if out.MaxTokens != nil && *out.MaxTokens < 0 {
-		out.MaxTokens = nil // Ollama's -1: no limit
+	if out.MaxTokens != nil && *out.MaxTokens <= 0 {
+		out.MaxTokens = nil // Ollama's -1 and 0: no limit
 	}
 	var pending []*openaiv1.ToolCall // calls of the last assistant message not yet answered
 	for i, m := range r.Messages {
@@ -98,7 +102,7 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 		} else {
 			parts := []*openaiv1.ContentPart{{Type: "text", Text: m.Content}}
 			for _, img := range m.Images {
-				parts = append(parts, &openaiv1.ContentPart{Type: "image_url", ImageUrl: &openaiv1.ImageURL{Url: "data:image/png;base64," + img}})
+				parts = append(parts, &openaiv1.ContentPart{Type: "image_url", ImageUrl: &openaiv1.ImageURL{Url: "data:" + imageType(img) + ";base64," + img}})
 			}
 			om.Content = &openaiv1.MessageContent{Kind: &openaiv1.MessageContent_Parts{Parts: &openaiv1.ContentParts{Parts: parts}}}
 		}
@@ -115,10 +119,13 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 				Function: &openaiv1.FunctionCall{Name: tc.Function.Name, Arguments: args}})
 		}
 		switch {
+		case m.Role == "tool" && m.ToolCallID != "":
+			om.ToolCallId = m.ToolCallID
+			pending = slices.DeleteFunc(pending, func(tc *openaiv1.ToolCall) bool { return tc.GetId() == m.ToolCallID })
 		case m.Role == "tool":
 			var ok bool
 			if om.ToolCallId, pending, ok = answer(pending, m.ToolName); !ok {
-				return nil, fmt.Errorf("messages[%d]: a tool result (tool_name %q) must answer a call of the assistant message before it", i, m.ToolName)
+				return nil, fmt.Errorf("messages[%d]: a tool result (tool_name %q) must answer a call of the assistant message before it (or name it in tool_call_id)", i, m.ToolName)
 			}
 		case len(om.ToolCalls) > 0:
 			pending = slices.Clone(om.ToolCalls)
@@ -143,6 +150,17 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 	}
 	out.ResponseFormat = rf
 	return out, nil
+}
+
+// imageType is the media type of a base64 image as Ollama takes them (any
+// format, no type given): what its first bytes say, PNG when they say
+// nothing known. Some APIs check the type against the bytes.
+func imageType(b64 string) string {
+	head, _ := base64.StdEncoding.DecodeString(b64[:min(len(b64), 64)&^3])
+	if t := http.DetectContentType(head); strings.HasPrefix(t, "image/") {
+		return t
+	}
+	return "image/png"
 }
 
 // answer matches a tool result to the earliest unanswered call of the
