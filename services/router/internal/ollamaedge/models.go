@@ -66,7 +66,7 @@ func (h *Handler) ps() any {
 			continue
 		}
 		seen[id] = true
-		expires := zeroTime
+		expires := forever // a model that is never unloaded (vLLM, llama.cpp, cloud)
 		if t := p.Model.GetExpiresAt(); t != nil {
 			expires = t.AsTime()
 		}

@@ -254,3 +254,7 @@ func mustJSON(v any) []byte {
 
 // zeroTime is written where Ollama has a time the mesh does not know.
 var zeroTime = time.Time{}
+
+// forever is the expiry of a model that stays loaded: far enough ahead
+// that Ollama's clients show it as "Forever" rather than "Stopping...".
+var forever = time.Date(2318, time.January, 1, 0, 0, 0, 0, time.UTC)

@@ -230,6 +230,8 @@ func TestTagsAndPS(t *testing.T) {
 			assert.Equal(t, int64(100), m.Size, "the first node in id order")
 			assert.Equal(t, int64(80), m.SizeVRAM)
 			assert.Equal(t, time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), m.ExpiresAt)
+		} else {
+			assert.Greater(t, m.ExpiresAt.Year(), time.Now().Year()+20, "a node that never unloads: Ollama's clients show Forever")
 		}
 	}
 }
