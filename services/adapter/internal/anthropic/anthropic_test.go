@@ -239,6 +239,8 @@ func TestErrors(t *testing.T) {
 		{"unknown model", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-nope", Messages: user}, codes.NotFound, 404},
 		{"the node refuses the request", anthropicsim.Faults{Status: 400}, nil, codes.InvalidArgument, 400},
 		{"n > 1", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: user, N: ptr[int32](2)}, codes.InvalidArgument, 0},
+		{"a response format Claude cannot promise", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: user,
+			ResponseFormat: &openaiv1.ResponseFormat{Type: "json_object"}}, codes.InvalidArgument, 0},
 		{"unknown role", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: []*openaiv1.ChatMessage{msg("robot", "x")}}, codes.InvalidArgument, 0},
 		{"only a system prompt", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: []*openaiv1.ChatMessage{msg("system", "x")}}, codes.InvalidArgument, 0},
 	}
@@ -366,4 +368,19 @@ func TestSamplingThatClaudeRefuses(t *testing.T) {
 		Messages: []*openaiv1.ChatMessage{msg("user", "hi")}, TopP: ptr(0.8)})
 	require.NoError(t, err)
 	assert.EqualValues(t, 0.8, sim.LastRequest().Body["top_p"], "top_p alone goes")
+}
+
+// OpenAI takes parameters {} for a tool without parameters; Anthropic's
+// input_schema must say it is an object.
+func TestToolWithoutParametersGetsAnObjectSchema(t *testing.T) {
+	c, sim := start(t, anthropicsim.Config{Tokens: 1})
+	empty, err := structpb.NewStruct(map[string]any{})
+	require.NoError(t, err)
+	_, err = c.Chat(t.Context(), &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5",
+		Messages: []*openaiv1.ChatMessage{msg("user", "what time is it?")},
+		Tools:    []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "now", Parameters: empty}}}})
+	require.NoError(t, err)
+	tools := sim.LastRequest().Body["tools"].([]any)
+	require.Len(t, tools, 1)
+	assert.Equal(t, map[string]any{"type": "object"}, tools[0].(map[string]any)["input_schema"])
 }

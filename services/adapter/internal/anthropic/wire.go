@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 )
@@ -114,6 +115,10 @@ func toMessages(req *openaiv1.ChatCompletionRequest, stream bool) (*messagesRequ
 	if req.N != nil && req.GetN() != 1 {
 		return nil, &badRequest{"anthropic nodes answer with one choice; n must be 1", "n"}
 	}
+	if t := req.GetResponseFormat().GetType(); t != "" && t != "text" {
+		// Quietly answering in prose would break a client that parses it.
+		return nil, &badRequest{fmt.Sprintf("anthropic nodes cannot be held to response_format %q; describe the format in the prompt instead", t), "response_format"}
+	}
 	out := &messagesRequest{Model: req.GetModel(), MaxTokens: DefaultMaxTokens, Stream: stream}
 	sampling(req, out)
 	switch {
@@ -196,6 +201,15 @@ func addTools(out *messagesRequest, req *openaiv1.ChatCompletionRequest) error {
 		}
 		schema := json.RawMessage(`{"type":"object"}`)
 		if p := t.GetFunction().GetParameters(); p != nil {
+			if _, typed := p.GetFields()["type"]; !typed {
+				// OpenAI takes {} for "no parameters"; an input_schema
+				// must say it is an object.
+				p = proto.CloneOf(p)
+				if p.Fields == nil {
+					p.Fields = map[string]*structpb.Value{}
+				}
+				p.Fields["type"] = structpb.NewStringValue("object")
+			}
 			b, err := protojson.Marshal(p)
 			if err != nil {
 				return &badRequest{fmt.Sprintf("tools[%d].function.parameters: %v", i, err), "tools"}
