@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +108,40 @@ func TestMaxCompletionTokensForNodesThatOnlyKnowMaxTokens(t *testing.T) {
 		_, has := got["max_completion_tokens"]
 		assert.Equal(t, tt.wantCompl, has, "%s", tt.kind)
 		assert.Equal(t, int32(5), req.GetMaxCompletionTokens(), "the caller's request is not changed")
+	}
+}
+
+// Ollama ignores tool_choice: the tools it is sent are narrowed to what
+// the choice allows.
+func TestToolChoiceForOllama(t *testing.T) {
+	tools := []*openaiv1.Tool{
+		{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "a"}},
+		{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "b"}},
+	}
+	for _, tt := range []struct {
+		choice *openaiv1.ToolChoice
+		want   string
+	}{
+		{&openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_Mode{Mode: "none"}}, ""},
+		{&openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_FunctionName{FunctionName: "b"}}, "b"},
+		{&openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_Mode{Mode: "auto"}}, "a,b"},
+	} {
+		var got struct {
+			Tools []struct{ Function struct{ Name string } }
+		}
+		c := client(t, nodev1.Kind_KIND_OLLAMA, func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewDecoder(r.Body).Decode(&got)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}]}`)
+		})
+		req := chatReq()
+		req.Tools, req.ToolChoice = tools, tt.choice
+		_, err := c.Chat(t.Context(), req)
+		require.NoError(t, err)
+		var names []string
+		for _, tl := range got.Tools {
+			names = append(names, tl.Function.Name)
+		}
+		assert.Equal(t, tt.want, strings.Join(names, ","), "%v", tt.choice)
 	}
 }

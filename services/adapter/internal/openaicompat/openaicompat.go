@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"slices"
 	"net/http"
 	"time"
 
@@ -90,9 +91,19 @@ func (c *Client) ListModels(ctx context.Context) (*openaiv1.ModelList, error) {
 // forNode is a copy of req in the dialect of c's node. Ollama, llama.cpp
 // and LM Studio know max_tokens but not OpenAI's newer
 // max_completion_tokens, which they would ignore — an answer without its
-// limit — so the smaller of the two goes as max_tokens.
+// limit — so the smaller of the two goes as max_tokens. Ollama ignores
+// tool_choice too, so the tools it may call are narrowed to what the
+// choice allows (none, or the one named).
 func (c *Client) forNode(req *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
 	up := proto.CloneOf(req)
+	if c.conn.Kind() == nodev1.Kind_KIND_OLLAMA {
+		switch tc := up.GetToolChoice(); {
+		case tc.GetMode() == "none":
+			up.Tools, up.ToolChoice = nil, nil
+		case tc.GetFunctionName() != "":
+			up.Tools = slices.DeleteFunc(up.Tools, func(t *openaiv1.Tool) bool { return t.GetFunction().GetName() != tc.GetFunctionName() })
+		}
+	}
 	switch c.conn.Kind() {
 	case nodev1.Kind_KIND_OLLAMA, nodev1.Kind_KIND_LLAMACPP, nodev1.Kind_KIND_LMSTUDIO:
 		if m := up.MaxCompletionTokens; m != nil {
