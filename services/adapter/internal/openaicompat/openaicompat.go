@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"slices"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/codes"
