@@ -143,6 +143,13 @@ func (s *Server) serveNative(w http.ResponseWriter, r *http.Request, generate bo
 			}
 			return o
 		}
+		if (generate && req.Prompt == "") || (!generate && len(req.Messages) == 0) {
+			// As Ollama: nothing to answer only loads the model.
+			o := obj("")
+			o.Done, o.DoneReason = true, "load"
+			writeJSON(w, http.StatusOK, o)
+			return
+		}
 		var calls []nativeToolCall
 		if !generate {
 			if tool := pickTool(req.Tools, nil, lastRole); tool != "" {

@@ -73,6 +73,14 @@ func (b *Bridge) chat(ctx context.Context, req *chatRequest, generate bool, firs
 		return invalid(err)
 	}
 	w := &writer{model: req.Model, generate: generate, start: time.Now(), send: send}
+	if !slices.ContainsFunc(req.Messages, func(m message) bool { return m.Role != "system" }) {
+		// Nothing to answer: Ollama only loads the model and says so (the
+		// ollama CLI sends this before a session). A node with its
+		// models always loaded has nothing to do.
+		o := w.object("", nil)
+		o.Done, o.DoneReason = true, "load"
+		return w.emit(o)
+	}
 	if req.Stream != nil && !*req.Stream {
 		var cc *openaiv1.ChatCompletion
 		if firstToken > 0 {

@@ -526,10 +526,32 @@ func TestClientCancel(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { <-entered; cancel() }()
-	err := b.Serve(ctx, chatEP, []byte(`{"model":"m","messages":[]}`), time.Hour, 0, func([]byte) error { return nil })
+	err := b.Serve(ctx, chatEP, []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`), time.Hour, 0, func([]byte) error { return nil })
 	require.Error(t, err)
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.Canceled, e.Code)
+}
+
+// A chat with no messages (or a generate with no prompt) only loads the
+// model in Ollama — the ollama CLI sends one before a session. The bridge
+// answers it as Ollama does, without asking the node.
+func TestNothingToAnswerIsALoad(t *testing.T) {
+	for _, tt := range []struct {
+		ep   adapterv1.OllamaEndpoint
+		body string
+	}{
+		{chatEP, `{"model":"m","messages":[]}`},
+		{chatEP, `{"model":"m"}`},
+		{genEP, `{"model":"m","prompt":""}`},
+	} {
+		b, n := newBridge(t, completion("never", ""))
+		out, err := serve(t, b, tt.ep, tt.body, 0)
+		require.NoError(t, err, tt.body)
+		require.Len(t, out, 1)
+		assert.Equal(t, true, out[0]["done"])
+		assert.Equal(t, "load", out[0]["done_reason"])
+		assert.Empty(t, n.requests, "the node is not asked")
+	}
 }
 
 func TestEmbed(t *testing.T) {

@@ -207,6 +207,8 @@ func (g *generateRequest) chat() *chatRequest {
 	if g.System != "" {
 		c.Messages = append(c.Messages, message{Role: "system", Content: g.System})
 	}
-	c.Messages = append(c.Messages, message{Role: "user", Content: g.Prompt, Images: g.Images})
+	if g.Prompt != "" || len(g.Images) > 0 {
+		c.Messages = append(c.Messages, message{Role: "user", Content: g.Prompt, Images: g.Images})
+	}
 	return c
 }
