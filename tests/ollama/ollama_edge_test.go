@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +111,30 @@ func TestOllamaEdgeAgainstRealOllama(t *testing.T) {
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
 		assert.Contains(t, r.Error, "nope")
 	})
+}
+
+// The ollama CLI itself, pointed at the mesh with OLLAMA_HOST, uses the
+// whole mesh as one Ollama: list, ps, show and run.
+func TestOllamaCLIAgainstTheMesh(t *testing.T) {
+	a := ollamatest.Start(t, "ollama-a", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}}})
+	b := ollamatest.Start(t, "ollama-b", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-b-only"}}})
+	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest"), ref(b, "tiny-b-only:latest")}, meshtest.Options{})
+	cli, err := ollamatest.Binary()
+	require.NoError(t, err)
+	ollama := func(args ...string) string {
+		t.Helper()
+		ctx := meshtest.Context(t, time.Minute)
+		cmd := exec.CommandContext(ctx, cli, args...)
+		cmd.Env = append(os.Environ(), "OLLAMA_HOST="+strings.TrimPrefix(m.RESTURL, "http://"), "TERM=dumb", "NO_COLOR=1")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "ollama %s: %s", strings.Join(args, " "), out)
+		return string(out)
+	}
+	list := ollama("list")
+	assert.Contains(t, list, "tiny-chat:latest")
+	assert.Contains(t, list, "tiny-b-only:latest", "the models of every node")
+	assert.Contains(t, ollama("show", "tiny-b-only"), "llama", "forwarded to the node that has it")
+	answer := ollama("run", "tiny-chat", "--nowordwrap", "hello")
+	assert.NotEmpty(t, strings.TrimSpace(answer))
+	assert.Contains(t, ollama("ps"), "tiny-chat", "loaded by the run")
 }
