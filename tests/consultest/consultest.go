@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,10 +24,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/llmesh/llmesh/tests/loopport"
 	"github.com/llmesh/llmesh/tests/repo"
 )
 
 const (
+	startTries   = 3
 	readyTimeout = 60 * time.Second // generous: `go test -race` keeps both cores busy
 	stopTimeout  = 10 * time.Second // SIGTERM grace before SIGKILL
 )
@@ -54,6 +57,8 @@ type Agent struct {
 
 var agents atomic.Int64
 
+var errAddrInUse = errors.New("a port was taken by another process")
+
 // Start runs a dev agent, waits until it has elected itself leader and
 // registered its node, and stops it when the test ends.
 func Start(t testing.TB) *Agent {
@@ -62,20 +67,42 @@ func Start(t testing.TB) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Four listeners: HTTP and server RPC (TCP), Serf LAN and WAN (TCP and
-	// UDP). DNS, gRPC and gRPC-TLS are disabled: llmesh uses none of them,
-	// and dev mode would otherwise bind the fixed ports 8502 and 8503, which
-	// parallel agents would fight over.
-	ports, err := freePorts(4)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := &Agent{
-		HTTPAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
-		Node:     fmt.Sprintf("consultest-%d-%d", os.Getpid(), agents.Add(1)),
-		bin:      bin,
-		logPath:  filepath.Join(t.TempDir(), "consul.log"),
+		Node:    fmt.Sprintf("consultest-%d-%d", os.Getpid(), agents.Add(1)),
+		bin:     bin,
+		logPath: filepath.Join(t.TempDir(), "consul.log"),
 	}
+	t.Cleanup(func() {
+		a.stop()
+		a.dumpOnFailure(t)
+	})
+	// Another process may take a port between the pick and the agent's
+	// bind; a fresh agent then simply gets new ports.
+	for try := 1; ; try++ {
+		if err := a.choosePorts(); err != nil {
+			t.Fatal(err)
+		}
+		err := a.start()
+		if err == nil {
+			return a
+		}
+		if !errors.Is(err, errAddrInUse) || try == startTries {
+			t.Fatalf("consul agent on %s: %v", a.HTTPAddr, err)
+		}
+		t.Logf("consul agent on %s: %v; trying other ports", a.HTTPAddr, err)
+	}
+}
+
+// choosePorts picks the agent's four listeners: HTTP and server RPC (TCP),
+// Serf LAN and WAN (TCP and UDP). DNS, gRPC and gRPC-TLS are disabled:
+// llmesh uses none of them, and dev mode would otherwise bind the fixed
+// ports 8502 and 8503, which parallel agents would fight over.
+func (a *Agent) choosePorts() error {
+	ports, err := loopport.Pick(4)
+	if err != nil {
+		return err
+	}
+	a.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	a.args = []string{"agent", "-dev",
 		"-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-node", a.Node,
@@ -86,12 +113,7 @@ func Start(t testing.TB) *Agent {
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-log-level", "info", // dev mode's default DEBUG buries the useful lines
 	}
-	t.Cleanup(func() {
-		a.stop()
-		a.dumpOnFailure(t)
-	})
-	a.start(t)
-	return a
+	return nil
 }
 
 // Stop stops the agent now (SIGTERM, then SIGKILL after 10s), as when
@@ -111,7 +133,9 @@ func (a *Agent) Restart(t testing.TB) {
 	if err := a.stop(); err != nil {
 		t.Fatal(err)
 	}
-	a.start(t)
+	if err := a.start(); err != nil {
+		t.Fatalf("consul agent on %s: %v", a.HTTPAddr, err)
+	}
 }
 
 // Client returns a consul/api client for this agent. It ignores the
@@ -126,21 +150,23 @@ func (a *Agent) Client(t testing.TB) *api.Client {
 	return c
 }
 
-func (a *Agent) start(t testing.TB) {
-	t.Helper()
+// start runs the agent and waits until it is ready. errAddrInUse says it
+// could not bind one of its ports.
+func (a *Agent) start() error {
 	// Append, so the log of a restarted agent keeps what came before.
 	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	fmt.Fprintf(logf, "==== %s %v\n", a.bin, a.args)
+	logStart, _ := logf.Seek(0, io.SeekCurrent)
 	a.cmd = exec.Command(a.bin, a.args...)
 	// A test binary that dies (a timeout panic) takes its agent along.
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	if err := a.cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatal(err)
+		return err
 	}
 	done := make(chan struct{})
 	a.done = done
@@ -152,8 +178,12 @@ func (a *Agent) start(t testing.TB) {
 	}()
 	if err := a.waitReady(done); err != nil {
 		a.stop()
-		t.Fatalf("consul agent on %s: %v", a.HTTPAddr, err)
+		if b, _ := os.ReadFile(a.logPath); int64(len(b)) > logStart && loopport.InUse(b[logStart:]) {
+			return fmt.Errorf("%w: %v", errAddrInUse, err)
+		}
+		return err
 	}
+	return nil
 }
 
 // waitReady polls until the agent is a usable single-node cluster: it has
@@ -246,31 +276,4 @@ func (a *Agent) dumpOnFailure(t testing.TB) {
 		b = b[len(b)-8000:]
 	}
 	t.Logf("---- consul agent %s log (tail) ----\n%s", a.HTTPAddr, b)
-}
-
-// freePorts returns n distinct loopback ports that were free for both TCP
-// and UDP (Serf gossips over both on the same port). The kernel may hand a
-// port out again once it is closed, so this narrows the race with other
-// processes rather than closing it; all n are held until the end so they
-// are at least distinct.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for attempt := 0; len(ports) < n; attempt++ {
-		if attempt == 100 {
-			return nil, errors.New("no loopback port free for both TCP and UDP")
-		}
-		tl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer tl.Close()
-		port := tl.Addr().(*net.TCPAddr).Port
-		ul, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue // UDP side taken; the held TCP listener keeps it from coming back
-		}
-		defer ul.Close()
-		ports = append(ports, port)
-	}
-	return ports, nil
 }

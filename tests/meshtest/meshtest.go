@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/llmesh/llmesh/services/simnode/simnode"
+	"github.com/llmesh/llmesh/tests/loopport"
 	"github.com/llmesh/llmesh/tests/repo"
 )
 
@@ -98,7 +99,9 @@ func StartNode(t testing.TB, id string, cfg simnode.Config) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	// Restart listens on the same port again, so keep out of the range that
+	// outgoing connections take their source ports from.
+	lis, err := loopport.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,9 @@ package ollamatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,9 +21,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/tests/loopport"
 	"github.com/llmesh/llmesh/tests/repo"
 	"github.com/llmesh/llmesh/tests/tinygguf"
 )
+
+const startTries = 3
+
+var errAddrInUse = errors.New("its port was taken by another process")
 
 // Binary returns the path of bin/ollama at the repository root.
 func Binary() (string, error) { return repo.Tool("ollama", "ollama") }
@@ -61,15 +66,26 @@ func Start(t testing.TB, id string, opts Options) *Server {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{ID: id, Host: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, dir: dir, done: make(chan struct{}),
-		log: filepath.Join(dir, "serve.log")}
-	s.URL = "http://" + s.Host
-	s.start(t, opts.Env)
+	s := &Server{ID: id, bin: bin, dir: dir, log: filepath.Join(dir, "serve.log")}
 	t.Cleanup(func() { s.Kill(); s.dumpOnFailure(t) })
+	// Another process may take the port between the pick and the server's
+	// bind; the server then simply gets a new one.
+	for try := 1; ; try++ {
+		ports, err := loopport.Pick(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Host = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		s.URL = "http://" + s.Host
+		err = s.start(opts.Env)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errAddrInUse) || try == startTries {
+			t.Fatalf("ollama serve %s: %v", s.ID, err)
+		}
+		t.Logf("ollama serve %s: %v; trying another port", s.ID, err)
+	}
 
 	gguf := filepath.Join(dir, "tiny.gguf")
 	f, err := os.Create(gguf)
@@ -97,11 +113,12 @@ func (s *Server) env(extra []string) []string {
 	return append(env, extra...)
 }
 
-func (s *Server) start(t testing.TB, extra []string) {
-	t.Helper()
+// start runs `ollama serve` and waits until it answers. errAddrInUse says
+// it could not bind its port.
+func (s *Server) start(extra []string) error {
 	logf, err := os.Create(s.log)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	s.cmd = exec.Command(s.bin, "serve")
 	s.cmd.Env = s.env(extra)
@@ -111,12 +128,16 @@ func (s *Server) start(t testing.TB, extra []string) {
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = s.cmd.Wait()
 		logf.Close()
-		close(s.done)
+		return err
+	}
+	done := make(chan struct{})
+	s.done = done
+	cmd := s.cmd
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(done)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -124,17 +145,21 @@ func (s *Server) start(t testing.TB, extra []string) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
-		case <-s.done:
+		case <-done:
 			b, _ := os.ReadFile(s.log)
-			t.Fatalf("ollama serve %s exited:\n%s", s.ID, b)
+			if loopport.InUse(b) {
+				return fmt.Errorf("%w: %s", errAddrInUse, b)
+			}
+			return fmt.Errorf("exited:\n%s", b)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("ollama serve %s not ready after 60s", s.ID)
+			s.Kill()
+			return errors.New("not ready after 60s")
 		}
 	}
 }
@@ -164,6 +189,9 @@ func (s *Server) create(t testing.TB, m Model, gguf string) {
 // Kill stops the server and its runners at once (SIGKILL to the process
 // group), as a crash of the whole service would.
 func (s *Server) Kill() {
+	if s.done == nil {
+		return // never started
+	}
 	if s.cmd.Process != nil {
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	}
@@ -194,13 +222,4 @@ func (s *Server) Get(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
