@@ -181,6 +181,11 @@ func TestPassiveFailureReachesHealthmon(t *testing.T) {
 		for _, st := range msg.GetNodes() {
 			if st.GetNode().GetId() == "a" && st.GetStatus() == nodev1.Status_STATUS_DOWN {
 				assert.Contains(t, st.GetReason(), "connection refused")
+				// The router's own view (GET /debug/nodes) follows.
+				m.WaitRouterView(t, func(nodes map[string]meshtest.RouterNode) bool {
+					b := nodes["b"]
+					return nodes["a"].Status == "down" && b.Status == "up" && len(b.Models) == 1 && b.Models[0].ID == "m"
+				})
 				return
 			}
 		}

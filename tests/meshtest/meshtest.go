@@ -160,15 +160,17 @@ type Options struct {
 
 // Mesh is a running router + adapter + healthmon.
 type Mesh struct {
-	RESTURL       string // http://127.0.0.1:port (no /v1)
-	GRPCAddr      string // router native gRPC
-	AdapterAddr   string
-	HealthmonAddr string
-	procs         []*proc
-	dir           string
-	routerBin     string
-	routerArgs    []string
-	routerEnv     []string
+	RESTURL  string // http://127.0.0.1:port (no /v1)
+	GRPCAddr string // router native gRPC
+	// RouterAdminURL is the first router's admin address (/debug/nodes).
+	RouterAdminURL string
+	AdapterAddr    string
+	HealthmonAddr  string
+	procs          []*proc
+	dir            string
+	routerBin      string
+	routerArgs     []string
+	routerEnv      []string
 }
 
 type proc struct {
@@ -263,7 +265,7 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 			m.HealthmonAddr = healthmon.addr(t, "grpc")
 		}
 	}
-	rargs, renv := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0"}, opts.Env
+	rargs, renv := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0"}, opts.Env
 	if discovery {
 		rargs, renv = append(rargs, "-consul"), consulEnv
 	} else {
@@ -274,6 +276,7 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	router := m.run(t, bins["router"], dir, renv, m.routerArgs...)
 	m.GRPCAddr = router.addr(t, "grpc")
 	m.RESTURL = "http://" + router.addr(t, "http")
+	m.RouterAdminURL = "http://" + router.addr(t, "admin")
 
 	if opts.NoModelWait {
 		return m
@@ -350,7 +353,7 @@ func (m *Mesh) run(t testing.TB, bin, dir string, env []string, args ...string) 
 // address logged under key.
 func (p *proc) addr(t testing.TB, key string) string {
 	t.Helper()
-	re := regexp.MustCompile(`msg=listening.* ` + key + `=(127\.0\.0\.1:\d+)`)
+	re := regexp.MustCompile(`msg=(?:listening|"admin listening").* ` + key + `=(127\.0\.0\.1:\d+)`)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile(p.log)

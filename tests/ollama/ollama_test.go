@@ -12,7 +12,6 @@ import (
 	"time"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
-	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/tests/meshtest"
 	"github.com/llmesh/llmesh/tests/ollamatest"
@@ -234,8 +233,8 @@ func TestRoutingPrefersTheLoadedNode(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return !strings.Contains(cold.Get(t, "/api/ps"), "tiny-chat") }, 30*time.Second, 100*time.Millisecond,
 		"cold never unloaded its model")
-	waitNodeState(t, m, func(states map[string]*nodev1.NodeState) bool {
-		return loadedOn(states["warm"], "tiny-chat:latest") && !loadedOn(states["cold"], "tiny-chat:latest")
+	m.WaitRouterView(t, func(nodes map[string]meshtest.RouterNode) bool {
+		return nodes["warm"].Loaded("tiny-chat:latest") && !nodes["cold"].Loaded("tiny-chat:latest")
 	})
 
 	for range 10 {
@@ -246,36 +245,4 @@ func TestRoutingPrefersTheLoadedNode(t *testing.T) {
 		assert.NotContains(t, cold.Get(t, "/api/ps"), "tiny-chat", "a request went to the node without the model loaded")
 	}
 	assert.Contains(t, warm.Get(t, "/api/ps"), "tiny-chat")
-}
-
-func loadedOn(st *nodev1.NodeState, model string) bool {
-	for _, md := range st.GetModels() {
-		if md.GetId() == model {
-			return md.GetLoaded()
-		}
-	}
-	return false
-}
-
-// waitNodeState follows healthmon's node stream — the one routers follow —
-// until cond holds for the states it carries.
-func waitNodeState(t *testing.T, m *meshtest.Mesh, cond func(map[string]*nodev1.NodeState) bool) {
-	t.Helper()
-	conn, err := grpc.NewClient(m.HealthmonAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
-	ctx := meshtest.Context(t, 30*time.Second)
-	stream, err := healthmonv1.NewHealthmonServiceClient(conn).WatchNodes(ctx, &healthmonv1.WatchNodesRequest{})
-	require.NoError(t, err)
-	states := map[string]*nodev1.NodeState{}
-	for {
-		msg, err := stream.Recv()
-		require.NoError(t, err, "node state never matched")
-		for _, st := range msg.GetNodes() {
-			states[st.GetNode().GetId()] = st
-		}
-		if cond(states) {
-			return
-		}
-	}
 }

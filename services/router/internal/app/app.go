@@ -26,6 +26,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/inference"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/nodeview"
 	"github.com/llmesh/llmesh/services/router/internal/ollamaedge"
 	"github.com/llmesh/llmesh/services/router/internal/outcome"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
@@ -123,7 +124,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return nil
 	})
-	g.Go(func() error { return admin.Serve(ctx, cfg.AdminAddr, log) })
+	g.Go(func() error {
+		return admin.Serve(ctx, cfg.AdminAddr, log, admin.Route{Pattern: nodeview.Path, Handler: nodeview.Handler(table, stats)})
+	})
 	if consul != nil {
 		g.Go(func() error {
 			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-router", Addr: grpcLis.Addr()}, log)

@@ -76,7 +76,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	consulDefault, _ := strconv.ParseBool(os.Getenv("LLMESH_CONSUL"))
 	fs.BoolVar(&c.Consul, "consul", consulDefault, "register in Consul and find adapters and healthmons there unless their addresses are given (CONSUL_HTTP_ADDR etc.) [LLMESH_CONSUL]")
 	fs.StringVar(&c.ConsulService, "consul-service", env("LLMESH_CONSUL_SERVICE", "llm"), "Consul service name of LLM nodes, for the fallback when healthmon is unreachable [LLMESH_CONSUL_SERVICE]")
-	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_ROUTER_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off [LLMESH_ROUTER_ADMIN_ADDR]")
+	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_ROUTER_ADMIN_ADDR", ""), "operator endpoints (/debug/nodes, /debug/pprof); empty: off [LLMESH_ROUTER_ADMIN_ADDR]")
 	fs.StringVar(&c.LogFormat, "log-format", env("LLMESH_LOG_FORMAT", "text"), "log format: text or json [LLMESH_LOG_FORMAT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("LLMESH_LOG_LEVEL", "info"), "log level [LLMESH_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {

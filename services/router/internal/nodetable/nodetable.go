@@ -209,6 +209,15 @@ func (s *Snapshot) Loaded() []Placement {
 	return out
 }
 
+// States lists every known node's state, in node id order.
+func (s *Snapshot) States() []*nodev1.NodeState {
+	out := make([]*nodev1.NodeState, len(s.ids))
+	for i, id := range s.ids {
+		out[i] = s.states[id]
+	}
+	return out
+}
+
 // Status is node id's status (STATUS_UNSPECIFIED when it is not known).
 func (s *Snapshot) Status(id string) nodev1.Status { return s.states[id].GetStatus() }
 

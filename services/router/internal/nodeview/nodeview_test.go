@@ -1,0 +1,91 @@
+package nodeview_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/router/internal/nodestats"
+	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/nodeview"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
+	table := nodetable.New()
+	table.Apply(&healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: []*nodev1.NodeState{
+		{
+			Node: &nodev1.Node{Id: "gpu-2", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "https://user:planted-password@10.0.0.6:8000/v1",
+				ApiKeyEnv: "PLANTED_KEY_ENV", Group: "big",
+				Headers: []*nodev1.Header{{Name: "X-Token", Value: "planted-header-value"}}},
+			Status: nodev1.Status_STATUS_UP, Reason: "2 models",
+			Models: []*nodev1.ModelInfo{{Id: "llama3.2:3b", Loaded: true}, {Id: "qwen3:8b"}},
+			Load:   &nodev1.NodeLoad{RequestsRunning: proto.Int32(3), RequestsWaiting: proto.Int32(1)},
+		},
+		{
+			Node:   &nodev1.Node{Id: "gpu-1", Kind: nodev1.Kind_KIND_OLLAMA},
+			Status: nodev1.Status_STATUS_DOWN, Reason: "connect: connection refused",
+		},
+	}})
+	stats := nodestats.New(time.Minute, nil)
+	end := stats.Begin("gpu-2")
+	defer end(0, false)
+	stats.Begin("gpu-1")(0, true) // a refused connection opens the breaker
+
+	srv := httptest.NewServer(nodeview.Handler(table, stats))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + nodeview.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET: %s %q\n%s", resp.Status, resp.Header.Get("Content-Type"), body)
+	}
+	for _, secret := range []string{"planted-password", "PLANTED_KEY_ENV", "planted-header-value", "10.0.0.6"} {
+		if strings.Contains(string(body), secret) {
+			t.Errorf("view shows %q:\n%s", secret, body)
+		}
+	}
+	var v nodeview.View
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Nodes) != 2 || v.Nodes[0].ID != "gpu-1" || v.Nodes[1].ID != "gpu-2" {
+		t.Fatalf("nodes not in id order: %+v", v.Nodes)
+	}
+	down, up := v.Nodes[0], v.Nodes[1]
+	if down.Status != "down" || down.Reason != "connect: connection refused" || !down.OutOfRotation || down.Kind != "ollama" {
+		t.Errorf("down node: %+v", down)
+	}
+	if up.Status != "up" || up.Kind != "vllm" || up.Group != "big" || up.InFlight != 1 || up.OutOfRotation {
+		t.Errorf("up node: %+v", up)
+	}
+	want := []nodeview.Model{{ID: "llama3.2:3b", Loaded: true}, {ID: "qwen3:8b"}}
+	if len(up.Models) != 2 || up.Models[0] != want[0] || up.Models[1] != want[1] {
+		t.Errorf("models: %+v, want %+v", up.Models, want)
+	}
+	if up.Load == nil || *up.Load.RequestsRunning != 3 || *up.Load.RequestsWaiting != 1 || up.Load.SlotsBusy != nil {
+		t.Errorf("load: %+v", up.Load)
+	}
+}
+
+func TestRefusesWrites(t *testing.T) {
+	srv := httptest.NewServer(nodeview.Handler(nodetable.New(), nodestats.New(time.Second, nil)))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+nodeview.Path, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: %s, Allow %q", resp.Status, resp.Header.Get("Allow"))
+	}
+}
