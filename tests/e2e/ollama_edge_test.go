@@ -206,9 +206,10 @@ func TestOllamaEdge(t *testing.T) {
 		assert.Equal(t, []string{"alpha-only", "cloud-only", "embedder", "shared"}, names)
 		var ps struct {
 			Models []struct {
-				Name      string
-				SizeVRAM  int64     `json:"size_vram"`
-				ExpiresAt time.Time `json:"expires_at"`
+				Name          string
+				SizeVRAM      int64     `json:"size_vram"`
+				ExpiresAt     time.Time `json:"expires_at"`
+				ContextLength int32     `json:"context_length"`
 			} `json:"models"`
 		}
 		getJSON(t, m.RESTURL+"/api/ps", &ps)
@@ -216,6 +217,7 @@ func TestOllamaEdge(t *testing.T) {
 		assert.Equal(t, "cloud-only", ps.Models[0].Name)
 		assert.Equal(t, "shared", ps.Models[1].Name)
 		assert.Positive(t, ps.Models[1].SizeVRAM, "from the node's /api/ps")
+		assert.Positive(t, ps.Models[1].ContextLength, "from the node's /api/ps")
 		assert.True(t, ps.Models[1].ExpiresAt.After(time.Now()), "from the node's /api/ps: %s", ps.Models[1].ExpiresAt)
 	})
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmesh/llmesh/services/simnode/simnode"
 	"github.com/llmesh/llmesh/tests/meshtest"
 	"github.com/llmesh/llmesh/tests/ollamatest"
 	"github.com/stretchr/testify/assert"
@@ -118,7 +119,11 @@ func TestOllamaEdgeAgainstRealOllama(t *testing.T) {
 func TestOllamaCLIAgainstTheMesh(t *testing.T) {
 	a := ollamatest.Start(t, "ollama-a", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-chat"}}})
 	b := ollamatest.Start(t, "ollama-b", ollamatest.Options{Models: []ollamatest.Model{{Name: "tiny-b-only"}}})
-	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest"), ref(b, "tiny-b-only:latest")}, meshtest.Options{})
+	// A vLLM node reports no digests, sizes or load times, which the CLI
+	// must still be able to print.
+	vllm := meshtest.StartNode(t, "vllm-1", simnode.Config{Flavor: "vllm", Models: []string{"Qwen/Qwen2.5-0.5B-Instruct"}})
+	m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest"), ref(b, "tiny-b-only:latest"), vllm.Ref()},
+		meshtest.Options{})
 	cli, err := ollamatest.Binary()
 	require.NoError(t, err)
 	ollama := func(args ...string) string {
@@ -133,10 +138,14 @@ func TestOllamaCLIAgainstTheMesh(t *testing.T) {
 	list := ollama("list")
 	assert.Contains(t, list, "tiny-chat:latest")
 	assert.Contains(t, list, "tiny-b-only:latest", "the models of every node")
+	assert.Contains(t, list, "Qwen/Qwen2.5-0.5B-Instruct", "the vLLM node's too")
 	assert.Contains(t, ollama("show", "tiny-b-only"), "llama", "forwarded to the node that has it")
 	answer := ollama("run", "tiny-chat", "--nowordwrap", "hello")
 	assert.NotEmpty(t, strings.TrimSpace(answer))
 	// The run loaded the model; the mesh knows at the node's next probe.
-	require.Eventually(t, func() bool { return strings.Contains(ollama("ps"), "tiny-chat") }, 30*time.Second, 100*time.Millisecond,
+	var ps string
+	require.Eventually(t, func() bool { ps = ollama("ps"); return strings.Contains(ps, "tiny-chat") }, 30*time.Second, 100*time.Millisecond,
 		"ollama ps never showed the model the run loaded")
+	assert.Contains(t, ps, "Qwen/Qwen2.5-0.5B-Instruct", "a vLLM node's models are always loaded")
+	assert.Regexp(t, `tiny-chat:latest\s.*\s256\s`, ps, "the context length the node loaded the model with (num_ctx 256)")
 }

@@ -55,6 +55,9 @@ type PSModel struct {
 	Size      int64     `json:"size"`
 	SizeVRAM  int64     `json:"size_vram"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// ContextLength is the context window the model was loaded with
+	// (newer Ollama versions; 0 from older ones).
+	ContextLength int32 `json:"context_length"`
 }
 
 // Version is GET /api/version.
@@ -148,7 +151,7 @@ func (c *Client) Probe(ctx context.Context, types *TypeCache) (*nodev1.ProbeResu
 			p, ok = loaded[t.Model]
 		}
 		if ok {
-			mi.Loaded, mi.SizeVram = true, p.SizeVRAM
+			mi.Loaded, mi.SizeVram, mi.ContextLength = true, p.SizeVRAM, p.ContextLength
 			if !p.ExpiresAt.IsZero() {
 				mi.ExpiresAt = timestamppb.New(p.ExpiresAt)
 			}

@@ -57,7 +57,7 @@ const (
 		{"name":"llama3:8b","model":"llama3:8b","modified_at":"2026-05-06T10:19:05.160446238-07:00","size":4661224676,"digest":"365c0bd3c000","details":{"format":"gguf","family":"llama"}},
 		{"name":"nomic-embed-text:latest","model":"nomic-embed-text:latest","modified_at":"2026-01-02T03:04:05Z","size":274302450},
 		{"name":"jmorgan/tiny:q4","model":"jmorgan/tiny:q4","modified_at":"2026-01-02T03:04:05Z","size":1000}]}`
-	ps = `{"models":[{"name":"llama3:8b","model":"llama3:8b","size":5137025024,"size_vram":5137025024,"expires_at":"2026-06-04T14:38:31.83753-07:00"}]}`
+	ps = `{"models":[{"name":"llama3:8b","model":"llama3:8b","size":5137025024,"size_vram":5137025024,"expires_at":"2026-06-04T14:38:31.83753-07:00","context_length":8192}]}`
 )
 
 func newProber(t *testing.T, timeout time.Duration, env map[string]string) *Prober {
@@ -88,6 +88,7 @@ func TestOllamaUp(t *testing.T) {
 	m := res.GetModels()[0]
 	assert.Equal(t, "llama3:8b", m.GetId())
 	assert.True(t, m.GetLoaded())
+	assert.EqualValues(t, 8192, m.GetContextLength())
 	assert.EqualValues(t, 4661224676, m.GetSizeBytes())
 	assert.Equal(t, time.Date(2026, 5, 6, 17, 19, 5, 0, time.UTC).Unix(), m.GetCreated())
 	assert.Equal(t, "library", m.GetOwnedBy())

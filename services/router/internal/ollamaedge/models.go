@@ -1,6 +1,8 @@
 package ollamaedge
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
@@ -35,6 +37,22 @@ type psModel struct {
 	Details   details   `json:"details"`
 	ExpiresAt time.Time `json:"expires_at"`
 	SizeVRAM  int64     `json:"size_vram"`
+	// ContextLength is omitted when the node did not report it (older
+	// Ollama versions, and the kinds other than ollama).
+	ContextLength int32 `json:"context_length,omitempty"`
+}
+
+// digestOf is the node's digest of m, or for nodes that report none
+// (every kind but ollama) the SHA-256 of the model id: Ollama's clients
+// expect 64 hex digits (the ollama CLI's list and ps print the first 12
+// and crash on fewer), and a model keeps its digest from one call to the
+// next.
+func digestOf(m *nodev1.ModelInfo) string {
+	if d := m.GetDigest(); d != "" {
+		return d
+	}
+	sum := sha256.Sum256([]byte(m.GetId()))
+	return hex.EncodeToString(sum[:])
 }
 
 func modified(m *nodev1.ModelInfo) time.Time {
@@ -50,7 +68,7 @@ func (h *Handler) tags() any {
 	out := make([]tagModel, 0, len(models))
 	for _, m := range models {
 		out = append(out, tagModel{Name: m.GetId(), Model: m.GetId(), ModifiedAt: modified(m), Size: m.GetSizeBytes(),
-			Digest: m.GetDigest(), Details: detailsOf(m)})
+			Digest: digestOf(m), Details: detailsOf(m)})
 	}
 	return map[string]any{"models": out}
 }
@@ -70,8 +88,9 @@ func (h *Handler) ps() any {
 		if t := p.Model.GetExpiresAt(); t != nil {
 			expires = t.AsTime()
 		}
-		out = append(out, psModel{Name: id, Model: id, Size: p.Model.GetSizeBytes(), Digest: p.Model.GetDigest(),
-			Details: detailsOf(p.Model), ExpiresAt: expires, SizeVRAM: p.Model.GetSizeVram()})
+		out = append(out, psModel{Name: id, Model: id, Size: p.Model.GetSizeBytes(), Digest: digestOf(p.Model),
+			Details: detailsOf(p.Model), ExpiresAt: expires, SizeVRAM: p.Model.GetSizeVram(),
+			ContextLength: p.Model.GetContextLength()})
 	}
 	return map[string]any{"models": out}
 }

@@ -99,7 +99,7 @@ func mesh() *nodetable.Table {
 	t.Apply(&healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: []*nodev1.NodeState{{
 		Node: &nodev1.Node{Id: "a"}, Status: nodev1.Status_STATUS_UP,
 		Models: []*nodev1.ModelInfo{
-			{Id: "llama3", Loaded: true, SizeBytes: 100, SizeVram: 80, Digest: "d1", Family: "llama", Created: 1700000000, ExpiresAt: exp},
+			{Id: "llama3", Loaded: true, SizeBytes: 100, SizeVram: 80, Digest: "d1", Family: "llama", Created: 1700000000, ExpiresAt: exp, ContextLength: 4096},
 			{Id: "nomic", SizeBytes: 10},
 		},
 	}, {
@@ -203,11 +203,11 @@ func TestTagsAndPS(t *testing.T) {
 	assert.JSONEq(t, `{"models":[
 		{"name":"llama3","model":"llama3","modified_at":"2023-11-14T22:13:20Z","size":100,"digest":"d1",
 		 "details":{"parent_model":"","format":"","family":"llama","families":["llama"],"parameter_size":"","quantization_level":""}},
-		{"name":"nomic","model":"nomic","modified_at":"0001-01-01T00:00:00Z","size":10,"digest":"",
+		{"name":"nomic","model":"nomic","modified_at":"0001-01-01T00:00:00Z","size":10,"digest":"531e67a59846756e7b8c8ba5b7e33ae8991351b0c656f95171409fbda8115de8",
 		 "details":{"parent_model":"","format":"","family":"","families":null,"parameter_size":"","quantization_level":""}},
-		{"name":"qwen","model":"qwen","modified_at":"0001-01-01T00:00:00Z","size":50,"digest":"",
+		{"name":"qwen","model":"qwen","modified_at":"0001-01-01T00:00:00Z","size":50,"digest":"67f2d22514622d1be30c14ee9f3cb104503a159a33a656ca91a1953aa9616429",
 		 "details":{"parent_model":"","format":"","family":"","families":null,"parameter_size":"","quantization_level":""}}]}`, body,
-		"each model of a healthy node once; the down node's model is not listed")
+		"each model of a healthy node once; the down node's model is not listed; a node without digests gets the SHA-256 of the model id")
 
 	resp, body = do(t, srv, "GET", "/api/ps", "")
 	require.Equal(t, 200, resp.StatusCode)
@@ -217,6 +217,8 @@ func TestTagsAndPS(t *testing.T) {
 			Size      int64     `json:"size"`
 			SizeVRAM  int64     `json:"size_vram"`
 			ExpiresAt time.Time `json:"expires_at"`
+			// A pointer, to tell an omitted context_length from 0.
+			ContextLength *int32 `json:"context_length"`
 		} `json:"models"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(body), &ps))
@@ -230,7 +232,11 @@ func TestTagsAndPS(t *testing.T) {
 			assert.Equal(t, int64(100), m.Size, "the first node in id order")
 			assert.Equal(t, int64(80), m.SizeVRAM)
 			assert.Equal(t, time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), m.ExpiresAt)
+			if assert.NotNil(t, m.ContextLength) {
+				assert.Equal(t, int32(4096), *m.ContextLength)
+			}
 		} else {
+			assert.Nil(t, m.ContextLength, "not reported by the node: left out")
 			assert.Greater(t, m.ExpiresAt.Year(), time.Now().Year()+20, "a node that never unloads: Ollama's clients show Forever")
 		}
 	}

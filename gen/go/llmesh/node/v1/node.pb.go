@@ -546,7 +546,10 @@ type ModelInfo struct {
 	SizeVram int64 `protobuf:"varint,13,opt,name=size_vram,json=sizeVram,proto3" json:"size_vram,omitempty"`
 	// expires_at is when a loaded model will be unloaded unless used (Ollama
 	// /api/ps, refreshed on every use), when known.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// context_length is the context window, in tokens, a loaded model runs
+	// with (Ollama /api/ps), when known.
+	ContextLength int32 `protobuf:"varint,15,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -656,6 +659,13 @@ func (x *ModelInfo) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *ModelInfo) GetContextLength() int32 {
+	if x != nil {
+		return x.ContextLength
+	}
+	return 0
 }
 
 // ProbeResult is what one probe of a node found.
@@ -901,7 +911,7 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x11_requests_waitingB\x11\n" +
 	"\x0f_kv_cache_usageB\r\n" +
 	"\v_slots_busyB\x0e\n" +
-	"\f_slots_total\"\xd8\x02\n" +
+	"\f_slots_total\"\xff\x02\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06loaded\x18\x02 \x01(\bR\x06loaded\x12\x1d\n" +
@@ -916,7 +926,8 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x06family\x18\f \x01(\tR\x06family\x12\x1b\n" +
 	"\tsize_vram\x18\r \x01(\x03R\bsizeVram\x129\n" +
 	"\n" +
-	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc0\x02\n" +
+	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12%\n" +
+	"\x0econtext_length\x18\x0f \x01(\x05R\rcontextLength\"\xc0\x02\n" +
 	"\vProbeResult\x12\x0e\n" +
 	"\x02up\x18\x01 \x01(\bR\x02up\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
