@@ -10,11 +10,15 @@ import (
 	"testing"
 	"time"
 
+	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/simnode/simnode"
 	"github.com/llmesh/llmesh/tests/meshtest"
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 type errorBody struct {
@@ -179,6 +183,33 @@ func TestRESTEdge(t *testing.T) {
 		e := decodeError(t, resp)
 		assert.Contains(t, e.Error.Message, "prompt too long for this node")
 		assert.Equal(t, "invalid_request_error", e.Error.Type)
+	})
+
+	t.Run("a node's Retry-After reaches the client", func(t *testing.T) {
+		alpha.SetFaults(simnode.Faults{Status: http.StatusTooManyRequests, Message: "Rate limit reached", RetryAfter: 30})
+		t.Cleanup(func() { alpha.SetFaults(simnode.Faults{}) })
+		ctx := meshtest.Context(t, 10*time.Second)
+		resp := post(t, ctx, chat, `{"model":"alpha-only","messages":[{"role":"user","content":"hi"}]}`)
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+		assert.Equal(t, "30", resp.Header.Get("Retry-After"), "the node's wait, not the mesh's default")
+		assert.Contains(t, decodeError(t, resp).Error.Message, "Rate limit reached")
+
+		resp = post(t, ctx, m.RESTURL+"/api/chat", `{"model":"alpha-only","stream":false,"messages":[{"role":"user","content":"hi"}]}`)
+		resp.Body.Close()
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+		assert.Equal(t, "30", resp.Header.Get("Retry-After"), "the Ollama edge too")
+
+		_, err := routerv1.NewInferenceServiceClient(dial(t, m.GRPCAddr)).CreateChatCompletion(ctx,
+			&routerv1.CreateChatCompletionRequest{Request: userChat("alpha-only")})
+		require.Equal(t, codes.ResourceExhausted, status.Code(err))
+		var wait *errdetails.RetryInfo
+		for _, d := range status.Convert(err).Details() {
+			if r, ok := d.(*errdetails.RetryInfo); ok {
+				wait = r
+			}
+		}
+		require.NotNil(t, wait, "gRPC clients get the wait as RetryInfo")
+		assert.Equal(t, 30*time.Second, wait.GetRetryDelay().AsDuration())
 	})
 
 	t.Run("busy node fails over to the other", func(t *testing.T) {

@@ -12,10 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Domain is the ErrorInfo domain of llmesh errors.
@@ -42,6 +45,10 @@ type Error struct {
 	ErrCode    string // OpenAI error code, e.g. model_not_found
 	Node       string // the node id, when a node produced the error
 	Reason     string // ErrorInfo reason, e.g. ReasonUpstream
+	// RetryAfter is how long the node asked clients to wait before trying
+	// again (its Retry-After), 0 when it said nothing. It crosses gRPC as a
+	// google.rpc.RetryInfo detail, which gRPC clients understand too.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -77,11 +84,26 @@ func (e *Error) GRPCStatus() *status.Status {
 	default:
 		reason = ReasonMesh
 	}
-	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: Domain, Metadata: md})
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason, Domain: Domain, Metadata: md}}
+	if e.RetryAfter > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
+	}
+	withDetails, err := st.WithDetails(details...)
 	if err != nil {
 		return st
 	}
-	return withInfo
+	return withDetails
+}
+
+// RetryAfterHeader is the Retry-After value an edge sends with e's 429 or
+// 503: the node's own wait rounded up to whole seconds when it gave one,
+// else 1 — long enough for a busy node to drain a little, short enough not
+// to stall a client.
+func (e *Error) RetryAfterHeader() string {
+	if e.RetryAfter <= 0 {
+		return "1"
+	}
+	return strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10)
 }
 
 // FromError recovers an Error from anything: an *Error in the chain, a gRPC
@@ -106,6 +128,10 @@ func FromError(err error) (*Error, bool) {
 	}
 	out := &Error{Code: st.Code(), Message: st.Message()}
 	for _, d := range st.Details() {
+		if retry, ok := d.(*errdetails.RetryInfo); ok {
+			out.RetryAfter = retry.GetRetryDelay().AsDuration()
+			continue
+		}
 		info, ok := d.(*errdetails.ErrorInfo)
 		if !ok || info.GetDomain() != Domain {
 			continue

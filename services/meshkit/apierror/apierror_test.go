@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -78,6 +80,8 @@ func TestErrorRoundTripsThroughStatus(t *testing.T) {
 			Param: "model", ErrCode: "model_not_found", Node: "gpu-1", Reason: ReasonUpstream},
 		{Code: codes.Unavailable, Message: "connect: connection refused", Node: "gpu-2", Reason: ReasonUnreachable},
 		{Code: codes.InvalidArgument, Message: "messages must be a non-empty array", Param: "messages", Reason: ReasonMesh},
+		{Code: codes.ResourceExhausted, Message: "Rate limit reached", HTTPStatus: 429, Type: "rate_limit_error",
+			Node: "cloud-1", Reason: ReasonUpstream, RetryAfter: 1500 * time.Millisecond},
 	}
 	for _, in := range cases {
 		t.Run(in.Message, func(t *testing.T) {
@@ -88,6 +92,32 @@ func TestErrorRoundTripsThroughStatus(t *testing.T) {
 			assert.Equal(t, in, out)
 			assert.Equal(t, in.Code, status.Code(wire))
 		})
+	}
+}
+
+// A node's wait crosses gRPC as the standard RetryInfo detail, which
+// native gRPC clients read.
+func TestRetryAfterIsRetryInfo(t *testing.T) {
+	st := (&Error{Code: codes.Unavailable, Message: "busy", RetryAfter: 30 * time.Second}).GRPCStatus()
+	var got *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			got = r
+		}
+	}
+	require.NotNil(t, got)
+	assert.Equal(t, 30*time.Second, got.GetRetryDelay().AsDuration())
+}
+
+func TestRetryAfterHeader(t *testing.T) {
+	for wait, want := range map[time.Duration]string{
+		0:                       "1",
+		time.Second:             "1",
+		1500 * time.Millisecond: "2",
+		20 * time.Millisecond:   "1",
+		30 * time.Second:        "30",
+	} {
+		assert.Equal(t, want, (&Error{RetryAfter: wait}).RetryAfterHeader(), "wait %s", wait)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -55,6 +56,9 @@ func (s *Server) serveInference(w http.ResponseWriter, r *http.Request, serve fu
 
 	switch f := c.faults; {
 	case f.Status != 0:
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+		}
 		writeOpenAIError(w, f.Status, apiError{Message: f.message(), Type: errorType(f.Status)})
 	case f.Hang:
 		<-c.ctx.Done()

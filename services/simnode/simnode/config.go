@@ -79,6 +79,9 @@ type Faults struct {
 	// Message is the error message for Status. Empty means
 	// http.StatusText(Status), or Ollama's "server busy" text for 503.
 	Message string `json:"message"`
+	// RetryAfter, if > 0, is sent with Status as a Retry-After header, in
+	// seconds, as a rate-limited provider does.
+	RetryAfter int `json:"retry_after,omitempty"`
 	// FailAfterTokens, if > 0, makes the node drop the TCP connection after
 	// generating that many tokens (streamed: after sending that many
 	// content chunks; non-streamed: without sending any answer).
@@ -102,6 +105,9 @@ func (f Faults) Validate() error {
 	}
 	if !validErrorStatus(f.ProbeStatus) {
 		errs = append(errs, fmt.Errorf("fault probe_status %d: must be 0 or 400-599", f.ProbeStatus))
+	}
+	if f.RetryAfter < 0 || (f.RetryAfter > 0 && f.Status == 0) {
+		errs = append(errs, fmt.Errorf("fault retry_after %d: must be >= 0, and only with a status", f.RetryAfter))
 	}
 	if f.FailAfterTokens < 0 {
 		errs = append(errs, fmt.Errorf("fault fail_after_tokens %d: must be >= 0", f.FailAfterTokens))

@@ -138,7 +138,7 @@
 // # Faults
 //
 // Faults are set in Config.Faults, by Server.SetFaults, or with
-// POST /simnode/faults and a JSON body {"status","message",
+// POST /simnode/faults and a JSON body {"status","message","retry_after",
 // "fail_after_tokens","hang","probe_status"}; each call replaces all faults
 // (omitted fields become zero, so {} heals the node), answers 200 with the
 // faults now active, and rejects unknown fields and invalid values with 400.
@@ -150,6 +150,7 @@
 //     "invalid_request_error" for 4xx and "api_error" for 5xx. The message
 //     is Message, or for 503 Ollama's "server busy, please try again.
 //     maximum pending requests exceeded", or else the status text.
+//     RetryAfter (seconds, only with Status) adds a Retry-After header.
 //   - FailAfterTokens (N > 0): the node "crashes" after generating N tokens.
 //     A stream sends min(N, tokens) content chunks, then closes the TCP
 //     connection without ending the chunked body, so the client reads an

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -29,13 +30,15 @@ const (
 
 // StatusError maps a node's non-2xx answer: the gRPC code from the HTTP
 // status, the OpenAI fields from an OpenAI or Ollama error body, else the
-// start of the body or the status text as the message. It reads (a bounded
-// part of) the body but does not close it.
+// start of the body or the status text as the message, and the node's
+// Retry-After. It reads (a bounded part of) the body but does not close it.
 func (c *Client) StatusError(resp *http.Response) *apierror.Error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	// Drain a little more so a small overflow does not cost the connection.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	return c.errorFromBody(resp.StatusCode, body)
+	e := c.errorFromBody(resp.StatusCode, body)
+	e.RetryAfter = RetryAfter(resp.Header, time.Now())
+	return e
 }
 
 func (c *Client) errorFromBody(httpStatus int, body []byte) *apierror.Error {

@@ -43,15 +43,12 @@ func (ew *errorWriter) body(err error) (int, []byte) {
 	return httpStatus, openaijson.MarshalError(openaijson.ErrorObject{Message: msg, Type: typ, Param: e.Param, Code: e.ErrCode})
 }
 
-// retryAfter is the Retry-After sent with 429 and 503: long enough for a
-// busy node to drain a little, short enough not to stall a client.
-const retryAfter = "1"
-
 func (ew *errorWriter) write(w http.ResponseWriter, err error) {
 	code, body := ew.body(err)
 	w.Header().Set("Content-Type", "application/json")
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", retryAfter)
+		e, _ := apierror.FromError(err)
+		w.Header().Set("Retry-After", e.RetryAfterHeader())
 	}
 	w.WriteHeader(code)
 	_, _ = w.Write(body)

@@ -165,6 +165,10 @@ func (h *Handler) serveInference(w http.ResponseWriter, r *http.Request, ep adap
 		out.line(mustJSON(map[string]string{"error": msg}))
 		return
 	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		e, _ := apierror.FromError(err)
+		w.Header().Set("Retry-After", e.RetryAfterHeader())
+	}
 	writeError(w, status, msg)
 }
 
@@ -235,10 +239,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(mustJSON(v))
 }
 
-// writeError answers Ollama's {"error": "..."} with status (and
-// Retry-After when the mesh is busy).
+// writeError answers Ollama's {"error": "..."} with status, and
+// Retry-After: 1 with a 429 or 503 that did not set its own.
 func writeError(w http.ResponseWriter, status int, msg string) {
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, map[string]string{"error": msg})

@@ -568,6 +568,18 @@ func noneAllowed(route modelroutes.Route, all []nodetable.Candidate) error {
 		Message: fmt.Sprintf("no up node %s serves model %q (it is served by %s)", strings.Join(rule, " and "), route.Model, strings.Join(ids, ", "))}
 }
 
+// soonest is the shortest wait any failed node asked for: the client may
+// try again once the first of them takes requests. 0 when none said.
+func soonest(failures []failure) time.Duration {
+	var d time.Duration
+	for _, f := range failures {
+		if r := f.err.RetryAfter; r > 0 && (d == 0 || r < d) {
+			d = r
+		}
+	}
+	return d
+}
+
 // nodeFailed says whether err shows the node itself failing — refused,
 // reset, unreachable, or refusing the mesh's own credentials — which takes
 // it out of rotation at once. A node that answered otherwise, even with
@@ -637,9 +649,10 @@ func exhausted(model string, failures []failure) error {
 		if len(failures) > 1 {
 			out.Message = fmt.Sprintf("every node failed for model %q: %s", model, tried)
 			out.Node = ""
+			out.RetryAfter = soonest(failures)
 		}
 		return &out
 	}
-	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
+	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, RetryAfter: soonest(failures),
 		Message: fmt.Sprintf("no reachable node for model %q; tried %s", model, tried)}
 }
