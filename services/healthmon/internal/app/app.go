@@ -73,14 +73,14 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	mon := monitor.New(cfg.Probe, monitor.AdapterProber{Client: adapterv1.NewAdapterServiceClient(conn)}, log)
 	srv := grpcserver.New(log)
-	healthmonv1.RegisterHealthmonServiceServer(srv.GRPC, watchsvc.New(mon))
+	g, gctx := errgroup.WithContext(ctx)
+	healthmonv1.RegisterHealthmonServiceServer(srv.GRPC, watchsvc.New(gctx, mon))
 
 	ids := make([]string, len(nodes))
 	for i, n := range nodes {
 		ids[i] = n.GetId() + "=" + n.GetBaseUrl()
 	}
 	log.Info("listening", "grpc", lis.Addr().String(), "adapter", adapterTarget, "nodes", ids, "consul", cfg.Consul)
-	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Serve(gctx, cfg.AdminAddr, log) })
 	g.Go(func() error { return srv.Serve(gctx, lis, cfg.Grace) })
 	if consul == nil {

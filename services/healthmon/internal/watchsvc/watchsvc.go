@@ -22,14 +22,27 @@ type Watcher interface {
 type Service struct {
 	healthmonv1.UnimplementedHealthmonServiceServer
 	watcher Watcher
+	serving context.Context
 }
 
-// New returns the service.
-func New(w Watcher) *Service { return &Service{watcher: w} }
+// New returns the service. Watch streams end when serving is done: they
+// never end by themselves, so a graceful stop would otherwise wait its
+// whole grace period for them.
+func New(serving context.Context, w Watcher) *Service { return &Service{watcher: w, serving: serving} }
 
-// WatchNodes streams the node snapshot, then changes.
+// WatchNodes streams the node snapshot, then changes, until the client
+// goes away or healthmon shuts down (UNAVAILABLE: routers then watch
+// another replica, or this one again once it is back).
 func (s *Service) WatchNodes(_ *healthmonv1.WatchNodesRequest, stream grpc.ServerStreamingServer[healthmonv1.WatchNodesResponse]) error {
-	return s.watcher.Watch(stream.Context(), stream.Send)
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.serving, cancel)
+	defer stop()
+	err := s.watcher.Watch(ctx, stream.Send)
+	if s.serving.Err() != nil && stream.Context().Err() == nil {
+		return status.Error(codes.Unavailable, "healthmon is shutting down")
+	}
+	return err
 }
 
 // ReportOutcome takes a router's observation of a node: a failure gets the

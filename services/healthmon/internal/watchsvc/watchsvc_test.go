@@ -97,7 +97,7 @@ func TestWatchNodesStreamsSnapshotThenChanges(t *testing.T) {
 	defer m.Stop()
 	m.SetNodes(context.Background(), []*nodev1.Node{{Id: "gpu-1", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://gpu-1:11434"}})
 	w := &endWatcher{inner: m, quit: make(chan struct{}), ended: make(chan struct{})}
-	client := serve(t, New(w))
+	client := serve(t, New(context.Background(), w))
 	t.Cleanup(func() { close(w.quit) })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -169,7 +169,7 @@ func (w *scriptedWatcher) Watch(ctx context.Context, send func(*healthmonv1.Watc
 
 func TestWatchNodesSlowWatcherIsResourceExhausted(t *testing.T) {
 	w := &scriptedWatcher{msgs: []*healthmonv1.WatchNodesResponse{{Snapshot: true}}, err: monitor.ErrTooSlow}
-	client := serve(t, New(w))
+	client := serve(t, New(context.Background(), w))
 
 	stream, err := client.WatchNodes(context.Background(), &healthmonv1.WatchNodesRequest{})
 	require.NoError(t, err)
@@ -180,7 +180,7 @@ func TestWatchNodesSlowWatcherIsResourceExhausted(t *testing.T) {
 
 func TestWatchNodesEndsWhenTheCallerLeaves(t *testing.T) {
 	w := &scriptedWatcher{msgs: []*healthmonv1.WatchNodesResponse{{Snapshot: true}}, gone: make(chan struct{}), quit: make(chan struct{})}
-	client := serve(t, New(w))
+	client := serve(t, New(context.Background(), w))
 	t.Cleanup(func() { close(w.quit) })
 	ctx, cancel := context.WithCancel(context.Background())
 
@@ -198,6 +198,28 @@ func TestWatchNodesEndsWhenTheCallerLeaves(t *testing.T) {
 	assert.Equal(t, codes.Canceled, status.Code(err))
 }
 
+// A shutting-down healthmon ends its watch streams (UNAVAILABLE, so
+// routers reconnect) instead of holding its graceful stop for its grace.
+func TestWatchNodesEndsWhenHealthmonStops(t *testing.T) {
+	w := &scriptedWatcher{msgs: []*healthmonv1.WatchNodesResponse{{Snapshot: true}}, gone: make(chan struct{}), quit: make(chan struct{})}
+	serving, stop := context.WithCancel(context.Background())
+	client := serve(t, New(serving, w))
+	t.Cleanup(func() { close(w.quit) })
+
+	stream, err := client.WatchNodes(context.Background(), &healthmonv1.WatchNodesRequest{})
+	require.NoError(t, err)
+	assert.True(t, recv(t, stream).GetSnapshot())
+	stop()
+
+	select {
+	case <-w.gone:
+	case <-time.After(waitFor):
+		t.Fatal("the watch did not end when healthmon stopped")
+	}
+	_, err = stream.Recv()
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+}
+
 type nudgeWatcher struct {
 	scriptedWatcher
 	nudged []string
@@ -210,7 +232,7 @@ func (w *nudgeWatcher) Nudge(id string) bool {
 
 func TestReportOutcome(t *testing.T) {
 	w := &nudgeWatcher{}
-	client := serve(t, New(w))
+	client := serve(t, New(context.Background(), w))
 	ctx := context.Background()
 	_, err := client.ReportOutcome(ctx, &healthmonv1.ReportOutcomeRequest{})
 	assert.Equal(t, codes.InvalidArgument, status.Code(err))
