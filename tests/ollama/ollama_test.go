@@ -208,9 +208,14 @@ func TestServerBusy(t *testing.T) {
 	t.Run("with a free node: every request is served", func(t *testing.T) {
 		a := ollamatest.Start(t, "busy", ollamatest.Options{Models: slow, Env: busyEnv})
 		b := ollamatest.Start(t, "roomy", ollamatest.Options{Models: slow, Env: []string{"OLLAMA_NUM_PARALLEL=4"}})
-		m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest"), ref(b, "tiny-chat:latest")}, meshtest.Options{})
-		codes, _ := burst(t, m, 4)
-		assert.Equal(t, map[int]int{http.StatusOK: 4}, codes)
+		// Round robin sends half the burst to "busy" first, more than its
+		// one slot and one queue place hold.
+		m := meshtest.StartRefs(t, bins, []meshtest.NodeRef{ref(a, "tiny-chat:latest"), ref(b, "tiny-chat:latest")},
+			meshtest.Options{RouterArgs: []string{"-policy", "round-robin"}})
+		codes, _ := burst(t, m, 6)
+		assert.Equal(t, map[int]int{http.StatusOK: 6}, codes)
+		assert.Regexp(t, `\| 503 \|.*POST +"/v1/chat/completions"`, a.Log(),
+			"busy really answered 503 server busy, and the router moved those requests to roomy")
 	})
 }
 

@@ -198,6 +198,13 @@ func (s *Server) Kill() {
 	<-s.done
 }
 
+// Log returns what the server has logged so far, including Ollama's
+// access log: one "[GIN] … | status | … | POST "/path"" line per request.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.log)
+	return string(b)
+}
+
 func (s *Server) dumpOnFailure(t testing.TB) {
 	if !t.Failed() {
 		return
