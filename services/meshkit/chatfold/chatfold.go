@@ -52,6 +52,9 @@ func (c *Completion) Add(ch *openaiv1.ChatCompletionChunk) {
 		if d.Refusal != nil {
 			m.Refusal = appendText(m.Refusal, d.GetRefusal())
 		}
+		if d.ReasoningContent != nil {
+			m.ReasoningContent = appendText(m.ReasoningContent, d.GetReasoningContent())
+		}
 		for _, tc := range d.GetToolCalls() {
 			m.ToolCalls = mergeToolCall(m.ToolCalls, tc)
 		}

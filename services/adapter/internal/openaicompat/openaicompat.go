@@ -230,6 +230,7 @@ func CompletionChunks(cc *openaiv1.ChatCompletion, includeUsage bool) []*openaiv
 			Index: ch.GetIndex(),
 			Delta: &openaiv1.ChunkDelta{
 				Role: m.GetRole(), Content: m.Content, Refusal: m.Refusal, ToolCalls: m.GetToolCalls(),
+				ReasoningContent: m.ReasoningContent,
 			},
 			FinishReason: ch.GetFinishReason(),
 			Logprobs:     ch.GetLogprobs(),
