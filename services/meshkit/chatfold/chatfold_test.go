@@ -79,3 +79,16 @@ func TestFoldsReasoning(t *testing.T) {
 	assert.True(t, proto.Equal(usage, r.GetUsage()))
 	assert.Nil(t, New().Result().GetChoices(), "no reasoning, no choices")
 }
+
+func TestChoicesInIndexOrder(t *testing.T) {
+	c := New()
+	for _, i := range []int32{2, 0, 1, 0} {
+		c.Add(&openaiv1.ChatCompletionChunk{Choices: []*openaiv1.ChunkChoice{{Index: i, Delta: &openaiv1.ChunkDelta{Content: s("x")}}}})
+	}
+	var got []int32
+	for _, ch := range c.Result().GetChoices() {
+		got = append(got, ch.GetIndex())
+	}
+	assert.Equal(t, []int32{0, 1, 2}, got)
+	assert.Equal(t, "xx", c.Result().GetChoices()[0].GetMessage().GetContent())
+}
