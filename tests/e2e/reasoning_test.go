@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
 	"testing"
 	"time"
 
+	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/simnode/simnode"
 	"github.com/llmesh/llmesh/tests/meshtest"
 	"github.com/openai/openai-go/v3"
@@ -68,6 +70,29 @@ func TestReasoningThroughTheSDK(t *testing.T) {
 			assert.Equal(t, int64(3), usage.CompletionTokensDetails.ReasoningTokens)
 		})
 	}
+
+	t.Run("native gRPC", func(t *testing.T) {
+		ctx := meshtest.Context(t, 10*time.Second)
+		grpcClient := routerv1.NewInferenceServiceClient(dial(t, m.GRPCAddr))
+		resp, err := grpcClient.CreateChatCompletion(ctx, &routerv1.CreateChatCompletionRequest{Request: userChat("qwen3")})
+		require.NoError(t, err)
+		assert.Equal(t, simnode.Reasoning(3), resp.GetCompletion().GetChoices()[0].GetMessage().GetReasoningContent())
+		assert.EqualValues(t, 3, resp.GetCompletion().GetUsage().GetCompletionTokensDetails().GetReasoningTokens())
+		stream, err := grpcClient.StreamChatCompletion(ctx, &routerv1.StreamChatCompletionRequest{Request: userChat("deepseek-r1")})
+		require.NoError(t, err)
+		var reasoning string
+		for {
+			r, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			require.NoError(t, err)
+			for _, ch := range r.GetChunk().GetChoices() {
+				reasoning += ch.GetDelta().GetReasoningContent()
+			}
+		}
+		assert.Equal(t, simnode.Reasoning(3), reasoning)
+	})
 
 	// Ollama ignores n: the adapter fans the request out.
 	t.Run("n on an ollama node", func(t *testing.T) {
