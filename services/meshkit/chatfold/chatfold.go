@@ -5,6 +5,8 @@
 package chatfold
 
 import (
+	"slices"
+
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 )
 
@@ -52,6 +54,9 @@ func (c *Completion) Add(ch *openaiv1.ChatCompletionChunk) {
 		if d.Refusal != nil {
 			m.Refusal = appendText(m.Refusal, d.GetRefusal())
 		}
+		if d.ReasoningContent != nil {
+			m.ReasoningContent = appendText(m.ReasoningContent, d.GetReasoningContent())
+		}
 		for _, tc := range d.GetToolCalls() {
 			m.ToolCalls = mergeToolCall(m.ToolCalls, tc)
 		}
@@ -68,8 +73,10 @@ func (c *Completion) Add(ch *openaiv1.ChatCompletionChunk) {
 	}
 }
 
-// Result is the completion so far, choices in the order they appeared.
+// Result is the completion so far, choices in index order (a stream may
+// interleave them, and a fanned-out one start any of them first).
 func (c *Completion) Result() *openaiv1.ChatCompletion {
+	slices.Sort(c.order)
 	c.out.Choices = c.out.Choices[:0]
 	for _, i := range c.order {
 		ch := c.choices[i]

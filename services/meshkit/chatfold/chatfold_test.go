@@ -56,3 +56,39 @@ func TestEmptyStream(t *testing.T) {
 	assert.Equal(t, "chat.completion", r.GetObject())
 	assert.Empty(t, r.GetChoices())
 }
+
+// A thinking model streams its reasoning before the answer; the folded
+// message keeps both, and usage with its details.
+func TestFoldsReasoning(t *testing.T) {
+	c := New()
+	for _, d := range []*openaiv1.ChunkDelta{
+		{Role: "assistant", ReasoningContent: s("Two plus")},
+		{ReasoningContent: s(" two.")},
+		{Content: s("4")},
+	} {
+		c.Add(&openaiv1.ChatCompletionChunk{Id: "r", Choices: []*openaiv1.ChunkChoice{{Delta: d}}})
+	}
+	usage := &openaiv1.Usage{PromptTokens: 5, CompletionTokens: 9, TotalTokens: 14,
+		PromptTokensDetails:     &openaiv1.PromptTokensDetails{CachedTokens: 4},
+		CompletionTokensDetails: &openaiv1.CompletionTokensDetails{ReasoningTokens: 8}}
+	c.Add(&openaiv1.ChatCompletionChunk{Id: "r", Usage: usage})
+	r := c.Result()
+	m := r.GetChoices()[0].GetMessage()
+	assert.Equal(t, "Two plus two.", m.GetReasoningContent())
+	assert.Equal(t, "4", m.GetContent())
+	assert.True(t, proto.Equal(usage, r.GetUsage()))
+	assert.Nil(t, New().Result().GetChoices(), "no reasoning, no choices")
+}
+
+func TestChoicesInIndexOrder(t *testing.T) {
+	c := New()
+	for _, i := range []int32{2, 0, 1, 0} {
+		c.Add(&openaiv1.ChatCompletionChunk{Choices: []*openaiv1.ChunkChoice{{Index: i, Delta: &openaiv1.ChunkDelta{Content: s("x")}}}})
+	}
+	var got []int32
+	for _, ch := range c.Result().GetChoices() {
+		got = append(got, ch.GetIndex())
+	}
+	assert.Equal(t, []int32{0, 1, 2}, got)
+	assert.Equal(t, "xx", c.Result().GetChoices()[0].GetMessage().GetContent())
+}

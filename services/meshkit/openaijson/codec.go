@@ -157,19 +157,19 @@ func requestSize(m *openaiv1.ChatCompletionRequest) int {
 }
 
 func completionSize(m *openaiv1.ChatCompletion) int {
-	n := 192 + len(m.Id) + len(m.Model) + len(m.SystemFingerprint)
+	n := 256 + len(m.Id) + len(m.Model) + len(m.SystemFingerprint)
 	for _, c := range m.Choices {
 		msg := c.GetMessage()
-		n += 128 + len(msg.GetContent()) + len(msg.GetRefusal()) + toolCallsSize(msg.GetToolCalls()) + logprobsSize(c.GetLogprobs())
+		n += 128 + len(msg.GetContent()) + len(msg.GetRefusal()) + 2*len(msg.GetReasoningContent()) + toolCallsSize(msg.GetToolCalls()) + logprobsSize(c.GetLogprobs())
 	}
 	return n
 }
 
 func chunkSize(m *openaiv1.ChatCompletionChunk) int {
-	n := 160 + len(m.Id) + len(m.Model) + len(m.SystemFingerprint)
+	n := 224 + len(m.Id) + len(m.Model) + len(m.SystemFingerprint)
 	for _, c := range m.Choices {
 		delta := c.GetDelta()
-		n += 96 + len(delta.GetContent()) + len(delta.GetRefusal()) + toolCallsSize(delta.GetToolCalls()) + logprobsSize(c.GetLogprobs())
+		n += 96 + len(delta.GetContent()) + len(delta.GetRefusal()) + 2*len(delta.GetReasoningContent()) + toolCallsSize(delta.GetToolCalls()) + logprobsSize(c.GetLogprobs())
 	}
 	return n
 }

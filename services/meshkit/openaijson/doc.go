@@ -33,6 +33,14 @@
 //   - tool parameters and response_format schemas are free-form objects,
 //     held as google.protobuf.Struct.
 //   - a node's base64 embedding is decoded into the float array.
+//   - a thinking model's reasoning is read from "reasoning_content" (vLLM,
+//     llama.cpp, LM Studio) or "reasoning" (Ollama's /v1), the former
+//     winning when a node sends both.
+//
+// The deprecated function-calling fields (functions, function_call, and a
+// message's function_call) are refused with a DecodeError naming them
+// unless null: the data model has no place for them, and dropping them
+// would answer a prompt without the functions it offered.
 //
 // Errors are *DecodeError. Param is the JSON path of the offending field
 // ("messages[1].content[0].type") for a wrongly typed value and "" for
@@ -49,7 +57,10 @@
 // "object" defaults to its OpenAI value, "choices" is always an array,
 // finish_reason, logprobs and a completion message's content and refusal
 // are null when unset, a chunk delta holds only what the chunk carries, and
-// usage is written when set. Tool calls carry "index" only in chunks.
+// usage is written when set (with prompt_tokens_details and
+// completion_tokens_details when set). Reasoning is written, when not
+// empty, as both "reasoning_content" and "reasoning". Tool calls carry
+// "index" only in chunks.
 // Embeddings are float arrays, or the base64 string of embedding_base64
 // when that is set. Strings are escaped as JSON requires and nothing more;
 // float32 values use their shortest float32 form. NaN and infinities cannot

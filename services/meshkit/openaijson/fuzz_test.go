@@ -28,6 +28,8 @@ func FuzzUnmarshalChatRequest(f *testing.F) {
 		`{"stop":"x","tool_choice":"auto","n":1.0,"logprobs":true,"top_logprobs":2,"user":"\ud800","unknown":[{"a":[null,true,false,1e5]}]}`,
 		`{"messages":[{"role":"user","content":[{"type":"file","file":{}}]}]}`,
 		`{"max_tokens":"5"}`,
+		`{"functions":[{"name":"f"}],"function_call":"auto"}`,
+		`{"functions":null,"messages":[{"role":"assistant","function_call":null}]}`,
 		`{"model":"m" `,
 	} {
 		f.Add([]byte(seed))
@@ -79,6 +81,8 @@ func FuzzUnmarshalResponse(f *testing.F) {
 		{1, `{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant",` +
 			`"content":"","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null}]}`},
 		{1, `{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`},
+		{1, `{"choices":[{"index":0,"delta":{"reasoning":"hm","reasoning_content":"hm"}}],"usage":{"completion_tokens_details":{"reasoning_tokens":4}}}`},
+		{0, `{"choices":[{"message":{"content":"a","reasoning":"b"}}]}`},
 		{2, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-2e-8,3]},{"embedding":"AACAPwAAAMA="}],"model":"m","usage":null}`},
 		{3, `{"object":"list","data":[{"id":"llama3","object":"model","created":1721000000,"owned_by":"library"}]}`},
 		{4, `{"model":"m","input":[[1,2],[3]],"encoding_format":"base64","dimensions":8}`},

@@ -56,11 +56,28 @@ func (d *decoder) chatRequest(m *openaiv1.ChatCompletionRequest) error {
 			m.ParallelToolCalls, err = d.optBool()
 		case "reasoning_effort":
 			m.ReasoningEffort, err = d.str()
+		case "functions", "function_call":
+			err = d.deprecatedFunctions(key)
 		default:
 			err = d.skip(0)
 		}
 		return err
 	})
+}
+
+// deprecatedFunctions refuses OpenAI's deprecated function-calling fields
+// (a request's functions and function_call, a message's function_call)
+// unless null. Skipping them would answer a prompt without the functions
+// it offered, and mapping them to tools would answer with tool_calls,
+// which the clients still sending them do not read.
+func (d *decoder) deprecatedFunctions(key []byte) error {
+	if null, err := d.null(); null || err != nil {
+		return err
+	}
+	if err := d.skip(0); err != nil {
+		return err // malformed JSON is reported as such
+	}
+	return &DecodeError{Msg: "the deprecated " + string(key) + " parameter is not supported; use tools, tool_choice and tool_calls instead"}
 }
 
 func (d *decoder) streamOptions(m *openaiv1.StreamOptions) error {
@@ -90,6 +107,8 @@ func (d *decoder) chatMessage(m *openaiv1.ChatMessage) error {
 			m.ToolCallId, err = d.str()
 		case "refusal":
 			m.Refusal, err = d.str()
+		case "function_call":
+			err = d.deprecatedFunctions(key)
 		default:
 			err = d.skip(0)
 		}

@@ -72,6 +72,16 @@ func (e *encoder) trailer(u *openaiv1.Usage, serviceTier string) {
 		e.i64(u.CompletionTokens)
 		e.raw(`,"total_tokens":`)
 		e.i64(u.TotalTokens)
+		if d := u.PromptTokensDetails; d != nil {
+			e.raw(`,"prompt_tokens_details":{"cached_tokens":`)
+			e.i64(d.CachedTokens)
+			e.byte('}')
+		}
+		if d := u.CompletionTokensDetails; d != nil {
+			e.raw(`,"completion_tokens_details":{"reasoning_tokens":`)
+			e.i64(d.ReasoningTokens)
+			e.byte('}')
+		}
 		e.byte('}')
 	}
 	if serviceTier != "" {
@@ -98,7 +108,23 @@ func (e *encoder) responseMessage(m *openaiv1.ResponseMessage) {
 		e.raw(`,"tool_calls":`)
 		e.toolCalls(m.GetToolCalls())
 	}
+	if m.GetReasoningContent() != "" {
+		e.reasoning(m.GetReasoningContent())
+	}
 	e.byte('}')
+}
+
+// reasoning writes a thinking model's reasoning under both names clients
+// read it by: "reasoning_content" (DeepSeek's API, vLLM, llama.cpp and
+// LM Studio, and the clients written for them) and "reasoning" (Ollama's
+// /v1 and newer vLLM). A client moving to the mesh from either kind of
+// server keeps its reasoning; clients read one name or prefer the first,
+// so writing both duplicates bytes, not reasoning.
+func (e *encoder) reasoning(text string) {
+	e.key("reasoning_content")
+	e.str(text)
+	e.key("reasoning")
+	e.str(text)
 }
 
 // chunkDelta writes only what the chunk carries: "content":"" is kept
@@ -118,6 +144,9 @@ func (e *encoder) chunkDelta(m *openaiv1.ChunkDelta) {
 		if len(m.ToolCalls) > 0 {
 			e.key("tool_calls")
 			e.chunkToolCalls(m.ToolCalls)
+		}
+		if m.ReasoningContent != nil && *m.ReasoningContent != "" {
+			e.reasoning(*m.ReasoningContent)
 		}
 	}
 	e.byte('}')
@@ -268,6 +297,10 @@ func (d *decoder) responseMessage(m *openaiv1.ResponseMessage) error {
 			m.Refusal, err = d.optStr()
 		case "tool_calls":
 			m.ToolCalls, err = objects(d, (*decoder).toolCall)
+		case "reasoning_content":
+			m.ReasoningContent, err = d.reasoningContent(m.ReasoningContent)
+		case "reasoning":
+			m.ReasoningContent, err = d.reasoning(m.ReasoningContent)
 		default:
 			err = d.skip(0)
 		}
@@ -330,6 +363,10 @@ func (d *decoder) chunkDelta(m *openaiv1.ChunkDelta) error {
 			m.Refusal, err = d.optStr()
 		case "tool_calls":
 			m.ToolCalls, err = objects(d, (*decoder).chunkToolCall)
+		case "reasoning_content":
+			m.ReasoningContent, err = d.reasoningContent(m.ReasoningContent)
+		case "reasoning":
+			m.ReasoningContent, err = d.reasoning(m.ReasoningContent)
 		default:
 			err = d.skip(0)
 		}
@@ -394,9 +431,56 @@ func (d *decoder) usage(m *openaiv1.Usage) error {
 			m.CompletionTokens, err = d.i64()
 		case "total_tokens":
 			m.TotalTokens, err = d.i64()
+		case "prompt_tokens_details":
+			m.PromptTokensDetails, err = object(d, (*decoder).promptTokensDetails)
+		case "completion_tokens_details":
+			m.CompletionTokensDetails, err = object(d, (*decoder).completionTokensDetails)
 		default:
 			err = d.skip(0)
 		}
 		return err
 	})
+}
+
+func (d *decoder) promptTokensDetails(m *openaiv1.PromptTokensDetails) error {
+	return d.fields(func(key []byte) (err error) {
+		if string(key) == "cached_tokens" {
+			m.CachedTokens, err = d.i64()
+		} else {
+			err = d.skip(0)
+		}
+		return err
+	})
+}
+
+func (d *decoder) completionTokensDetails(m *openaiv1.CompletionTokensDetails) error {
+	return d.fields(func(key []byte) (err error) {
+		if string(key) == "reasoning_tokens" {
+			m.ReasoningTokens, err = d.i64()
+		} else {
+			err = d.skip(0)
+		}
+		return err
+	})
+}
+
+// reasoningContent decodes "reasoning_content" (vLLM, llama.cpp, LM
+// Studio, DeepSeek). It wins over "reasoning" in the same object: a server
+// that sends both under its old and new name sends the same text twice.
+func (d *decoder) reasoningContent(have *string) (*string, error) {
+	v, err := d.optStr()
+	if v == nil {
+		return have, err
+	}
+	return v, err
+}
+
+// reasoning decodes "reasoning" (Ollama's /v1, newer vLLM) unless the
+// object already had "reasoning_content".
+func (d *decoder) reasoning(have *string) (*string, error) {
+	v, err := d.optStr()
+	if have != nil || v == nil {
+		return have, err
+	}
+	return v, err
 }

@@ -166,7 +166,8 @@ func TestUnmarshalChatCompletion(t *testing.T) {
 					Message:      &openaiv1.ResponseMessage{Role: "assistant", Content: proto.String("The image shows a wooden boardwalk.")},
 					FinishReason: "stop",
 				}},
-				Usage: &openaiv1.Usage{PromptTokens: 1117, CompletionTokens: 46, TotalTokens: 1163},
+				Usage: &openaiv1.Usage{PromptTokens: 1117, CompletionTokens: 46, TotalTokens: 1163,
+					PromptTokensDetails: &openaiv1.PromptTokensDetails{}, CompletionTokensDetails: &openaiv1.CompletionTokensDetails{}},
 			},
 		},
 		{

@@ -30,6 +30,7 @@ type chatRequest struct {
 
 // answer is what the simulated model will say to one chat request.
 type answer struct {
+	reasoning    int    // reasoning tokens to produce before the content
 	tokens       int    // completion tokens to produce
 	finishReason string // "length" if cut short by the request, else "stop"
 	promptTokens int
@@ -37,6 +38,18 @@ type answer struct {
 
 // token returns the text of completion token i; see the package doc.
 func token(i int) string { return "t" + strconv.Itoa(i) + " " }
+
+// Reasoning returns the reasoning of an n-token thinking answer,
+// "r0 r1 ... r<n-1> " (see Config.ReasoningTokens).
+func Reasoning(n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(reasoningToken(i))
+	}
+	return b.String()
+}
+
+func reasoningToken(i int) string { return "r" + strconv.Itoa(i) + " " }
 
 // Content returns the assistant content of an n-token answer,
 // "t0 t1 ... t<n-1> ", so tests elsewhere can state what they expect.
@@ -155,6 +168,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			s.answerToolCall(c, w, meta, a, tool, req.Stream, includeUsage)
 			return
 		}
+		a.reasoning = s.cfg.ReasoningTokens
 		if req.Stream {
 			s.streamChat(c, w, meta, a, includeUsage)
 		} else {
@@ -190,18 +204,43 @@ type completionMeta struct {
 }
 
 type message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role             string `json:"role"`
+	Content          string `json:"content"`
+	Reasoning        string `json:"reasoning,omitempty"`         // Ollama's name
+	ReasoningContent string `json:"reasoning_content,omitempty"` // vLLM's, llama.cpp's, LM Studio's
+}
+
+// withReasoning is m carrying text as reasoning, under the name the
+// flavour's server uses.
+func (s *Server) withReasoning(m message, text string) message {
+	if s.cfg.Flavor == "" || s.cfg.Flavor == "ollama" {
+		m.Reasoning = text
+	} else {
+		m.ReasoningContent = text
+	}
+	return m
 }
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens            int `json:"prompt_tokens"`
+	CompletionTokens        int `json:"completion_tokens"`
+	TotalTokens             int `json:"total_tokens"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details,omitempty"`
 }
 
+// usage counts reasoning tokens in completion_tokens, and apart in
+// completion_tokens_details when there are any.
 func (a answer) usage() usage {
-	return usage{a.promptTokens, a.tokens, a.promptTokens + a.tokens}
+	generated := a.reasoning + a.tokens
+	u := usage{PromptTokens: a.promptTokens, CompletionTokens: generated, TotalTokens: a.promptTokens + generated}
+	if a.reasoning > 0 {
+		u.CompletionTokensDetails = &struct {
+			ReasoningTokens int `json:"reasoning_tokens"`
+		}{a.reasoning}
+	}
+	return u
 }
 
 // completeChat produces a non-streamed chat.completion after the same total
@@ -209,12 +248,12 @@ func (a answer) usage() usage {
 func (s *Server) completeChat(c *call, w http.ResponseWriter, meta completionMeta, a answer) {
 	if n := c.faults.FailAfterTokens; n > 0 {
 		// Crash after generating n tokens; a buffered answer is never sent.
-		if c.sleep(s.generationTime(min(n, a.tokens))) == nil {
+		if c.sleep(s.generationTime(min(n, a.reasoning+a.tokens))) == nil {
 			abortConn(w)
 		}
 		return
 	}
-	if c.sleep(s.generationTime(a.tokens)) != nil {
+	if c.sleep(s.generationTime(a.reasoning+a.tokens)) != nil {
 		return
 	}
 	type choice struct {
@@ -230,7 +269,7 @@ func (s *Server) completeChat(c *call, w http.ResponseWriter, meta completionMet
 	}{
 		completionMeta: meta,
 		Choices: []choice{{
-			Message:      message{Role: "assistant", Content: Content(a.tokens)},
+			Message:      s.withReasoning(message{Role: "assistant", Content: Content(a.tokens)}, Reasoning(a.reasoning)),
 			FinishReason: a.finishReason,
 		}},
 		Usage: a.usage(),

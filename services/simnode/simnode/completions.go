@@ -77,7 +77,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		meta := completionMeta{ID: "cmpl-" + strconv.FormatInt(s.nextID.Add(1), 10), Object: "text_completion",
 			Created: time.Now().Unix(), Model: req.Model, SystemFingerprint: "simnode-" + s.cfg.Name}
 		n := len(prompts)
-		total := usage{a.promptTokens, a.tokens * n, a.promptTokens + a.tokens*n}
+		total := usage{PromptTokens: a.promptTokens, CompletionTokens: a.tokens * n, TotalTokens: a.promptTokens + a.tokens*n}
 		if !req.Stream {
 			if c.sleep(s.generationTime(a.tokens)) != nil {
 				return

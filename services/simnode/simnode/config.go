@@ -34,6 +34,13 @@ type Config struct {
 	// request asks for fewer. Default DefaultTokens.
 	Tokens int
 
+	// ReasoningTokens makes the node a thinking model: every plain chat
+	// answer (not a tool call) starts with that many reasoning tokens
+	// "r0 r1 …", sent in the message's or delta's "reasoning" (flavour
+	// ollama, as Ollama's /v1 does) or "reasoning_content" (the other
+	// flavours), before its Tokens content tokens. Default 0: no reasoning.
+	ReasoningTokens int
+
 	// FirstTokenDelay is paused before the first token; TokenDelay before
 	// each later one. Non-streamed answers wait the same total.
 	FirstTokenDelay time.Duration
@@ -200,6 +207,9 @@ func (c Config) validate() error {
 	}
 	if c.Slots < 0 {
 		errs = append(errs, fmt.Errorf("slots %d: must be >= 0", c.Slots))
+	}
+	if c.ReasoningTokens < 0 {
+		errs = append(errs, fmt.Errorf("reasoning tokens %d: must be >= 0", c.ReasoningTokens))
 	}
 	if c.Tokens < 0 {
 		errs = append(errs, fmt.Errorf("tokens %d: must be >= 0", c.Tokens))

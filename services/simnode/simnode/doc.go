@@ -102,6 +102,19 @@
 // at least 1. Ids are "chatcmpl-<n>" with n counting from 1 per Server;
 // system_fingerprint is "simnode-<Name>".
 //
+// # Reasoning
+//
+// With Config.ReasoningTokens R > 0 (-reasoning-tokens) the node is a
+// thinking model: a chat answered with text (not a tool call) first
+// "thinks" R tokens, "r0 r1 … r<R-1> " (see Reasoning). Flavour ollama
+// sends them as Ollama's /v1 does, in "reasoning"; the other flavours in
+// "reasoning_content", as vLLM and llama-server do. Streamed, each is one
+// chunk with delta {"role":"assistant","content":"","reasoning…":"r<i> "}
+// before the content chunks; non-streamed, the message carries the whole
+// reasoning next to its content. Reasoning tokens take TokenDelay like the
+// others, count in completion_tokens, and usage adds
+// "completion_tokens_details":{"reasoning_tokens":R}.
+//
 // Non-streamed, the answer is
 //
 //	{"id","object":"chat.completion","created","model","system_fingerprint",
@@ -151,8 +164,9 @@
 //     is Message, or for 503 Ollama's "server busy, please try again.
 //     maximum pending requests exceeded", or else the status text.
 //     RetryAfter (seconds, only with Status) adds a Retry-After header.
-//   - FailAfterTokens (N > 0): the node "crashes" after generating N tokens.
-//     A stream sends min(N, tokens) content chunks, then closes the TCP
+//   - FailAfterTokens (N > 0): the node "crashes" after generating N tokens
+//     (reasoning tokens count).
+//     A stream sends min(N, tokens) token chunks, then closes the TCP
 //     connection without ending the chunked body, so the client reads an
 //     unexpected EOF, never a finish chunk or [DONE]. A non-streamed chat
 //     waits as long as N tokens take and an embeddings request waits
@@ -201,6 +215,7 @@
 //	-loaded                   Config.Loaded, comma-separated (default: all models;
 //	                          an explicit empty value means none)
 //	-tokens                   Config.Tokens (default 8)
+//	-reasoning-tokens         Config.ReasoningTokens (default 0)
 //	-first-token-delay        Config.FirstTokenDelay (e.g. 200ms)
 //	-token-delay              Config.TokenDelay
 //	-embedding-dims           Config.EmbeddingDims (default 8)

@@ -57,7 +57,7 @@ func (s *Server) streamChat(c *call, w http.ResponseWriter, meta completionMeta,
 	sse := &sseWriter{c: c, w: w, rc: http.NewResponseController(w)}
 	failAfter := c.faults.FailAfterTokens
 
-	for i := range a.tokens {
+	for i := range a.reasoning + a.tokens {
 		if failAfter > 0 && i == failAfter {
 			abortConn(w)
 			return
@@ -73,10 +73,11 @@ func (s *Server) streamChat(c *call, w http.ResponseWriter, meta completionMeta,
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.WriteHeader(http.StatusOK)
 		}
-		err := sse.sendChunk(chunk{
-			completionMeta: meta,
-			Choices:        []chunkChoice{{Delta: message{Role: "assistant", Content: token(i)}}},
-		})
+		delta := message{Role: "assistant", Content: token(i - a.reasoning)}
+		if i < a.reasoning {
+			delta = s.withReasoning(message{Role: "assistant"}, reasoningToken(i))
+		}
+		err := sse.sendChunk(chunk{completionMeta: meta, Choices: []chunkChoice{{Delta: delta}}})
 		if err != nil {
 			return
 		}

@@ -27,6 +27,7 @@ type streamEvent struct {
 	Delta        *struct {
 		Type        string `json:"type"`         // text_delta | input_json_delta | thinking_delta | …
 		Text        string `json:"text"`         // text_delta
+		Thinking    string `json:"thinking"`     // thinking_delta
 		PartialJSON string `json:"partial_json"` // input_json_delta
 		StopReason  string `json:"stop_reason"`  // message_delta
 	} `json:"delta"`
@@ -39,7 +40,8 @@ type streamEvent struct {
 
 // ChatStream sends a streamed chat and calls send with each
 // chat.completion.chunk translated from the Messages events as they
-// arrive: message_start → the role chunk, text deltas → content, tool_use
+// arrive: message_start → the role chunk, text deltas → content, thinking
+// blocks and deltas → reasoning_content, tool_use
 // blocks and their input_json deltas → tool_calls deltas, message_delta →
 // the finish chunk, message_stop → the usage chunk (when the request's
 // stream_options ask for it). It returns nil after message_stop.
@@ -133,6 +135,9 @@ func (t *translator) translate(se *streamEvent) ([]*openaiv1.ChatCompletionChunk
 		case b.Type == "text" && b.Text != "":
 			text := b.Text
 			return []*openaiv1.ChatCompletionChunk{t.chunk(&openaiv1.ChunkDelta{Content: &text}, "")}, false
+		case b.Type == "thinking" && b.Thinking != "":
+			text := b.Thinking
+			return []*openaiv1.ChatCompletionChunk{t.chunk(&openaiv1.ChunkDelta{ReasoningContent: &text}, "")}, false
 		case b.Type == "tool_use":
 			idx := int32(len(t.tools))
 			t.tools[se.Index] = idx
@@ -147,6 +152,9 @@ func (t *translator) translate(se *streamEvent) ([]*openaiv1.ChatCompletionChunk
 		case d.Type == "text_delta" && d.Text != "":
 			text := d.Text
 			return []*openaiv1.ChatCompletionChunk{t.chunk(&openaiv1.ChunkDelta{Content: &text}, "")}, false
+		case d.Type == "thinking_delta" && d.Thinking != "":
+			text := d.Thinking
+			return []*openaiv1.ChatCompletionChunk{t.chunk(&openaiv1.ChunkDelta{ReasoningContent: &text}, "")}, false
 		case d.Type == "input_json_delta" && d.PartialJSON != "":
 			idx, ok := t.tools[se.Index]
 			if !ok {
@@ -182,7 +190,7 @@ func (t *translator) translate(se *streamEvent) ([]*openaiv1.ChatCompletionChunk
 		return []*openaiv1.ChatCompletionChunk{{Id: t.id, Object: "chat.completion.chunk", Created: t.created, Model: t.model,
 			Choices: []*openaiv1.ChunkChoice{}, Usage: toUsage(t.usage)}}, true
 	}
-	// ping, thinking and unknown events carry nothing
-	// an OpenAI client reads.
+	// ping, signature deltas, redacted thinking and unknown events carry
+	// nothing an OpenAI client reads.
 	return nil, false
 }

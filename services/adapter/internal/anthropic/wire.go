@@ -44,9 +44,10 @@ type message struct {
 
 // block is a content block, in requests and answers.
 type block struct {
-	Type string `json:"type"` // text | image | tool_use | tool_result
+	Type string `json:"type"` // text | image | tool_use | tool_result | thinking
 
-	Text string `json:"text,omitempty"`
+	Text     string `json:"text,omitempty"`
+	Thinking string `json:"thinking,omitempty"` // answers only
 
 	Source *imageSource `json:"source,omitempty"`
 
@@ -348,11 +349,13 @@ func finishReason(stop string) string {
 // toCompletion translates a whole message.
 func toCompletion(m *messageResponse, created time.Time) *openaiv1.ChatCompletion {
 	msg := &openaiv1.ResponseMessage{Role: "assistant"}
-	var texts []string
+	var texts, thoughts []string
 	for _, b := range m.Content {
 		switch b.Type {
 		case "text":
 			texts = append(texts, b.Text)
+		case "thinking":
+			thoughts = append(thoughts, b.Thinking)
 		case "tool_use":
 			args := string(b.Input)
 			if args == "" {
@@ -368,6 +371,10 @@ func toCompletion(m *messageResponse, created time.Time) *openaiv1.ChatCompletio
 		t := strings.Join(texts, "")
 		msg.Content = &t
 	}
+	if len(thoughts) > 0 {
+		t := strings.Join(thoughts, "")
+		msg.ReasoningContent = &t
+	}
 	return &openaiv1.ChatCompletion{
 		Id: m.ID, Object: "chat.completion", Created: created.Unix(), Model: m.Model,
 		Choices: []*openaiv1.ChatCompletionChoice{{Index: 0, Message: msg, FinishReason: finishReason(m.StopReason)}},
@@ -377,5 +384,9 @@ func toCompletion(m *messageResponse, created time.Time) *openaiv1.ChatCompletio
 
 func toUsage(u usage) *openaiv1.Usage {
 	p := u.promptTokens()
-	return &openaiv1.Usage{PromptTokens: p, CompletionTokens: u.OutputTokens, TotalTokens: p + u.OutputTokens}
+	out := &openaiv1.Usage{PromptTokens: p, CompletionTokens: u.OutputTokens, TotalTokens: p + u.OutputTokens}
+	if u.CacheReadInputTokens > 0 {
+		out.PromptTokensDetails = &openaiv1.PromptTokensDetails{CachedTokens: u.CacheReadInputTokens}
+	}
+	return out
 }

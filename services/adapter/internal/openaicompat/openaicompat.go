@@ -57,9 +57,22 @@ func APIPrefix(kind nodev1.Kind) string {
 // messages such as "GET /v1/models: HTTP 500".
 func (c *Client) ModelsPath() string { return c.conn.BasePath() + c.api + "/models" }
 
-// Chat sends a non-streamed chat completion. The request's stream fields
-// are cleared (OpenAI rejects stream_options without stream).
+// Chat sends a non-streamed chat completion, fanned out when n asks for
+// more choices than the node gives (see answersOneChoice).
 func (c *Client) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
+	n, err := c.fanOut(req)
+	switch {
+	case err != nil:
+		return nil, err
+	case n > 1:
+		return c.chatFanOut(ctx, req, n)
+	}
+	return c.chatOne(ctx, req)
+}
+
+// chatOne sends one non-streamed chat completion. The request's stream
+// fields are cleared (OpenAI rejects stream_options without stream).
+func (c *Client) chatOne(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
 	up := c.forNode(req)
 	up.Stream = false
 	up.StreamOptions = nil
@@ -122,8 +135,21 @@ func (c *Client) forNode(req *openaiv1.ChatCompletionRequest) *openaiv1.ChatComp
 // one. It returns nil after the node's [DONE]; an error from send is
 // returned as is; a stream that breaks off or carries an error event is an
 // *apierror.Error after the chunks already sent. Canceling ctx cancels the
-// node request.
+// node request. A stream with n > 1 on a node that gives one choice is
+// fanned out (see answersOneChoice).
 func (c *Client) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
+	n, err := c.fanOut(req)
+	switch {
+	case err != nil:
+		return err
+	case n > 1:
+		return c.chatStreamFanOut(ctx, req, n, send)
+	}
+	return c.chatStreamOne(ctx, req, send)
+}
+
+// chatStreamOne is ChatStream for one request to the node.
+func (c *Client) chatStreamOne(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
 	up := c.forNode(req)
 	up.Stream = true
 	resp, err := c.do(ctx, http.MethodPost, "/chat/completions", up, "text/event-stream")
@@ -230,6 +256,7 @@ func CompletionChunks(cc *openaiv1.ChatCompletion, includeUsage bool) []*openaiv
 			Index: ch.GetIndex(),
 			Delta: &openaiv1.ChunkDelta{
 				Role: m.GetRole(), Content: m.Content, Refusal: m.Refusal, ToolCalls: m.GetToolCalls(),
+				ReasoningContent: m.ReasoningContent,
 			},
 			FinishReason: ch.GetFinishReason(),
 			Logprobs:     ch.GetLogprobs(),

@@ -103,7 +103,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.errors.write(w, &apierror.Error{Code: codes.InvalidArgument, Message: "reading request body: " + err.Error()})
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = &requestBody{Reader: bytes.NewReader(body)}
 	streamPath, ok := streamRoutes[r.URL.Path]
 	if !ok || !wantsStream(body) {
 		h.mux.ServeHTTP(w, r)

@@ -54,8 +54,13 @@ func (ew *errorWriter) write(w http.ResponseWriter, err error) {
 	_, _ = w.Write(body)
 }
 
-// handle is grpc-gateway's error handler.
-func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+// handle is grpc-gateway's error handler. A body that did not decode is
+// answered from its *DecodeError, so the answer names the field (param).
+func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if rb, ok := r.Body.(*requestBody); ok && rb.decodeErr != nil && status.Code(err) == codes.InvalidArgument {
+		de := rb.decodeErr
+		err = &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: de.Param, Message: de.Error()}
+	}
 	ew.write(w, err)
 }
 

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -83,6 +84,9 @@ func target(v any) (proto.Message, error) {
 	return nil, fmt.Errorf("edge: cannot decode into %T", v)
 }
 
+// NewDecoder decodes a request body. grpc-gateway turns a decode error
+// into a bare status, losing the field it names, so a *DecodeError is also
+// kept on the body (see requestBody) for the error handler.
 func (m marshaler) NewDecoder(r io.Reader) runtime.Decoder {
 	return runtime.DecoderFunc(func(v any) error {
 		data, err := io.ReadAll(r)
@@ -92,9 +96,23 @@ func (m marshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return io.EOF
 		}
-		return m.Unmarshal(data, v)
+		err = m.Unmarshal(data, v)
+		var de *openaijson.DecodeError
+		if rb, ok := r.(*requestBody); ok && errors.As(err, &de) {
+			rb.decodeErr = de
+		}
+		return err
 	})
 }
+
+// requestBody is the body of a POST the edge read in advance. It carries
+// the body's decode error from the decoder to the error handler.
+type requestBody struct {
+	*bytes.Reader
+	decodeErr *openaijson.DecodeError
+}
+
+func (*requestBody) Close() error { return nil }
 
 func (m marshaler) NewEncoder(w io.Writer) runtime.Encoder {
 	return runtime.EncoderFunc(func(v any) error {

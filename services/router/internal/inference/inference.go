@@ -207,7 +207,10 @@ func invalid(param, format string, args ...any) error {
 	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: param, Message: fmt.Sprintf(format, args...)}
 }
 
-var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
+var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true}
+
+// maxChoices is the largest n (OpenAI's own limit).
+const maxChoices = 128
 
 func validateChat(req *openaiv1.ChatCompletionRequest) error {
 	switch {
@@ -219,6 +222,11 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 		return invalid("messages", "messages must be a non-empty array")
 	}
 	for i, m := range req.GetMessages() {
+		if m.GetRole() == "function" {
+			// The deprecated function-calling API is refused as a whole
+			// (the codec refuses functions and function_call).
+			return invalid(fmt.Sprintf("messages[%d].role", i), `role "function" is deprecated and not supported; answer a tool call with role "tool" and its tool_call_id`)
+		}
 		if !roles[m.GetRole()] {
 			return invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: want system, developer, user, assistant or tool", m.GetRole())
 		}
@@ -228,6 +236,9 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 	}
 	if req.MaxCompletionTokens != nil && req.GetMaxCompletionTokens() < 1 {
 		return invalid("max_completion_tokens", "max_completion_tokens must be at least 1")
+	}
+	if req.N != nil && (req.GetN() < 1 || req.GetN() > maxChoices) {
+		return invalid("n", "n must be between 1 and %d", maxChoices)
 	}
 	return nil
 }

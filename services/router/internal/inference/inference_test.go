@@ -192,6 +192,18 @@ func TestChatValidation(t *testing.T) {
 			r.MaxCompletionTokens = i32(0)
 			return r
 		}, wantParam: "max_completion_tokens"},
+		{name: "deprecated function role", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.Messages = append(r.Messages, &openaiv1.ChatMessage{Role: "function", Name: "f"})
+			return r
+		}, wantParam: "messages[1].role"},
+		{name: "n 0", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.N = i32(0)
+			return r
+		}, wantParam: "n"},
+		{name: "n above OpenAI's limit", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.N = i32(129)
+			return r
+		}, wantParam: "n"},
 	}
 	c, fake := setup(t, upNode("a", &nodev1.ModelInfo{Id: model}))
 	ctx := context.Background()

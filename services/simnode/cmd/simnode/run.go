@@ -44,6 +44,7 @@ func parseFlags(args []string, stderr io.Writer) (simnode.Config, options, error
 	fs.StringVar(&models, "models", "llama3.2:3b", "comma-separated models served")
 	fs.StringVar(&loaded, "loaded", "", "comma-separated models /api/ps reports as loaded (default: all of -models; an explicit empty value means none)")
 	fs.IntVar(&cfg.Tokens, "tokens", simnode.DefaultTokens, "completion tokens per answer")
+	fs.IntVar(&cfg.ReasoningTokens, "reasoning-tokens", 0, "reasoning tokens before each chat answer (a thinking model)")
 	fs.DurationVar(&cfg.FirstTokenDelay, "first-token-delay", 0, "pause before the first token")
 	fs.DurationVar(&cfg.TokenDelay, "token-delay", 0, "pause before each later token")
 	fs.IntVar(&cfg.EmbeddingDims, "embedding-dims", simnode.DefaultEmbeddingDims, "length of embedding vectors")

@@ -1312,11 +1312,15 @@ type ResponseMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Role  string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
 	// content is null in JSON when unset (e.g. a pure tool call).
-	Content       *string     `protobuf:"bytes,2,opt,name=content,proto3,oneof" json:"content,omitempty"`
-	Refusal       *string     `protobuf:"bytes,3,opt,name=refusal,proto3,oneof" json:"refusal,omitempty"`
-	ToolCalls     []*ToolCall `protobuf:"bytes,4,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Content   *string     `protobuf:"bytes,2,opt,name=content,proto3,oneof" json:"content,omitempty"`
+	Refusal   *string     `protobuf:"bytes,3,opt,name=refusal,proto3,oneof" json:"refusal,omitempty"`
+	ToolCalls []*ToolCall `protobuf:"bytes,4,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// reasoning_content is a thinking model's reasoning, apart from its
+	// answer. Nodes send it as reasoning_content (vLLM, llama.cpp, DeepSeek)
+	// or reasoning (Ollama); unset when the model did not reason.
+	ReasoningContent *string `protobuf:"bytes,5,opt,name=reasoning_content,json=reasoningContent,proto3,oneof" json:"reasoning_content,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ResponseMessage) Reset() {
@@ -1375,6 +1379,13 @@ func (x *ResponseMessage) GetToolCalls() []*ToolCall {
 		return x.ToolCalls
 	}
 	return nil
+}
+
+func (x *ResponseMessage) GetReasoningContent() string {
+	if x != nil && x.ReasoningContent != nil {
+		return *x.ReasoningContent
+	}
+	return ""
 }
 
 // ChatCompletionChunk is one streamed event ("object": "chat.completion.chunk").
@@ -1551,13 +1562,16 @@ func (x *ChunkChoice) GetLogprobs() *Logprobs {
 
 // ChunkDelta is the increment a chunk carries.
 type ChunkDelta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
-	Content       *string                `protobuf:"bytes,2,opt,name=content,proto3,oneof" json:"content,omitempty"`
-	Refusal       *string                `protobuf:"bytes,3,opt,name=refusal,proto3,oneof" json:"refusal,omitempty"`
-	ToolCalls     []*ToolCall            `protobuf:"bytes,4,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Role      string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Content   *string                `protobuf:"bytes,2,opt,name=content,proto3,oneof" json:"content,omitempty"`
+	Refusal   *string                `protobuf:"bytes,3,opt,name=refusal,proto3,oneof" json:"refusal,omitempty"`
+	ToolCalls []*ToolCall            `protobuf:"bytes,4,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
+	// reasoning_content is the next piece of the reasoning (see
+	// ResponseMessage.reasoning_content).
+	ReasoningContent *string `protobuf:"bytes,5,opt,name=reasoning_content,json=reasoningContent,proto3,oneof" json:"reasoning_content,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ChunkDelta) Reset() {
@@ -1616,6 +1630,13 @@ func (x *ChunkDelta) GetToolCalls() []*ToolCall {
 		return x.ToolCalls
 	}
 	return nil
+}
+
+func (x *ChunkDelta) GetReasoningContent() string {
+	if x != nil && x.ReasoningContent != nil {
+		return *x.ReasoningContent
+	}
+	return ""
 }
 
 // Logprobs holds per-token log probabilities.
@@ -1807,8 +1828,12 @@ type Usage struct {
 	PromptTokens     int64                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	CompletionTokens int64                  `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
 	TotalTokens      int64                  `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// prompt_tokens_details is set when the node reports it.
+	PromptTokensDetails *PromptTokensDetails `protobuf:"bytes,4,opt,name=prompt_tokens_details,json=promptTokensDetails,proto3" json:"prompt_tokens_details,omitempty"`
+	// completion_tokens_details is set when the node reports it.
+	CompletionTokensDetails *CompletionTokensDetails `protobuf:"bytes,5,opt,name=completion_tokens_details,json=completionTokensDetails,proto3" json:"completion_tokens_details,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
@@ -1858,6 +1883,112 @@ func (x *Usage) GetCompletionTokens() int64 {
 func (x *Usage) GetTotalTokens() int64 {
 	if x != nil {
 		return x.TotalTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetPromptTokensDetails() *PromptTokensDetails {
+	if x != nil {
+		return x.PromptTokensDetails
+	}
+	return nil
+}
+
+func (x *Usage) GetCompletionTokensDetails() *CompletionTokensDetails {
+	if x != nil {
+		return x.CompletionTokensDetails
+	}
+	return nil
+}
+
+// PromptTokensDetails breaks prompt_tokens down.
+type PromptTokensDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// cached_tokens were read from the node's prompt cache.
+	CachedTokens  int64 `protobuf:"varint,1,opt,name=cached_tokens,json=cachedTokens,proto3" json:"cached_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromptTokensDetails) Reset() {
+	*x = PromptTokensDetails{}
+	mi := &file_llmesh_openai_v1_chat_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromptTokensDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromptTokensDetails) ProtoMessage() {}
+
+func (x *PromptTokensDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_openai_v1_chat_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromptTokensDetails.ProtoReflect.Descriptor instead.
+func (*PromptTokensDetails) Descriptor() ([]byte, []int) {
+	return file_llmesh_openai_v1_chat_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PromptTokensDetails) GetCachedTokens() int64 {
+	if x != nil {
+		return x.CachedTokens
+	}
+	return 0
+}
+
+// CompletionTokensDetails breaks completion_tokens down.
+type CompletionTokensDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reasoning_tokens were spent on reasoning.
+	ReasoningTokens int64 `protobuf:"varint,1,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CompletionTokensDetails) Reset() {
+	*x = CompletionTokensDetails{}
+	mi := &file_llmesh_openai_v1_chat_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletionTokensDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletionTokensDetails) ProtoMessage() {}
+
+func (x *CompletionTokensDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_llmesh_openai_v1_chat_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletionTokensDetails.ProtoReflect.Descriptor instead.
+func (*CompletionTokensDetails) Descriptor() ([]byte, []int) {
+	return file_llmesh_openai_v1_chat_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CompletionTokensDetails) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
 	}
 	return 0
 }
@@ -1987,17 +2118,19 @@ const file_llmesh_openai_v1_chat_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12;\n" +
 	"\amessage\x18\x02 \x01(\v2!.llmesh.openai.v1.ResponseMessageR\amessage\x12#\n" +
 	"\rfinish_reason\x18\x03 \x01(\tR\ffinishReason\x126\n" +
-	"\blogprobs\x18\x04 \x01(\v2\x1a.llmesh.openai.v1.LogprobsR\blogprobs\"\xb6\x01\n" +
+	"\blogprobs\x18\x04 \x01(\v2\x1a.llmesh.openai.v1.LogprobsR\blogprobs\"\xfe\x01\n" +
 	"\x0fResponseMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1d\n" +
 	"\acontent\x18\x02 \x01(\tH\x00R\acontent\x88\x01\x01\x12\x1d\n" +
 	"\arefusal\x18\x03 \x01(\tH\x01R\arefusal\x88\x01\x01\x129\n" +
 	"\n" +
-	"tool_calls\x18\x04 \x03(\v2\x1a.llmesh.openai.v1.ToolCallR\ttoolCallsB\n" +
+	"tool_calls\x18\x04 \x03(\v2\x1a.llmesh.openai.v1.ToolCallR\ttoolCalls\x120\n" +
+	"\x11reasoning_content\x18\x05 \x01(\tH\x02R\x10reasoningContent\x88\x01\x01B\n" +
 	"\n" +
 	"\b_contentB\n" +
 	"\n" +
-	"\b_refusal\"\xa7\x02\n" +
+	"\b_refusalB\x14\n" +
+	"\x12_reasoning_content\"\xa7\x02\n" +
 	"\x13ChatCompletionChunk\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n" +
@@ -2011,18 +2144,20 @@ const file_llmesh_openai_v1_chat_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x122\n" +
 	"\x05delta\x18\x02 \x01(\v2\x1c.llmesh.openai.v1.ChunkDeltaR\x05delta\x12#\n" +
 	"\rfinish_reason\x18\x03 \x01(\tR\ffinishReason\x126\n" +
-	"\blogprobs\x18\x04 \x01(\v2\x1a.llmesh.openai.v1.LogprobsR\blogprobs\"\xb1\x01\n" +
+	"\blogprobs\x18\x04 \x01(\v2\x1a.llmesh.openai.v1.LogprobsR\blogprobs\"\xf9\x01\n" +
 	"\n" +
 	"ChunkDelta\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1d\n" +
 	"\acontent\x18\x02 \x01(\tH\x00R\acontent\x88\x01\x01\x12\x1d\n" +
 	"\arefusal\x18\x03 \x01(\tH\x01R\arefusal\x88\x01\x01\x129\n" +
 	"\n" +
-	"tool_calls\x18\x04 \x03(\v2\x1a.llmesh.openai.v1.ToolCallR\ttoolCallsB\n" +
+	"tool_calls\x18\x04 \x03(\v2\x1a.llmesh.openai.v1.ToolCallR\ttoolCalls\x120\n" +
+	"\x11reasoning_content\x18\x05 \x01(\tH\x02R\x10reasoningContent\x88\x01\x01B\n" +
 	"\n" +
 	"\b_contentB\n" +
 	"\n" +
-	"\b_refusal\"~\n" +
+	"\b_refusalB\x14\n" +
+	"\x12_reasoning_content\"~\n" +
 	"\bLogprobs\x128\n" +
 	"\acontent\x18\x01 \x03(\v2\x1e.llmesh.openai.v1.TokenLogprobR\acontent\x128\n" +
 	"\arefusal\x18\x02 \x03(\v2\x1e.llmesh.openai.v1.TokenLogprobR\arefusal\"\x95\x01\n" +
@@ -2035,11 +2170,17 @@ const file_llmesh_openai_v1_chat_proto_rawDesc = "" +
 	"TopLogprob\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
 	"\alogprob\x18\x02 \x01(\x01R\alogprob\x12\x14\n" +
-	"\x05bytes\x18\x03 \x03(\x05R\x05bytes\"|\n" +
+	"\x05bytes\x18\x03 \x03(\x05R\x05bytes\"\xbe\x02\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x12!\n" +
-	"\ftotal_tokens\x18\x03 \x01(\x03R\vtotalTokensB;Z9github.com/llmesh/llmesh/gen/go/llmesh/openai/v1;openaiv1b\x06proto3"
+	"\ftotal_tokens\x18\x03 \x01(\x03R\vtotalTokens\x12Y\n" +
+	"\x15prompt_tokens_details\x18\x04 \x01(\v2%.llmesh.openai.v1.PromptTokensDetailsR\x13promptTokensDetails\x12e\n" +
+	"\x19completion_tokens_details\x18\x05 \x01(\v2).llmesh.openai.v1.CompletionTokensDetailsR\x17completionTokensDetails\":\n" +
+	"\x13PromptTokensDetails\x12#\n" +
+	"\rcached_tokens\x18\x01 \x01(\x03R\fcachedTokens\"D\n" +
+	"\x17CompletionTokensDetails\x12)\n" +
+	"\x10reasoning_tokens\x18\x01 \x01(\x03R\x0freasoningTokensB;Z9github.com/llmesh/llmesh/gen/go/llmesh/openai/v1;openaiv1b\x06proto3"
 
 var (
 	file_llmesh_openai_v1_chat_proto_rawDescOnce sync.Once
@@ -2053,35 +2194,37 @@ func file_llmesh_openai_v1_chat_proto_rawDescGZIP() []byte {
 	return file_llmesh_openai_v1_chat_proto_rawDescData
 }
 
-var file_llmesh_openai_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_llmesh_openai_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_llmesh_openai_v1_chat_proto_goTypes = []any{
-	(*ChatCompletionRequest)(nil), // 0: llmesh.openai.v1.ChatCompletionRequest
-	(*StreamOptions)(nil),         // 1: llmesh.openai.v1.StreamOptions
-	(*ChatMessage)(nil),           // 2: llmesh.openai.v1.ChatMessage
-	(*MessageContent)(nil),        // 3: llmesh.openai.v1.MessageContent
-	(*ContentParts)(nil),          // 4: llmesh.openai.v1.ContentParts
-	(*ContentPart)(nil),           // 5: llmesh.openai.v1.ContentPart
-	(*ImageURL)(nil),              // 6: llmesh.openai.v1.ImageURL
-	(*InputAudio)(nil),            // 7: llmesh.openai.v1.InputAudio
-	(*ResponseFormat)(nil),        // 8: llmesh.openai.v1.ResponseFormat
-	(*JSONSchema)(nil),            // 9: llmesh.openai.v1.JSONSchema
-	(*Tool)(nil),                  // 10: llmesh.openai.v1.Tool
-	(*FunctionDefinition)(nil),    // 11: llmesh.openai.v1.FunctionDefinition
-	(*ToolChoice)(nil),            // 12: llmesh.openai.v1.ToolChoice
-	(*ToolCall)(nil),              // 13: llmesh.openai.v1.ToolCall
-	(*FunctionCall)(nil),          // 14: llmesh.openai.v1.FunctionCall
-	(*ChatCompletion)(nil),        // 15: llmesh.openai.v1.ChatCompletion
-	(*ChatCompletionChoice)(nil),  // 16: llmesh.openai.v1.ChatCompletionChoice
-	(*ResponseMessage)(nil),       // 17: llmesh.openai.v1.ResponseMessage
-	(*ChatCompletionChunk)(nil),   // 18: llmesh.openai.v1.ChatCompletionChunk
-	(*ChunkChoice)(nil),           // 19: llmesh.openai.v1.ChunkChoice
-	(*ChunkDelta)(nil),            // 20: llmesh.openai.v1.ChunkDelta
-	(*Logprobs)(nil),              // 21: llmesh.openai.v1.Logprobs
-	(*TokenLogprob)(nil),          // 22: llmesh.openai.v1.TokenLogprob
-	(*TopLogprob)(nil),            // 23: llmesh.openai.v1.TopLogprob
-	(*Usage)(nil),                 // 24: llmesh.openai.v1.Usage
-	nil,                           // 25: llmesh.openai.v1.ChatCompletionRequest.LogitBiasEntry
-	(*structpb.Struct)(nil),       // 26: google.protobuf.Struct
+	(*ChatCompletionRequest)(nil),   // 0: llmesh.openai.v1.ChatCompletionRequest
+	(*StreamOptions)(nil),           // 1: llmesh.openai.v1.StreamOptions
+	(*ChatMessage)(nil),             // 2: llmesh.openai.v1.ChatMessage
+	(*MessageContent)(nil),          // 3: llmesh.openai.v1.MessageContent
+	(*ContentParts)(nil),            // 4: llmesh.openai.v1.ContentParts
+	(*ContentPart)(nil),             // 5: llmesh.openai.v1.ContentPart
+	(*ImageURL)(nil),                // 6: llmesh.openai.v1.ImageURL
+	(*InputAudio)(nil),              // 7: llmesh.openai.v1.InputAudio
+	(*ResponseFormat)(nil),          // 8: llmesh.openai.v1.ResponseFormat
+	(*JSONSchema)(nil),              // 9: llmesh.openai.v1.JSONSchema
+	(*Tool)(nil),                    // 10: llmesh.openai.v1.Tool
+	(*FunctionDefinition)(nil),      // 11: llmesh.openai.v1.FunctionDefinition
+	(*ToolChoice)(nil),              // 12: llmesh.openai.v1.ToolChoice
+	(*ToolCall)(nil),                // 13: llmesh.openai.v1.ToolCall
+	(*FunctionCall)(nil),            // 14: llmesh.openai.v1.FunctionCall
+	(*ChatCompletion)(nil),          // 15: llmesh.openai.v1.ChatCompletion
+	(*ChatCompletionChoice)(nil),    // 16: llmesh.openai.v1.ChatCompletionChoice
+	(*ResponseMessage)(nil),         // 17: llmesh.openai.v1.ResponseMessage
+	(*ChatCompletionChunk)(nil),     // 18: llmesh.openai.v1.ChatCompletionChunk
+	(*ChunkChoice)(nil),             // 19: llmesh.openai.v1.ChunkChoice
+	(*ChunkDelta)(nil),              // 20: llmesh.openai.v1.ChunkDelta
+	(*Logprobs)(nil),                // 21: llmesh.openai.v1.Logprobs
+	(*TokenLogprob)(nil),            // 22: llmesh.openai.v1.TokenLogprob
+	(*TopLogprob)(nil),              // 23: llmesh.openai.v1.TopLogprob
+	(*Usage)(nil),                   // 24: llmesh.openai.v1.Usage
+	(*PromptTokensDetails)(nil),     // 25: llmesh.openai.v1.PromptTokensDetails
+	(*CompletionTokensDetails)(nil), // 26: llmesh.openai.v1.CompletionTokensDetails
+	nil,                             // 27: llmesh.openai.v1.ChatCompletionRequest.LogitBiasEntry
+	(*structpb.Struct)(nil),         // 28: google.protobuf.Struct
 }
 var file_llmesh_openai_v1_chat_proto_depIdxs = []int32{
 	2,  // 0: llmesh.openai.v1.ChatCompletionRequest.messages:type_name -> llmesh.openai.v1.ChatMessage
@@ -2089,7 +2232,7 @@ var file_llmesh_openai_v1_chat_proto_depIdxs = []int32{
 	8,  // 2: llmesh.openai.v1.ChatCompletionRequest.response_format:type_name -> llmesh.openai.v1.ResponseFormat
 	10, // 3: llmesh.openai.v1.ChatCompletionRequest.tools:type_name -> llmesh.openai.v1.Tool
 	12, // 4: llmesh.openai.v1.ChatCompletionRequest.tool_choice:type_name -> llmesh.openai.v1.ToolChoice
-	25, // 5: llmesh.openai.v1.ChatCompletionRequest.logit_bias:type_name -> llmesh.openai.v1.ChatCompletionRequest.LogitBiasEntry
+	27, // 5: llmesh.openai.v1.ChatCompletionRequest.logit_bias:type_name -> llmesh.openai.v1.ChatCompletionRequest.LogitBiasEntry
 	3,  // 6: llmesh.openai.v1.ChatMessage.content:type_name -> llmesh.openai.v1.MessageContent
 	13, // 7: llmesh.openai.v1.ChatMessage.tool_calls:type_name -> llmesh.openai.v1.ToolCall
 	4,  // 8: llmesh.openai.v1.MessageContent.parts:type_name -> llmesh.openai.v1.ContentParts
@@ -2097,9 +2240,9 @@ var file_llmesh_openai_v1_chat_proto_depIdxs = []int32{
 	6,  // 10: llmesh.openai.v1.ContentPart.image_url:type_name -> llmesh.openai.v1.ImageURL
 	7,  // 11: llmesh.openai.v1.ContentPart.input_audio:type_name -> llmesh.openai.v1.InputAudio
 	9,  // 12: llmesh.openai.v1.ResponseFormat.json_schema:type_name -> llmesh.openai.v1.JSONSchema
-	26, // 13: llmesh.openai.v1.JSONSchema.schema:type_name -> google.protobuf.Struct
+	28, // 13: llmesh.openai.v1.JSONSchema.schema:type_name -> google.protobuf.Struct
 	11, // 14: llmesh.openai.v1.Tool.function:type_name -> llmesh.openai.v1.FunctionDefinition
-	26, // 15: llmesh.openai.v1.FunctionDefinition.parameters:type_name -> google.protobuf.Struct
+	28, // 15: llmesh.openai.v1.FunctionDefinition.parameters:type_name -> google.protobuf.Struct
 	14, // 16: llmesh.openai.v1.ToolCall.function:type_name -> llmesh.openai.v1.FunctionCall
 	16, // 17: llmesh.openai.v1.ChatCompletion.choices:type_name -> llmesh.openai.v1.ChatCompletionChoice
 	24, // 18: llmesh.openai.v1.ChatCompletion.usage:type_name -> llmesh.openai.v1.Usage
@@ -2114,11 +2257,13 @@ var file_llmesh_openai_v1_chat_proto_depIdxs = []int32{
 	22, // 27: llmesh.openai.v1.Logprobs.content:type_name -> llmesh.openai.v1.TokenLogprob
 	22, // 28: llmesh.openai.v1.Logprobs.refusal:type_name -> llmesh.openai.v1.TokenLogprob
 	23, // 29: llmesh.openai.v1.TokenLogprob.top_logprobs:type_name -> llmesh.openai.v1.TopLogprob
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	25, // 30: llmesh.openai.v1.Usage.prompt_tokens_details:type_name -> llmesh.openai.v1.PromptTokensDetails
+	26, // 31: llmesh.openai.v1.Usage.completion_tokens_details:type_name -> llmesh.openai.v1.CompletionTokensDetails
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_openai_v1_chat_proto_init() }
@@ -2145,7 +2290,7 @@ func file_llmesh_openai_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_llmesh_openai_v1_chat_proto_rawDesc), len(file_llmesh_openai_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
