@@ -28,8 +28,16 @@ const Domain = "llmesh.dev"
 const (
 	// ReasonUpstream marks an error answered by an LLM node.
 	ReasonUpstream = "UPSTREAM_ERROR"
-	// ReasonUnreachable marks a node that could not be reached at all.
+	// ReasonUnreachable marks a node that could not be reached at all:
+	// refused or reset while connecting, TLS, DNS. A health probe meets
+	// the same failure, so a good probe shows the node is back.
 	ReasonUnreachable = "NODE_UNREACHABLE"
+	// ReasonAnswerFailed marks a node that took the request but did not
+	// deliver its answer: no first token (or response) in time, silent in
+	// the middle of an answer, or the connection dropped after the request
+	// was sent. A health probe's cheap calls do not exercise this, so only
+	// a request that succeeds shows the node is back.
+	ReasonAnswerFailed = "NODE_ANSWER_FAILED"
 	// ReasonMesh marks an error llmesh produced itself (a bad request, a
 	// missing key, no healthy node) rather than one a node answered.
 	ReasonMesh = "MESH_ERROR"

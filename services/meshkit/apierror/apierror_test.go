@@ -79,6 +79,7 @@ func TestErrorRoundTripsThroughStatus(t *testing.T) {
 		{Code: codes.NotFound, Message: "model 'x' not found", HTTPStatus: 404, Type: "invalid_request_error",
 			Param: "model", ErrCode: "model_not_found", Node: "gpu-1", Reason: ReasonUpstream},
 		{Code: codes.Unavailable, Message: "connect: connection refused", Node: "gpu-2", Reason: ReasonUnreachable},
+		{Code: codes.Unavailable, Message: "no first token within 1s", Node: "gpu-3", Reason: ReasonAnswerFailed},
 		{Code: codes.InvalidArgument, Message: "messages must be a non-empty array", Param: "messages", Reason: ReasonMesh},
 		{Code: codes.ResourceExhausted, Message: "Rate limit reached", HTTPStatus: 429, Type: "rate_limit_error",
 			Node: "cloud-1", Reason: ReasonUpstream, RetryAfter: 1500 * time.Millisecond},

@@ -86,16 +86,16 @@ func Cause(caller, watched context.Context) error {
 
 // NodeError is err from a call to node watched by Start, or, when the
 // watch ended it, the error for a node that stopped answering: UNAVAILABLE
-// with reason NODE_UNREACHABLE and the node's id, so it goes out of
-// rotation and the request may move on. caller is the context Start was
+// with reason NODE_ANSWER_FAILED and the node's id, so it goes out of
+// rotation until a trial request succeeds, and the request may move on. caller is the context Start was
 // given, watched the one it returned.
 func NodeError(caller, watched context.Context, node string, first, idle time.Duration, err error) error {
 	switch cause := Cause(caller, watched); {
 	case errors.Is(cause, ErrNoFirst):
-		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: node,
+		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonAnswerFailed, Node: node,
 			Message: fmt.Sprintf("no first token within %s", first)}
 	case errors.Is(cause, ErrIdle):
-		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, Node: node,
+		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonAnswerFailed, Node: node,
 			Message: fmt.Sprintf("silent for %s in the middle of an answer", idle)}
 	}
 	return err

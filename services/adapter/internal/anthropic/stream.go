@@ -65,7 +65,7 @@ func (c *Client) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 		ev, err := events.Next()
 		switch {
 		case errors.Is(err, io.EOF):
-			return c.broken(ctx, "the stream ended before message_stop")
+			return c.conn.BrokenOff(ctx, "the stream ended before message_stop")
 		case errors.Is(err, sse.ErrTooLarge):
 			return c.broken(ctx, err.Error())
 		case err != nil:

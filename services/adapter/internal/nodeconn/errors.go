@@ -103,9 +103,21 @@ func (c *Client) TransportError(ctx context.Context, err error) *apierror.Error 
 	return c.redactError(&apierror.Error{Code: codes.Unavailable, Message: Cause(err), Node: c.id, Reason: apierror.ReasonUnreachable})
 }
 
+// droppedError maps a failure to get an answer after the whole request
+// had been sent (the node closed or reset the connection instead of
+// answering): as TransportError, but with reason NODE_ANSWER_FAILED, as
+// the node was reached and took the request.
+func (c *Client) droppedError(ctx context.Context, err error) *apierror.Error {
+	e := c.TransportError(ctx, err)
+	if e.Reason == apierror.ReasonUnreachable {
+		e.Reason = apierror.ReasonAnswerFailed
+	}
+	return e
+}
+
 // BodyError maps a failure while reading an answer that had started (a
-// stream cut in the middle): UNAVAILABLE with the cause, or the context's
-// code when the caller went away.
+// stream cut in the middle): UNAVAILABLE with the cause and reason
+// NODE_ANSWER_FAILED, or the context's code when the caller went away.
 func (c *Client) BodyError(ctx context.Context, err error) *apierror.Error {
 	if e := c.contextError(ctx, err); e != nil {
 		return e
@@ -114,8 +126,19 @@ func (c *Client) BodyError(ctx context.Context, err error) *apierror.Error {
 		Code:    codes.Unavailable,
 		Message: "answer broken off: " + Cause(err),
 		Node:    c.id,
-		Reason:  apierror.ReasonUpstream,
+		Reason:  apierror.ReasonAnswerFailed,
 	})
+}
+
+// BrokenOff is the error for an answer that ended cleanly but short (a
+// stream without its end marker): UNAVAILABLE with reason
+// NODE_ANSWER_FAILED and why as the message, or the context's code when
+// the caller went away.
+func (c *Client) BrokenOff(ctx context.Context, why string) *apierror.Error {
+	if err := ctx.Err(); err != nil {
+		return c.BodyError(ctx, err)
+	}
+	return &apierror.Error{Code: codes.Unavailable, Message: why, Node: c.id, Reason: apierror.ReasonAnswerFailed}
 }
 
 func (c *Client) contextError(ctx context.Context, err error) *apierror.Error {

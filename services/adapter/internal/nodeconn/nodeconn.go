@@ -14,15 +14,18 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -108,7 +111,27 @@ func NewPool(opts Options) *Pool {
 	}
 }
 
-type connectTimeoutKey struct{}
+type (
+	connectTimeoutKey  struct{}
+	responseTimeoutKey struct{}
+)
+
+// WithResponseTimeout bounds the wait for the node's response headers,
+// for requests made under ctx, to d: for calls the node answers in one
+// piece when done (embeddings, a model's description), where no first
+// token shows the node at work. A node that runs out of it is hung:
+// UNAVAILABLE with reason NODE_ANSWER_FAILED. d ≤ 0 leaves the wait to
+// the caller's deadline.
+func WithResponseTimeout(ctx context.Context, d time.Duration) context.Context {
+	if d <= 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, responseTimeoutKey{}, d)
+}
+
+// errNoResponse cancels a request whose response did not come within its
+// WithResponseTimeout.
+var errNoResponse = errors.New("no response in time")
 
 // WithConnectTimeout makes connections opened for requests made under ctx
 // give up connecting after d instead of the pool's ConnectTimeout.
@@ -315,15 +338,56 @@ func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Re
 
 // Do sends req. It returns the response only for a 2xx status; any other
 // status is read, closed and returned as an *apierror.Error (see
-// StatusError), and a failure to get an answer is mapped by TransportError.
+// StatusError), and a failure to get an answer is mapped by TransportError
+// — with reason NODE_ANSWER_FAILED when the node had taken the whole
+// request (it closed or reset the connection instead of answering, or
+// sent no response within the context's WithResponseTimeout).
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, c.TransportError(req.Context(), err)
+	caller := req.Context()
+	var wrote atomic.Bool
+	ctx := httptrace.WithClientTrace(caller, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { wrote.Store(info.Err == nil) },
+	})
+	limit, bounded := caller.Value(responseTimeoutKey{}).(time.Duration)
+	cancel := context.CancelCauseFunc(func(error) {})
+	var timer *time.Timer
+	if bounded {
+		ctx, cancel = context.WithCancelCause(ctx)
+		timer = time.AfterFunc(limit, func() { cancel(errNoResponse) })
 	}
+	resp, err := c.http.Do(req.WithContext(ctx))
+	if bounded && !timer.Stop() && caller.Err() == nil {
+		// The wait ran out, even if the headers came just after.
+		if err == nil {
+			resp.Body.Close()
+		}
+		cancel(nil)
+		return nil, &apierror.Error{Code: codes.Unavailable, Node: c.id, Reason: apierror.ReasonAnswerFailed,
+			Message: fmt.Sprintf("no response within %s", limit)}
+	}
+	if err != nil {
+		cancel(nil)
+		if wrote.Load() {
+			return nil, c.droppedError(caller, err)
+		}
+		return nil, c.TransportError(caller, err)
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
 		return nil, c.StatusError(resp)
 	}
 	return resp, nil
+}
+
+// cancelOnClose releases a response's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
 }

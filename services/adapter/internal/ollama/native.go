@@ -37,9 +37,9 @@ const (
 // is noticed within firstToken, when > 0); a request with "stream": false
 // gets the stream folded into the one object Ollama would have sent. The
 // final object always reports eval_count when tokens were produced. The
-// other endpoints answer one object with no first token to wait for (a
-// large embedding batch takes as long as it takes), so firstToken does not
-// bound them, as it does not bound the OpenAI embeddings call.
+// other endpoints answer one object with no first token to wait for, so
+// firstToken does not bound them here; the caller bounds the wait for
+// their response (nodeconn.WithResponseTimeout).
 func (c *Client) Native(ctx context.Context, path string, body []byte, firstToken, idle time.Duration, send func([]byte) error) error {
 	streamed := path == PathChat || path == PathGenerate
 	wantStream := true
@@ -128,11 +128,7 @@ func (c *Client) native(ctx context.Context, path string, body []byte, streamed,
 		}
 		return c.conn.BodyError(ctx, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return c.conn.BodyError(ctx, err)
-	}
-	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
-		Message: "the stream ended before its done object"}
+	return c.conn.BrokenOff(ctx, "the stream ended before its done object")
 }
 
 // objectError is the error an object carries ({"error": "..."}), if any.

@@ -310,7 +310,7 @@ func TestFirstTokenTimeout(t *testing.T) {
 			e, ok := apierror.FromError(err)
 			require.True(t, ok, "%v", err)
 			assert.Equal(t, codes.Unavailable, e.Code)
-			assert.Equal(t, apierror.ReasonUnreachable, e.Reason)
+			assert.Equal(t, apierror.ReasonAnswerFailed, e.Reason)
 			assert.Equal(t, "ol", e.Node)
 			assert.Equal(t, "no first token within 20ms", e.Message)
 			assert.Empty(t, out)

@@ -67,7 +67,7 @@ func (c *Client) CompleteStream(ctx context.Context, req *openaiv1.CompletionReq
 
 // CompleteFolded answers a non-streamed completion by streaming from the
 // node and folding the chunks, failing fast (UNAVAILABLE, reason
-// NODE_UNREACHABLE) when no first token comes within firstToken or the
+// NODE_ANSWER_FAILED) when no first token comes within firstToken or the
 // node then goes silent for longer than idle, as ChatFolded does for chats.
 func (c *Client) CompleteFolded(ctx context.Context, req *openaiv1.CompletionRequest, firstToken, idle time.Duration) (*openaiv1.Completion, error) {
 	up := proto.CloneOf(req)

@@ -59,7 +59,7 @@ func TestChatFoldedHungNode(t *testing.T) {
 	_, err := c.ChatFolded(t.Context(), chatReq(), 50*time.Millisecond, time.Minute)
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.Unavailable, e.Code)
-	assert.Equal(t, apierror.ReasonUnreachable, e.Reason, "a hung node counts as unreachable: out of rotation")
+	assert.Equal(t, apierror.ReasonAnswerFailed, e.Reason, "a hung node fails its answer: out of rotation until a trial succeeds")
 	assert.Contains(t, e.Message, "no first token within 50ms")
 	assert.Less(t, time.Since(start), 5*time.Second)
 }
@@ -78,7 +78,7 @@ func TestChatFoldedNodeSilentMidAnswer(t *testing.T) {
 	_, err := c.ChatFolded(t.Context(), chatReq(), time.Minute, 200*time.Millisecond)
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.Unavailable, e.Code)
-	assert.Equal(t, apierror.ReasonUnreachable, e.Reason)
+	assert.Equal(t, apierror.ReasonAnswerFailed, e.Reason)
 	assert.Contains(t, e.Message, "silent for 200ms in the middle of an answer")
 }
 

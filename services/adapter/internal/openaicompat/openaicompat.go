@@ -185,7 +185,7 @@ func relayEvents[T proto.Message](c *Client, ctx context.Context, body io.Reader
 		case errors.Is(err, io.EOF) && finished:
 			return nil // tolerate a node that omits [DONE] after finishing
 		case errors.Is(err, io.EOF):
-			return c.broken(ctx, "the stream ended before [DONE]")
+			return c.conn.BrokenOff(ctx, "the stream ended before [DONE]")
 		case errors.Is(err, sse.ErrTooLarge):
 			return c.broken(ctx, err.Error())
 		case err != nil:
@@ -328,7 +328,8 @@ func (c *Client) readAll(ctx context.Context, r io.Reader) ([]byte, error) {
 	return data, nil
 }
 
-// broken is a stream that stopped without an error from the transport.
+// broken is a stream the adapter cannot read on (it is not the node's
+// failure to answer: see nodeconn's BrokenOff for that).
 func (c *Client) broken(ctx context.Context, why string) error {
 	if err := ctx.Err(); err != nil {
 		return c.conn.BodyError(ctx, err)
@@ -357,7 +358,7 @@ func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionReq
 // Fold runs stream and folds its chunks into one completion, so that a
 // node (nodeID) that sends no first token within firstToken — or, once
 // started, goes silent for longer than idle (0: no limit) — fails at once
-// as hung (UNAVAILABLE, reason NODE_UNREACHABLE) instead of holding the
+// as hung (UNAVAILABLE, reason NODE_ANSWER_FAILED) instead of holding the
 // caller until its deadline.
 func Fold(ctx context.Context, nodeID string, firstToken, idle time.Duration,
 	stream func(context.Context, func(*openaiv1.ChatCompletionChunk) error) error) (*openaiv1.ChatCompletion, error) {

@@ -85,6 +85,9 @@ func (s *Server) Embed(ctx context.Context, req *adapterv1.EmbedRequest) (*adapt
 		return nil, err
 	}
 	ctx = nodeconn.WithConnectTimeout(ctx, req.GetTimeouts().GetConnect().AsDuration())
+	// The node answers when the whole batch is done: the first-token
+	// bound is the wait for its response.
+	ctx = nodeconn.WithResponseTimeout(ctx, req.GetTimeouts().GetFirstToken().AsDuration())
 	list, err := client.Embed(ctx, req.GetRequest())
 	s.done(ctx, "Embed", req.GetNode(), req.GetRequest().GetModel(), start, err)
 	if err != nil {
@@ -138,6 +141,14 @@ var ollamaPaths = map[adapterv1.OllamaEndpoint]string{
 	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_SHOW:       ollama.PathShow,
 }
 
+// oneObject are the Ollama endpoints that answer with one object when the
+// node is done, rather than a stream of tokens.
+var oneObject = map[adapterv1.OllamaEndpoint]bool{
+	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED:      true,
+	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS: true,
+	adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_SHOW:       true,
+}
+
 // Ollama implements AdapterService.Ollama: Ollama nodes get the request
 // on their native API as it came; other kinds through the bridge to their
 // OpenAI-compatible API.
@@ -167,6 +178,12 @@ func (s *Server) Ollama(req *adapterv1.OllamaRequest, stream grpc.ServerStreamin
 	ctx := nodeconn.WithConnectTimeout(stream.Context(), req.GetTimeouts().GetConnect().AsDuration())
 	send := func(obj []byte) error { return stream.Send(&adapterv1.OllamaResponse{Object: obj}) }
 	firstToken, idle := req.GetTimeouts().GetFirstToken().AsDuration(), req.GetTimeouts().GetIdle().AsDuration()
+	if oneObject[req.GetEndpoint()] {
+		// Answered in one piece when done: the first-token bound is the
+		// wait for the node's response (a chat or generate watches its
+		// first token instead).
+		ctx = nodeconn.WithResponseTimeout(ctx, firstToken)
+	}
 	if req.GetNode().GetKind() == nodev1.Kind_KIND_OLLAMA {
 		err = ollama.New(conn).Native(ctx, path, req.GetBody(), firstToken, idle, send)
 	} else {

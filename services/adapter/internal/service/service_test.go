@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
@@ -477,18 +478,19 @@ func TestChatStreamKeepsIncludeUsage(t *testing.T) {
 
 func TestChatStreamBreaksOff(t *testing.T) {
 	cases := []struct {
-		name  string
-		end   string // the step after the first chunk
-		code  codes.Code
-		msg   string
-		close bool // the node ends its response normally after end
+		name   string
+		end    string // the step after the first chunk
+		code   codes.Code
+		msg    string
+		close  bool   // the node ends its response normally after end
+		reason string // a broken-off answer is the node's failure; an error it reports is its answer
 	}{
-		{"connection cut mid-chunk", "HANGUP", codes.Unavailable, "unexpected EOF", false},
-		{"body ends before [DONE]", "", codes.Unavailable, "ended before [DONE]", true},
+		{"connection cut mid-chunk", "HANGUP", codes.Unavailable, "unexpected EOF", false, apierror.ReasonAnswerFailed},
+		{"body ends before [DONE]", "", codes.Unavailable, "ended before [DONE]", true, apierror.ReasonAnswerFailed},
 		{"error event", `data: {"error":{"message":"CUDA out of memory","type":"server_error","param":null,"code":null}}` + "\n\n",
-			codes.Internal, "CUDA out of memory", true},
+			codes.Internal, "CUDA out of memory", true, apierror.ReasonUpstream},
 		{"error event with an http code", `data: {"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}` + "\n\n",
-			codes.Unavailable, "Loading model", true},
+			codes.Unavailable, "Loading model", true, apierror.ReasonUpstream},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -513,6 +515,55 @@ func TestChatStreamBreaksOff(t *testing.T) {
 			assert.Equal(t, tc.code, e.Code)
 			assert.Contains(t, e.Message, tc.msg)
 			assert.Equal(t, "node-1", e.Node)
+			assert.Equal(t, tc.reason, e.Reason)
+		})
+	}
+}
+
+// Calls the node answers in one piece when done wait for its response at
+// most the first-token bound: a hung node fails them fast as
+// NODE_ANSWER_FAILED (so the router takes it out and moves on) instead of
+// holding them until the deadline.
+func TestOneObjectCallsOnAHungNode(t *testing.T) {
+	c := startAdapter(t, nil)
+	nd := startNode(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	})
+	bound := &adapterv1.CallTimeouts{FirstToken: durationpb.New(100 * time.Millisecond)}
+	embed := func(ctx context.Context, kind nodev1.Kind) error {
+		_, err := c.Embed(ctx, &adapterv1.EmbedRequest{Node: node(kind, nd.URL), Timeouts: bound,
+			Request: &openaiv1.EmbeddingRequest{Model: "emb", Input: &openaiv1.EmbeddingInput{Kind: &openaiv1.EmbeddingInput_Text{Text: "x"}}}})
+		return err
+	}
+	ollamaCall := func(kind nodev1.Kind, endpoint adapterv1.OllamaEndpoint) func(context.Context, nodev1.Kind) error {
+		return func(ctx context.Context, _ nodev1.Kind) error {
+			stream, err := c.Ollama(ctx, &adapterv1.OllamaRequest{Node: node(kind, nd.URL), Endpoint: endpoint, Timeouts: bound,
+				Body: []byte(`{"model":"emb","input":"x"}`)})
+			if err != nil {
+				return err
+			}
+			_, err = stream.Recv()
+			return err
+		}
+	}
+	cases := map[string]func(context.Context, nodev1.Kind) error{
+		"embed":                      embed,
+		"ollama /api/embed":          ollamaCall(nodev1.Kind_KIND_OLLAMA, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED),
+		"ollama /api/embeddings":     ollamaCall(nodev1.Kind_KIND_OLLAMA, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS),
+		"ollama /api/show":           ollamaCall(nodev1.Kind_KIND_OLLAMA, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_SHOW),
+		"bridged /api/embed on vLLM": ollamaCall(nodev1.Kind_KIND_VLLM, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED),
+	}
+	for name, call := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			e := apiErr(t, call(ctx, nodev1.Kind_KIND_VLLM))
+			assert.Equal(t, codes.Unavailable, e.Code)
+			assert.Equal(t, apierror.ReasonAnswerFailed, e.Reason)
+			assert.Equal(t, "no response within 100ms", e.Message)
+			assert.Equal(t, "node-1", e.Node)
+			require.NoError(t, ctx.Err(), "failed by the bound, not the deadline")
 		})
 	}
 }

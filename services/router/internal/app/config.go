@@ -56,7 +56,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.HealthmonAddr, "healthmon-addr", env("LLMESH_HEALTHMON_ADDR", "127.0.0.1:9092"), "healthmon gRPC address [LLMESH_HEALTHMON_ADDR]")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", routing.DefaultMaxAttempts, "nodes one request may try before it fails")
 	fs.StringVar(&c.Policy, "policy", env("LLMESH_ROUTER_POLICY", policy.NameP2C), "routing policy: p2c, round-robin or least-in-flight [LLMESH_ROUTER_POLICY]")
-	fs.DurationVar(&c.Cooldown, "breaker-cooldown", nodestats.DefaultCooldown, "how long a node that refused a connection stays out before a trial request (doubles per failed trial)")
+	fs.DurationVar(&c.Cooldown, "breaker-cooldown", nodestats.DefaultCooldown, "how long a node that failed a request stays out before a trial request (doubles per failed trial)")
 	c.Limits = limits.Defaults()
 	if v := os.Getenv("LLMESH_ROUTER_NODE_LIMITS"); v != "" {
 		for _, one := range strings.Split(v, ";") {

@@ -1,12 +1,17 @@
 // Package nodestats keeps the router's live view of each node's load and
 // behaviour: requests in flight, an EWMA of time to first token, and a
-// circuit breaker that takes a node out of rotation the moment it refuses
-// a connection (passive health) and lets it back in through a half-open
-// trial request once a cool-down has passed — so a node is never stuck out
-// after it has recovered.
+// circuit breaker that takes a node out of rotation the moment it fails a
+// request (passive health) and lets it back in through a half-open trial
+// request once a cool-down has passed — so a node is never stuck out after
+// it has recovered. A node that could not be reached also comes back at
+// once when a health probe finds it serving (Recovered); one that took a
+// request and did not answer it (hung, silent, broken off) comes back only
+// through a successful trial, as a probe's cheap calls succeed on such a
+// node too.
 package nodestats
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -18,7 +23,8 @@ const (
 	// DefaultCooldown is how long a node stays out after a failure before
 	// a trial request may go to it; it doubles with each failed trial.
 	DefaultCooldown = 2 * time.Second
-	// MaxCooldown caps the doubling.
+	// MaxCooldown caps the doubling (a longer configured cool-down is its
+	// own cap).
 	MaxCooldown = 30 * time.Second
 )
 
@@ -38,6 +44,40 @@ type node struct {
 	openUntil time.Time     // breaker open while now < openUntil
 	failures  int           // consecutive failures, for the cool-down doubling
 	trial     bool          // a half-open trial request is in flight
+	opened    Outcome       // the failure that last opened the breaker
+}
+
+// Outcome is how an attempt on a node ended, as far as the node's health
+// goes.
+type Outcome int
+
+const (
+	// Served: the node answered, even if with an error (503 busy, a bad
+	// request) or not at all because the client went away.
+	Served Outcome = iota
+	// Unreachable: the node could not be reached (refused or reset while
+	// connecting, TLS, DNS) or refused the mesh's credentials (401/403).
+	// A health probe meets the same failure, so a good probe closes the
+	// breaker (Recovered).
+	Unreachable
+	// NoAnswer: the node took the request and did not deliver the answer:
+	// no first token in time, silent in the middle of an answer, or the
+	// connection dropped mid-answer. A probe's cheap calls succeed on such
+	// a node, so only a successful trial request closes the breaker.
+	NoAnswer
+)
+
+// String names o for logs and test failures.
+func (o Outcome) String() string {
+	switch o {
+	case Served:
+		return "served"
+	case Unreachable:
+		return "unreachable"
+	case NoAnswer:
+		return "no answer"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
 }
 
 // New returns empty stats. cooldown ≤ 0 means DefaultCooldown; now nil
@@ -87,9 +127,9 @@ func (s *Stats) Released() <-chan struct{} {
 
 // Begin records a request starting on id. Call the returned function
 // once the attempt is over: ttft is the time to its first token (0 when
-// none came), failed whether the node itself failed (refused, reset,
-// unreachable), which opens its breaker.
-func (s *Stats) Begin(id string) (end func(ttft time.Duration, failed bool)) {
+// none came), outcome whether the node itself failed and how; a failure
+// opens its breaker.
+func (s *Stats) Begin(id string) (end func(ttft time.Duration, outcome Outcome)) {
 	s.mu.Lock()
 	n := s.get(id)
 	n.inFlight++
@@ -100,7 +140,7 @@ func (s *Stats) Begin(id string) (end func(ttft time.Duration, failed bool)) {
 	}
 	s.mu.Unlock()
 	var once sync.Once
-	return func(ttft time.Duration, failed bool) {
+	return func(ttft time.Duration, outcome Outcome) {
 		once.Do(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -110,15 +150,17 @@ func (s *Stats) Begin(id string) (end func(ttft time.Duration, failed bool)) {
 			if trial {
 				n.trial = false
 			}
-			if failed {
+			if outcome != Served {
+				n.opened = outcome
 				n.failures++
 				cool := s.cooldown << min(n.failures-1, 10)
-				n.openUntil = s.now().Add(min(cool, MaxCooldown))
+				n.openUntil = s.now().Add(min(cool, max(MaxCooldown, s.cooldown)))
 				return
 			}
 			if ttft > 0 {
 				n.failures = 0
 				n.openUntil = time.Time{}
+				n.opened = Served
 				if n.ttft == 0 {
 					n.ttft = ttft
 				} else {
@@ -129,12 +171,20 @@ func (s *Stats) Begin(id string) (end func(ttft time.Duration, failed bool)) {
 	}
 }
 
-// Recovered closes id's breaker at once: a health probe has just found the
-// node serving again, so it need not wait for a trial request.
+// Recovered closes id's breaker at once when it was opened by a node that
+// could not be reached: a health probe has just found the node serving
+// again, so it need not wait for a trial request. A breaker opened by a
+// node that took a request and did not answer it stays open: the probe
+// does not show that the node answers requests again; a trial after the
+// cool-down does.
 func (s *Stats) Recovered(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.get(id)
+	if n.opened == NoAnswer {
+		return
+	}
 	n.failures = 0
 	n.openUntil = time.Time{}
+	n.opened = Served
 }

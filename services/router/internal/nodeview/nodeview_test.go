@@ -35,8 +35,8 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 	}})
 	stats := nodestats.New(time.Minute, nil)
 	end := stats.Begin("gpu-2")
-	defer end(0, false)
-	stats.Begin("gpu-1")(0, true) // a refused connection opens the breaker
+	defer end(0, nodestats.Served)
+	stats.Begin("gpu-1")(0, nodestats.Unreachable) // a refused connection opens the breaker
 
 	srv := httptest.NewServer(nodeview.Handler(table, stats))
 	defer srv.Close()

@@ -141,7 +141,7 @@ func TestAdmissionControl(t *testing.T) {
 	assert.Equal(t, codes.ResourceExhausted, e.Code)
 	assert.Contains(t, e.Message, "at its limit of requests in flight")
 	assert.Empty(t, fake.Calls())
-	end(time.Millisecond, false)
+	end(time.Millisecond, nodestats.Served)
 	_, err = r.Chat(context.Background(), chatReq())
 	assert.NoError(t, err)
 }
@@ -168,7 +168,7 @@ func TestAdmissionQueue(t *testing.T) {
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.ResourceExhausted, e.Code)
 
-	end(time.Millisecond, false) // a slot frees: the queued request goes
+	end(time.Millisecond, nodestats.Served) // a slot frees: the queued request goes
 	require.NoError(t, <-done)
 	assert.Equal(t, []string{"a"}, fake.Calls())
 
@@ -176,7 +176,7 @@ func TestAdmissionQueue(t *testing.T) {
 	short := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats,
 		Queue: Queue{Size: 1, Wait: 20 * time.Millisecond}})
 	end = stats.Begin("a")
-	defer end(time.Millisecond, false)
+	defer end(time.Millisecond, nodestats.Served)
 	_, err = short.Chat(context.Background(), chatReq())
 	e, _ = apierror.FromError(err)
 	assert.Equal(t, codes.ResourceExhausted, e.Code)

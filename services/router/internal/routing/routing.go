@@ -74,7 +74,8 @@ type Options struct {
 	Routes *modelroutes.Table
 	Queue  Queue
 	// OnNodeFailed, when set, hears of every node that refused, dropped or
-	// hung a request (e.g. to tell healthmon). It must not block.
+	// hung a request, or broke off its answer (e.g. to tell healthmon). It
+	// must not block.
 	OnNodeFailed func(nodeID, reason string)
 }
 
@@ -174,14 +175,18 @@ func firstTokenLimit(c nodetable.Candidate, l limits.Limits) time.Duration {
 	return l.ColdFirstToken
 }
 
-// Embed answers an embeddings request.
+// Embed answers an embeddings request. The node answers it in one piece
+// when done, so the adapter bounds the wait for its response with the
+// node's first-token timeout (the cold one where the model is not loaded):
+// a hung node costs that, is out of rotation, and the request moves on.
 func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
 	route, req := resolve(r.routes, req)
 	var out *openaiv1.EmbeddingList
 	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
+		l := r.limits.For(c.Node)
 		resp, err := r.adapter.Embed(ctx, &adapterv1.EmbedRequest{Node: c.Node, Request: req, Timeouts: &adapterv1.CallTimeouts{
-			Connect: durationpb.New(r.limits.For(c.Node).Connect),
+			Connect: durationpb.New(l.Connect), FirstToken: durationpb.New(firstTokenLimit(c, l)),
 		}})
 		out = resp.GetEmbeddings()
 		return time.Since(start), err
@@ -240,7 +245,8 @@ func (r *Router) CompleteStream(ctx context.Context, req *openaiv1.CompletionReq
 // model, calling send with each JSON object of the answer. Routing and
 // failover are those of ChatStream, and so are the first-token and idle
 // bounds when streamed (an NDJSON chat or generate); other answers come
-// as one object when done, bounded by the adapter and the total timeout.
+// as one object when done: the adapter bounds the wait for the node's
+// response with the first-token timeout, and the total timeout the rest.
 // The adapter speaks Ollama to Ollama nodes and translates for the others.
 // An alias in model is resolved and the body rewritten to name the model.
 func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.OllamaEndpoint, streamed bool, body []byte, send func([]byte) error) error {
@@ -313,17 +319,18 @@ func streamAttempt[T any](r *Router, ctx context.Context, c nodetable.Candidate,
 	if err != nil {
 		return 0, false, err
 	}
-	// hung names a node that stopped answering: out of rotation.
+	// hung names a node that stopped answering: out of rotation until a
+	// trial request succeeds.
 	hung := func(err error) error {
 		if ctx.Err() != nil {
 			return err
 		}
 		switch cause := context.Cause(attemptCtx); {
 		case errors.Is(cause, errNoFirstToken):
-			return &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonUnreachable,
+			return &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonAnswerFailed,
 				Message: fmt.Sprintf("no first token within %s", first)}
 		case errors.Is(cause, errIdle):
-			return &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonUnreachable,
+			return &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonAnswerFailed,
 				Message: fmt.Sprintf("silent for %s in the middle of an answer", l.Idle)}
 		}
 		return err
@@ -417,9 +424,9 @@ func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt
 	for try := 0; ; try++ {
 		end := r.stats.Begin(c.Node.GetId())
 		ttft, err := r.bounded(ctx, c, attempt)
-		failed := err != nil && nodeFailed(err)
-		end(ttft, failed)
-		if failed && r.failed != nil {
+		outcome := nodeOutcome(err)
+		end(ttft, outcome)
+		if outcome != nodestats.Served && r.failed != nil {
 			e, _ := apierror.FromError(err)
 			r.failed(c.Node.GetId(), e.Message)
 		}
@@ -580,20 +587,34 @@ func soonest(failures []failure) time.Duration {
 	return d
 }
 
-// nodeFailed says whether err shows the node itself failing — refused,
-// reset, unreachable, or refusing the mesh's own credentials — which takes
-// it out of rotation at once. A node that answered otherwise, even with
-// 503 busy, is alive.
-func nodeFailed(err error) bool {
+// nodeOutcome says whether err shows the node itself failing, which takes
+// it out of rotation at once, and how: refused, reset or unreachable while
+// connecting, or refusing the mesh's own credentials, is Unreachable (a
+// good health probe brings it back); taking the request and not answering
+// it — no first token or response in time, silent mid-answer, the
+// connection dropped mid-answer — is NoAnswer (only a good trial request
+// brings it back). A node that answered otherwise, even with 503 busy, is
+// alive.
+func nodeOutcome(err error) nodestats.Outcome {
+	if err == nil {
+		return nodestats.Served
+	}
 	e, _ := apierror.FromError(err)
 	if e.Node == "" {
-		return false
+		return nodestats.Served
 	}
-	// A node refusing the mesh's credentials fails every request until an
-	// operator fixes its key: out of rotation, and healthmon told, whose
-	// probe then marks it misconfigured.
-	refused := e.Reason == apierror.ReasonUpstream && (e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden)
-	return e.Reason == apierror.ReasonUnreachable || refused
+	switch {
+	case e.Reason == apierror.ReasonUnreachable:
+		return nodestats.Unreachable
+	case e.Reason == apierror.ReasonAnswerFailed:
+		return nodestats.NoAnswer
+	case e.Reason == apierror.ReasonUpstream && (e.HTTPStatus == http.StatusUnauthorized || e.HTTPStatus == http.StatusForbidden):
+		// A node refusing the mesh's credentials fails every request
+		// until an operator fixes its key: out of rotation, and
+		// healthmon told, whose probe then marks it misconfigured.
+		return nodestats.Unreachable
+	}
+	return nodestats.Served
 }
 
 // noCandidate explains why no up node serves model: 503 when nodes that

@@ -93,6 +93,7 @@ func (f *fakeAdapter) Chat(ctx context.Context, req *adapterv1.ChatRequest) (*ad
 }
 
 func (f *fakeAdapter) Embed(ctx context.Context, req *adapterv1.EmbedRequest) (*adapterv1.EmbedResponse, error) {
+	f.record(req.GetTimeouts())
 	s, err := f.enter(ctx, req.GetNode().GetId())
 	if err != nil {
 		return nil, err

@@ -94,7 +94,7 @@ type ChatRequest struct {
 	Node    *v1.Node                   `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	Request *v11.ChatCompletionRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
 	// timeouts bound the call. With first_token set the adapter asks the
-	// node for a stream, fails with UNAVAILABLE (reason NODE_UNREACHABLE)
+	// node for a stream, fails with UNAVAILABLE (reason NODE_ANSWER_FAILED)
 	// when no first token comes within it — the node is hung — or when the
 	// node then goes silent for longer than idle, and folds the stream into
 	// one completion.
@@ -161,7 +161,10 @@ type CallTimeouts struct {
 	// connect bounds the TCP connect to the node.
 	Connect *durationpb.Duration `protobuf:"bytes,1,opt,name=connect,proto3" json:"connect,omitempty"`
 	// first_token bounds the wait for the first token (unary chat only; a
-	// streaming caller watches its stream itself).
+	// streaming caller watches its stream itself), and for calls answered in
+	// one piece when done (Embed; Ollama's embed, embeddings and show) the
+	// wait for the node's response headers. A node that runs out of it is
+	// hung: UNAVAILABLE with reason NODE_ANSWER_FAILED.
 	FirstToken *durationpb.Duration `protobuf:"bytes,2,opt,name=first_token,json=firstToken,proto3" json:"first_token,omitempty"`
 	// idle bounds the silence between two chunks (unary chat only).
 	Idle          *durationpb.Duration `protobuf:"bytes,3,opt,name=idle,proto3" json:"idle,omitempty"`
@@ -793,7 +796,7 @@ type OllamaRequest struct {
 	// name the model the router chose the node for.
 	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
 	// timeouts: with first_token set, the call fails with UNAVAILABLE
-	// (reason NODE_UNREACHABLE) when the node sends nothing within it.
+	// (reason NODE_ANSWER_FAILED) when the node sends nothing within it.
 	Timeouts      *CallTimeouts `protobuf:"bytes,4,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
