@@ -191,7 +191,7 @@ func TestOllamaEdge(t *testing.T) {
 		var tags struct {
 			Models []struct {
 				Name, Model, Digest string
-				Details             struct{ Family string }
+				Details             map[string]any
 			} `json:"models"`
 		}
 		getJSON(t, m.RESTURL+"/api/tags", &tags)
@@ -200,13 +200,16 @@ func TestOllamaEdge(t *testing.T) {
 			names = append(names, mo.Name)
 			if mo.Name == "shared" {
 				assert.NotEmpty(t, mo.Digest, "the node's digest")
-				assert.NotEmpty(t, mo.Details.Family, "the node's model family")
+				assert.Equal(t, map[string]any{"parent_model": "", "format": "gguf", "family": "llama", "families": []any{"llama"},
+					"parameter_size": "1B", "quantization_level": "Q4_0"}, mo.Details, "the node's details")
 			}
 		}
 		assert.Equal(t, []string{"alpha-only", "cloud-only", "embedder", "shared"}, names)
 		var ps struct {
 			Models []struct {
 				Name          string
+				Size          int64
+				Details       map[string]any
 				SizeVRAM      int64     `json:"size_vram"`
 				ExpiresAt     time.Time `json:"expires_at"`
 				ContextLength int32     `json:"context_length"`
@@ -217,6 +220,13 @@ func TestOllamaEdge(t *testing.T) {
 		assert.Equal(t, "cloud-only", ps.Models[0].Name)
 		assert.Equal(t, "shared", ps.Models[1].Name)
 		assert.Positive(t, ps.Models[1].SizeVRAM, "from the node's /api/ps")
+		var own struct {
+			Models []struct{ Size int64 } `json:"models"`
+		}
+		getJSON(t, alpha.URL+"/api/ps", &own)
+		require.Len(t, own.Models, 1)
+		assert.Equal(t, own.Models[0].Size, ps.Models[1].Size, "the loaded size, from the node's /api/ps")
+		assert.Equal(t, "Q4_0", ps.Models[1].Details["quantization_level"])
 		assert.Positive(t, ps.Models[1].ContextLength, "from the node's /api/ps")
 		assert.True(t, ps.Models[1].ExpiresAt.After(time.Now()), "from the node's /api/ps: %s", ps.Models[1].ExpiresAt)
 	})
@@ -264,6 +274,84 @@ func TestOllamaEdge(t *testing.T) {
 		require.Len(t, objs, 3)
 		assert.Equal(t, simnode.Content(2), content(objs[:2], "message"))
 		assert.Contains(t, objs[2]["error"], "alpha")
+	})
+}
+
+// TestOllamaEdgeBridgedKinds: what the Ollama edge says and does for
+// nodes that are not Ollama — /api/show from what the probe knows,
+// /api/generate's raw and suffix through the node's completions API (or
+// refused), and the configured aliases in /api/tags.
+func TestOllamaEdgeBridgedKinds(t *testing.T) {
+	lms := meshtest.StartNode(t, "lms-1", simnode.Config{Flavor: "lmstudio", Models: []string{"lm-chat", "lm-embed"},
+		EmbeddingModels: []string{"lm-embed"}, Loaded: []string{"lm-chat"}, Tokens: 3})
+	llama := meshtest.StartNode(t, "llama-1", simnode.Config{Flavor: "llamacpp", Models: []string{"raw.gguf"}, Tokens: 3})
+	fim := meshtest.StartNode(t, "fim", simnode.Config{Models: []string{"coder"}, Tokens: 3})
+	refs := []meshtest.NodeRef{lms.Ref(), llama.Ref(), {ID: "fim", URL: fim.URL + "/v1", Models: fim.ModelIDs, Kind: "openai"}}
+	m := meshtest.StartRefs(t, bins, refs, meshtest.Options{RouterArgs: []string{"-model-alias", "default=lm-chat"}, NoModelWait: true})
+	m.WaitModels(t, 5) // the four models and the alias
+
+	t.Run("show says what the probe knows", func(t *testing.T) {
+		for model, want := range map[string][]any{"lm-embed": {"embedding"}, "lm-chat": {"completion"}, "raw.gguf": {"completion"}} {
+			resp, objs := ndjson(t, m, "/api/show", `{"model":"`+model+`"}`)
+			require.Equal(t, http.StatusOK, resp.StatusCode, model)
+			require.Len(t, objs, 1)
+			assert.Equal(t, want, objs[0]["capabilities"], model)
+		}
+	})
+
+	t.Run("raw goes untemplated to /v1/completions", func(t *testing.T) {
+		resp, objs := ndjson(t, m, "/api/generate", `{"model":"raw.gguf","prompt":"<|im_start|>user\nhi","raw":true}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "application/x-ndjson", resp.Header.Get("Content-Type"))
+		assert.Equal(t, simnode.Content(3), content(objs, "response"))
+		assert.Equal(t, true, objs[len(objs)-1]["done"])
+		assert.EqualValues(t, 3, objs[len(objs)-1]["eval_count"])
+
+		_, objs = ndjson(t, m, "/api/generate", `{"model":"raw.gguf","prompt":"once","raw":true,"stream":false}`)
+		require.Len(t, objs, 1)
+		assert.Equal(t, simnode.Content(3), objs[0]["response"])
+		assert.EqualValues(t, 2, llama.Stats().Requests["POST /v1/completions"])
+		assert.Zero(t, llama.Stats().Requests["POST /v1/chat/completions"], "never a templated chat")
+	})
+
+	t.Run("suffix where the kind takes it", func(t *testing.T) {
+		resp, objs := ndjson(t, m, "/api/generate", `{"model":"coder","prompt":"def f():","suffix":"\nf()","stream":false}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Len(t, objs, 1)
+		assert.Equal(t, simnode.Content(3), objs[0]["response"])
+		assert.EqualValues(t, 1, fim.Stats().Requests["POST /v1/completions"])
+	})
+
+	t.Run("what a kind cannot honour is refused in Ollama's shape", func(t *testing.T) {
+		for body, want := range map[string]string{
+			`{"model":"raw.gguf","prompt":"a","suffix":"b"}`:                  "suffix is not supported on llamacpp nodes",
+			`{"model":"lm-chat","prompt":"a","template":"{{ .Prompt }}"}`:     "template is not supported on lmstudio nodes",
+			`{"model":"lm-chat","prompt":"a","context":[1,2],"stream":false}`: "context is not supported on lmstudio nodes",
+		} {
+			resp, objs := ndjson(t, m, "/api/generate", body)
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+			require.Len(t, objs, 1, body)
+			assert.Contains(t, objs[0]["error"], want, body)
+		}
+	})
+
+	t.Run("aliases are in tags", func(t *testing.T) {
+		var tags struct {
+			Models []struct {
+				Name, Digest string
+				Size         int64
+			} `json:"models"`
+		}
+		getJSON(t, m.RESTURL+"/api/tags", &tags)
+		byName := map[string]int{}
+		for i, mo := range tags.Models {
+			byName[mo.Name] = i
+		}
+		require.Contains(t, byName, "default")
+		assert.Equal(t, tags.Models[byName["lm-chat"]].Digest, tags.Models[byName["default"]].Digest, "the alias has its model's digest")
+		_, objs := ndjson(t, m, "/api/chat", `{"model":"default","messages":[{"role":"user","content":"hi"}],"stream":false}`)
+		require.Len(t, objs, 1)
+		assert.Equal(t, simnode.Content(3), objs[0]["message"].(map[string]any)["content"], "and it answers")
 	})
 }
 

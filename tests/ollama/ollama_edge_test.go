@@ -105,6 +105,48 @@ func TestOllamaEdgeAgainstRealOllama(t *testing.T) {
 		assert.ElementsMatch(t, []string{"tiny-chat:latest", "tiny-embed:latest"}, names)
 	})
 
+	// The chat and embed above loaded a model (or two): the edge's tags and
+	// ps say of them what the node itself says (ps as of the node's last
+	// probe; expires_at moves with every use, so it is left out).
+	t.Run("tags and ps details are the node's", func(t *testing.T) {
+		type entry struct {
+			Name          string         `json:"name"`
+			Size          int64          `json:"size"`
+			Digest        string         `json:"digest"`
+			Details       map[string]any `json:"details"`
+			SizeVRAM      int64          `json:"size_vram"`
+			ContextLength int64          `json:"context_length"`
+		}
+		list := func(t require.TestingT, url string) map[string]entry {
+			resp, err := http.Get(url)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var r struct {
+				Models []entry `json:"models"`
+			}
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+			out := map[string]entry{}
+			for _, e := range r.Models {
+				out[e.Name] = e
+			}
+			return out
+		}
+		node, edge := list(t, a.URL+"/api/tags"), list(t, m.RESTURL+"/api/tags")
+		require.Len(t, node, 2)
+		assert.Equal(t, node, edge)
+		assert.Equal(t, "gguf", node["tiny-chat:latest"].Details["format"], "a real node reports details to compare")
+
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			node, edge := list(c, a.URL+"/api/ps"), list(c, m.RESTURL+"/api/ps")
+			if assert.NotEmpty(c, node) {
+				assert.Equal(c, node, edge)
+			}
+		}, 30*time.Second, 100*time.Millisecond, "the edge's /api/ps never matched the node's")
+		for name, p := range list(t, a.URL+"/api/ps") {
+			assert.NotEqual(t, node[name].Size, p.Size, "%s: loaded and on-disk sizes differ, so the comparison above tells them apart", name)
+		}
+	})
+
 	t.Run("unknown model is Ollama's 404", func(t *testing.T) {
 		resp := post(t, "/api/chat", `{"model":"nope","messages":[{"role":"user","content":"hi"}]}`)
 		assert.Equal(t, http.StatusNotFound, resp.StatusCode)

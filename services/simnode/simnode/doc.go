@@ -51,8 +51,8 @@
 //
 // Model metadata is fixed: modified_at is 2026-01-02T03:04:05Z (and
 // "created" its Unix time), digest is the hex SHA-256 of the name, size is
-// 1 GiB plus a 32-bit FNV-1a hash of the name modulo 1 GiB, size_vram equals
-// size, context_length is 4096, expires_at is now + 5m (RFC 3339 with
+// 1 GiB plus a 32-bit FNV-1a hash of the name modulo 1 GiB (/api/ps adds 32 MiB
+// of KV cache to it, and size_vram equals that), context_length is 4096, expires_at is now + 5m (RFC 3339 with
 // nanoseconds), and details are {"parent_model":"","format":"gguf",
 // "family":"llama","families":["llama"],"parameter_size":"1B",
 // "quantization_level":"Q4_0"}.

@@ -19,6 +19,9 @@ func modifiedAt() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 const (
 	keepAlive     = 5 * time.Minute // Ollama's default OLLAMA_KEEP_ALIVE
 	contextLength = 4096
+	// kvCacheBytes is what a loaded model takes beyond its size on disk,
+	// so that /api/ps's size differs from /api/tags' as on a real Ollama.
+	kvCacheBytes = contextLength * 8 << 10
 )
 
 // modelDetails mirrors Ollama's api.ModelDetails.
@@ -132,7 +135,7 @@ func (s *Server) handlePS(w http.ResponseWriter, _ *http.Request) {
 	expires := time.Unix(0, s.lastUse.Load()).Add(keepAlive).UTC()
 	models := make([]psModel, 0, len(s.cfg.Loaded))
 	for _, m := range s.cfg.Loaded {
-		size := modelSize(m)
+		size := modelSize(m) + kvCacheBytes // in memory: the weights and the KV cache
 		models = append(models, psModel{
 			Name:          m,
 			Model:         m,

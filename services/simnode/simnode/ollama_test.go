@@ -51,9 +51,9 @@ func TestPSReportsLoadedModels(t *testing.T) {
 		loaded []string
 		want   string
 	}{
-		{"one loaded", []string{"qwen3:0.6b"}, `{"models":[{"name":"qwen3:0.6b","model":"qwen3:0.6b","size":1643555901,` +
+		{"one loaded", []string{"qwen3:0.6b"}, `{"models":[{"name":"qwen3:0.6b","model":"qwen3:0.6b","size":1677110333,` +
 			`"digest":"514cf42a1ceb1dee40909507b7b0f29ef9e471786ec0d58304e75ae68cf34c10",` + details1B +
-			`,"size_vram":1643555901,"context_length":4096}]}`},
+			`,"size_vram":1677110333,"context_length":4096}]}`},
 		{"nil means all", nil, ""},
 		{"empty means none", []string{}, `{"models":[]}`},
 	}

@@ -42,16 +42,24 @@ type TagModel struct {
 	ModifiedAt time.Time `json:"modified_at"`
 	Size       int64     `json:"size"`
 	Digest     string    `json:"digest"`
-	Details    struct {
-		Family   string   `json:"family"`
-		Families []string `json:"families"`
-	} `json:"details"`
+	Details    Details   `json:"details"`
+}
+
+// Details is a model's details in /api/tags and /api/ps.
+type Details struct {
+	Format            string   `json:"format"`
+	Family            string   `json:"family"`
+	Families          []string `json:"families"`
+	ParameterSize     string   `json:"parameter_size"`
+	QuantizationLevel string   `json:"quantization_level"`
 }
 
 // PSModel is one entry of GET /api/ps.
 type PSModel struct {
-	Name      string    `json:"name"`
-	Model     string    `json:"model"`
+	Name  string `json:"name"`
+	Model string `json:"model"`
+	// Size is the memory the loaded model takes (weights, KV cache and
+	// graph), not its size on disk.
 	Size      int64     `json:"size"`
 	SizeVRAM  int64     `json:"size_vram"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -145,13 +153,18 @@ func (c *Client) Probe(ctx context.Context, types *TypeCache) (*nodev1.ProbeResu
 			Type:      mtypes[i],
 			Digest:    t.Digest,
 			Family:    t.Details.Family,
+			Families:  t.Details.Families,
+
+			Format:            t.Details.Format,
+			ParameterSize:     t.Details.ParameterSize,
+			QuantizationLevel: t.Details.QuantizationLevel,
 		}
 		p, ok := loaded[t.Name]
 		if !ok {
 			p, ok = loaded[t.Model]
 		}
 		if ok {
-			mi.Loaded, mi.SizeVram, mi.ContextLength = true, p.SizeVRAM, p.ContextLength
+			mi.Loaded, mi.SizeVram, mi.ContextLength, mi.LoadedSizeBytes = true, p.SizeVRAM, p.ContextLength, p.Size
 			if !p.ExpiresAt.IsZero() {
 				mi.ExpiresAt = timestamppb.New(p.ExpiresAt)
 			}

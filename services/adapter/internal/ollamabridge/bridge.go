@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/silence"
@@ -18,12 +19,18 @@ import (
 
 // Bridge answers Ollama API requests through a node's OpenAI API.
 type Bridge struct {
-	oa     API
-	nodeID string
+	oa        API
+	nodeID    string
+	kind      nodev1.Kind
+	apiKey    bool
+	modelType nodev1.ModelType
 }
 
-// New returns a bridge over the node's OpenAI-compatible client.
-func New(oa API, nodeID string) *Bridge { return &Bridge{oa: oa, nodeID: nodeID} }
+// New returns a bridge over node's API in OpenAI's terms, for a request
+// for a model of modelType (what the node's probe found).
+func New(oa API, node *nodev1.Node, modelType nodev1.ModelType) *Bridge {
+	return &Bridge{oa: oa, nodeID: node.GetId(), kind: node.GetKind(), apiKey: node.GetApiKeyEnv() != "", modelType: modelType}
+}
 
 // API is a node's API in OpenAI's terms, as the adapter speaks it (the
 // OpenAI-compatible client, or a translation such as Anthropic's).
@@ -33,6 +40,15 @@ type API interface {
 	ChatStream(context.Context, *openaiv1.ChatCompletionRequest, func(*openaiv1.ChatCompletionChunk) error) error
 	Embed(context.Context, *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error)
 	ListModels(context.Context) (*openaiv1.ModelList, error)
+}
+
+// Completer is a node's legacy prompt completions API (/v1/completions),
+// which OpenAI-compatible nodes have and Anthropic's Messages API has not:
+// what /api/generate uses to send a prompt untemplated.
+type Completer interface {
+	Complete(context.Context, *openaiv1.CompletionRequest) (*openaiv1.Completion, error)
+	CompleteFolded(ctx context.Context, req *openaiv1.CompletionRequest, firstToken, idle time.Duration) (*openaiv1.Completion, error)
+	CompleteStream(context.Context, *openaiv1.CompletionRequest, func(*openaiv1.Completion) error) error
 }
 
 func invalid(err error) error {
@@ -56,7 +72,7 @@ func (b *Bridge) Serve(ctx context.Context, endpoint adapterv1.OllamaEndpoint, b
 		if err := decode(body, &req); err != nil {
 			return invalid(err)
 		}
-		return b.chat(ctx, req.chat(), true, firstToken, idle, send)
+		return b.generate(ctx, &req, firstToken, idle, send)
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS:
 		return b.embed(ctx, endpoint == adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS, body, send)
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_SHOW:
@@ -409,11 +425,31 @@ func (b *Bridge) show(ctx context.Context, body []byte, send func([]byte) error)
 		"details": map[string]any{"parent_model": "", "format": "", "family": "", "families": nil,
 			"parameter_size": "", "quantization_level": ""},
 		"model_info":   map[string]any{"general.owned_by": found.GetOwnedBy()},
-		"capabilities": []string{"completion", "tools"},
+		"capabilities": b.capabilities(),
 	}
 	if found.GetCreated() > 0 {
 		out["modified_at"] = time.Unix(found.GetCreated(), 0).UTC().Format(time.RFC3339)
 	}
 	raw, _ := json.Marshal(out)
 	return send(raw)
+}
+
+// capabilities are /api/show's capabilities of the model, from what the
+// mesh knows: its type from the node's probe, and whether the node's kind
+// takes OpenAI tools for every chat model. Cloud APIs do (OpenAI and the
+// like behind a key, Anthropic through the Messages translation). Local
+// servers are left out because tool calls there depend on how the server
+// was started or on the model: vLLM needs --enable-auto-tool-choice and a
+// --tool-call-parser, llama-server --jinja and a template with tools, and
+// LM Studio falls back to its own prompt for models without tool support;
+// a client told "tools" would get an error or a call-less answer instead.
+func (b *Bridge) capabilities() []string {
+	if b.modelType == nodev1.ModelType_MODEL_TYPE_EMBEDDING {
+		return []string{"embedding"}
+	}
+	caps := []string{"completion"}
+	if b.kind == nodev1.Kind_KIND_ANTHROPIC || (b.kind == nodev1.Kind_KIND_OPENAI && b.apiKey) {
+		caps = append(caps, "tools")
+	}
+	return caps
 }

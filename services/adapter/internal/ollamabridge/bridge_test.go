@@ -16,9 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/anthropic"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/openaicompat"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
@@ -58,6 +60,14 @@ func (n *node) last(t *testing.T) received {
 // bridge over the adapter's real OpenAI-compatible client for it.
 func newBridge(t *testing.T, answer http.HandlerFunc) (*Bridge, *node) {
 	t.Helper()
+	return newBridgeFor(t, &nodev1.Node{Id: "n1", Kind: nodev1.Kind_KIND_VLLM}, nodev1.ModelType_MODEL_TYPE_UNSPECIFIED, answer)
+}
+
+// newBridgeFor starts a node of spec's kind (its base URL filled in)
+// answering with answer and returns a bridge over the adapter's real
+// client for it, for a model of type mt.
+func newBridgeFor(t *testing.T, spec *nodev1.Node, mt nodev1.ModelType, answer http.HandlerFunc) (*Bridge, *node) {
+	t.Helper()
 	n := &node{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := received{route: r.Method + " " + r.URL.Path}
@@ -70,11 +80,18 @@ func newBridge(t *testing.T, answer http.HandlerFunc) (*Bridge, *node) {
 		answer(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	pool := nodeconn.NewPool(nodeconn.Options{})
+	// Every key variable a node names holds a key.
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(string) (string, bool) { return "test-key", true }})
 	t.Cleanup(pool.Close)
-	conn, err := pool.Client(&nodev1.Node{Id: "n1", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: srv.URL})
+	spec = proto.CloneOf(spec)
+	spec.BaseUrl = srv.URL
+	conn, err := pool.Client(spec)
 	require.NoError(t, err)
-	return New(openaicompat.New(conn), "n1"), n
+	var api API = openaicompat.New(conn)
+	if spec.GetKind() == nodev1.Kind_KIND_ANTHROPIC {
+		api = anthropic.New(conn)
+	}
+	return New(api, spec, mt), n
 }
 
 // serve runs one bridge request and returns the objects it sent, decoded.

@@ -67,14 +67,22 @@ type chatRequest struct {
 	Stream   *bool           `json:"stream"`
 }
 
+// generateRequest is Ollama's /api/generate body.
 type generateRequest struct {
 	Model   string          `json:"model"`
 	Prompt  string          `json:"prompt"`
+	Suffix  string          `json:"suffix"`
 	System  string          `json:"system"`
 	Images  []string        `json:"images"`
 	Format  json.RawMessage `json:"format"`
 	Options options         `json:"options"`
 	Stream  *bool           `json:"stream"`
+	// Raw sends the prompt as it is, already formatted for the model.
+	Raw bool `json:"raw"`
+	// Template and Context are refused (see generate); they are read to
+	// know that they were sent.
+	Template string          `json:"template"`
+	Context  json.RawMessage `json:"context"`
 }
 
 func decode(body []byte, v any) error {

@@ -54,7 +54,7 @@ func (rs routes) serve(t *testing.T) string {
 const (
 	version = `{"version":"0.17.4"}`
 	tags    = `{"models":[
-		{"name":"llama3:8b","model":"llama3:8b","modified_at":"2026-05-06T10:19:05.160446238-07:00","size":4661224676,"digest":"365c0bd3c000","details":{"format":"gguf","family":"llama"}},
+		{"name":"llama3:8b","model":"llama3:8b","modified_at":"2026-05-06T10:19:05.160446238-07:00","size":4661224676,"digest":"365c0bd3c000","details":{"parent_model":"","format":"gguf","family":"llama","families":["llama"],"parameter_size":"8.0B","quantization_level":"Q4_0"}},
 		{"name":"nomic-embed-text:latest","model":"nomic-embed-text:latest","modified_at":"2026-01-02T03:04:05Z","size":274302450},
 		{"name":"jmorgan/tiny:q4","model":"jmorgan/tiny:q4","modified_at":"2026-01-02T03:04:05Z","size":1000}]}`
 	ps = `{"models":[{"name":"llama3:8b","model":"llama3:8b","size":5137025024,"size_vram":5137025024,"expires_at":"2026-06-04T14:38:31.83753-07:00","context_length":8192}]}`
@@ -89,7 +89,15 @@ func TestOllamaUp(t *testing.T) {
 	assert.Equal(t, "llama3:8b", m.GetId())
 	assert.True(t, m.GetLoaded())
 	assert.EqualValues(t, 8192, m.GetContextLength())
-	assert.EqualValues(t, 4661224676, m.GetSizeBytes())
+	assert.EqualValues(t, 4661224676, m.GetSizeBytes(), "the size on disk, from /api/tags")
+	assert.EqualValues(t, 5137025024, m.GetLoadedSizeBytes(), "the size in memory, from /api/ps")
+	assert.Equal(t, "gguf", m.GetFormat())
+	assert.Equal(t, "llama", m.GetFamily())
+	assert.Equal(t, []string{"llama"}, m.GetFamilies())
+	assert.Equal(t, "8.0B", m.GetParameterSize())
+	assert.Equal(t, "Q4_0", m.GetQuantizationLevel())
+	assert.Zero(t, res.GetModels()[1].GetLoadedSizeBytes(), "not loaded")
+	assert.Empty(t, res.GetModels()[1].GetFormat(), "no details reported")
 	assert.Equal(t, time.Date(2026, 5, 6, 17, 19, 5, 0, time.UTC).Unix(), m.GetCreated())
 	assert.Equal(t, "library", m.GetOwnedBy())
 	assert.False(t, res.GetModels()[1].GetLoaded())

@@ -187,7 +187,7 @@ func (s *Server) Ollama(req *adapterv1.OllamaRequest, stream grpc.ServerStreamin
 	if req.GetNode().GetKind() == nodev1.Kind_KIND_OLLAMA {
 		err = ollama.New(conn).Native(ctx, path, req.GetBody(), firstToken, idle, send)
 	} else {
-		err = ollamabridge.New(api(conn), req.GetNode().GetId()).Serve(ctx, req.GetEndpoint(), req.GetBody(), firstToken, idle, send)
+		err = ollamabridge.New(api(conn), req.GetNode(), req.GetModelType()).Serve(ctx, req.GetEndpoint(), req.GetBody(), firstToken, idle, send)
 	}
 	s.done(ctx, "Ollama "+path, req.GetNode(), model.Model+model.Name, start, err)
 	return err

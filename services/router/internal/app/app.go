@@ -101,7 +101,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		httpLis.Close()
 		return err
 	}
-	ollama := ollamaedge.New(ollamaedge.Options{Routing: router, Table: table, Log: log,
+	ollama := ollamaedge.New(ollamaedge.Options{Routing: router, Table: table, Routes: cfg.Routes, Log: log,
 		MaxBodyBytes: cfg.MaxBodyBytes})
 	hsrv := &http.Server{Handler: bothAPIs(rest, ollama), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),

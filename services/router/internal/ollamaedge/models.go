@@ -3,14 +3,15 @@ package ollamaedge
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"time"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 )
 
-// details is Ollama's model details: the family when the node reported
-// it; the rest is not in the mesh's node state, so it is empty rather than
-// guessed.
+// details is Ollama's model details, as far as the node reported them
+// (Ollama nodes report them all; other kinds at most the family): what
+// is not known is empty rather than guessed.
 type details struct {
 	ParentModel       string   `json:"parent_model"`
 	Format            string   `json:"format"`
@@ -62,42 +63,86 @@ func modified(m *nodev1.ModelInfo) time.Time {
 	return zeroTime
 }
 
-// tags is /api/tags: every model a healthy node serves, once.
+// tags is /api/tags: every model a healthy node serves, once, then each
+// configured alias whose model is served, as its own entry with that
+// model's details (Ollama clients can only pick a name the list has).
 func (h *Handler) tags() any {
 	models := h.opts.Table.Snapshot().Models()
 	out := make([]tagModel, 0, len(models))
 	for _, m := range models {
-		out = append(out, tagModel{Name: m.GetId(), Model: m.GetId(), ModifiedAt: modified(m), Size: m.GetSizeBytes(),
-			Digest: digestOf(m), Details: detailsOf(m)})
+		out = append(out, tagEntry(m.GetId(), m))
+	}
+	byName := map[string]*nodev1.ModelInfo{}
+	for _, m := range models {
+		for _, a := range m.GetAliases() {
+			if byName[a] == nil {
+				byName[a] = m
+			}
+		}
+	}
+	for _, m := range models {
+		byName[m.GetId()] = m // a model's own id wins over another's alias
+	}
+	if h.opts.Routes != nil {
+		for _, alias := range h.opts.Routes.Aliases() {
+			if m := byName[h.opts.Routes.Resolve(alias).Model]; m != nil && byName[alias] == nil {
+				out = append(out, tagEntry(alias, m))
+			}
+		}
 	}
 	return map[string]any{"models": out}
+}
+
+func tagEntry(name string, m *nodev1.ModelInfo) tagModel {
+	return tagModel{Name: name, Model: name, ModifiedAt: modified(m), Size: m.GetSizeBytes(), Digest: digestOf(m), Details: detailsOf(m)}
 }
 
 // ps is /api/ps: the models loaded in memory on healthy nodes, once per
-// model (the first node in id order that has it loaded).
+// model. A model loaded on several nodes is shown as on the one where it
+// stays loaded longest (latest expires_at; a node that never unloads
+// wins), and the list is ordered by that expiry, longest first, as
+// Ollama orders its own.
 func (h *Handler) ps() any {
-	seen := map[string]bool{}
-	out := []psModel{}
+	best := map[string]*nodev1.ModelInfo{}
+	var ids []string
 	for _, p := range h.opts.Table.Snapshot().Loaded() {
 		id := p.Model.GetId()
-		if seen[id] {
-			continue
+		have, ok := best[id]
+		if !ok {
+			ids = append(ids, id)
 		}
-		seen[id] = true
-		expires := forever // a model that is never unloaded (vLLM, llama.cpp, cloud)
-		if t := p.Model.GetExpiresAt(); t != nil {
-			expires = t.AsTime()
+		if !ok || expiry(p.Model).After(expiry(have)) {
+			best[id] = p.Model
 		}
-		out = append(out, psModel{Name: id, Model: id, Size: p.Model.GetSizeBytes(), Digest: digestOf(p.Model),
-			Details: detailsOf(p.Model), ExpiresAt: expires, SizeVRAM: p.Model.GetSizeVram(),
-			ContextLength: p.Model.GetContextLength()})
+	}
+	slices.SortStableFunc(ids, func(a, b string) int { return expiry(best[b]).Compare(expiry(best[a])) })
+	out := make([]psModel, 0, len(ids))
+	for _, id := range ids {
+		m := best[id]
+		size := m.GetLoadedSizeBytes()
+		if size == 0 {
+			size = m.GetSizeBytes() // the node reports no loaded size (kinds other than ollama)
+		}
+		out = append(out, psModel{Name: id, Model: id, Size: size, Digest: digestOf(m),
+			Details: detailsOf(m), ExpiresAt: expiry(m), SizeVRAM: m.GetSizeVram(),
+			ContextLength: m.GetContextLength()})
 	}
 	return map[string]any{"models": out}
 }
 
+// expiry is when a loaded model will be unloaded: as the node says, or
+// never (vLLM, llama.cpp and cloud nodes keep their models loaded).
+func expiry(m *nodev1.ModelInfo) time.Time {
+	if t := m.GetExpiresAt(); t != nil {
+		return t.AsTime()
+	}
+	return forever
+}
+
 func detailsOf(m *nodev1.ModelInfo) details {
-	d := details{Family: m.GetFamily()}
-	if d.Family != "" {
+	d := details{Format: m.GetFormat(), Family: m.GetFamily(), Families: m.GetFamilies(),
+		ParameterSize: m.GetParameterSize(), QuantizationLevel: m.GetQuantizationLevel()}
+	if len(d.Families) == 0 && d.Family != "" {
 		d.Families = []string{d.Family}
 	}
 	return d

@@ -32,6 +32,7 @@ import (
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"google.golang.org/grpc/codes"
@@ -48,6 +49,9 @@ const DefaultMaxBodyBytes = 32 << 20
 type Options struct {
 	Routing *routing.Router
 	Table   *nodetable.Table
+	// Routes are the configured model aliases /api/tags lists (the same
+	// table routing resolves them with); nil lists none.
+	Routes *modelroutes.Table
 	// Log gets the edge's own messages.
 	Log          *slog.Logger
 	MaxBodyBytes int64 // ≤ 0 means DefaultMaxBodyBytes

@@ -28,6 +28,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
+	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 )
@@ -91,20 +92,27 @@ func serveAdapter(t *testing.T, fake *fakeAdapter) adapterv1.AdapterServiceClien
 	return adapterv1.NewAdapterServiceClient(conn)
 }
 
-// mesh is two healthy nodes and one down node: "a" serves llama3 (loaded)
-// and nomic, "b" serves llama3 and qwen (loaded), "c" is down with gone.
+// mesh is two healthy nodes and one down node: "a" serves llama3 (loaded
+// until 2030) and nomic, "b" serves llama3 (loaded until 2031) and qwen
+// (loaded for good), "c" is down with gone.
 func mesh() *nodetable.Table {
 	exp := timestamppb.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	later := timestamppb.New(time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC))
 	t := nodetable.New()
 	t.Apply(&healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: []*nodev1.NodeState{{
 		Node: &nodev1.Node{Id: "a"}, Status: nodev1.Status_STATUS_UP,
 		Models: []*nodev1.ModelInfo{
-			{Id: "llama3", Loaded: true, SizeBytes: 100, SizeVram: 80, Digest: "d1", Family: "llama", Created: 1700000000, ExpiresAt: exp, ContextLength: 4096},
-			{Id: "nomic", SizeBytes: 10},
+			{Id: "llama3", Loaded: true, SizeBytes: 100, SizeVram: 80, Digest: "d1", Family: "llama", Created: 1700000000, ExpiresAt: exp, ContextLength: 4096,
+				Format: "gguf", ParameterSize: "127K", QuantizationLevel: "Q8_0", LoadedSizeBytes: 120},
+			{Id: "nomic", SizeBytes: 10, Type: nodev1.ModelType_MODEL_TYPE_EMBEDDING},
 		},
 	}, {
 		Node: &nodev1.Node{Id: "b"}, Status: nodev1.Status_STATUS_UP,
-		Models: []*nodev1.ModelInfo{{Id: "llama3", Loaded: true, SizeBytes: 999}, {Id: "qwen", Loaded: true, SizeBytes: 50, SizeVram: 50}},
+		Models: []*nodev1.ModelInfo{
+			{Id: "llama3", Loaded: true, SizeBytes: 100, SizeVram: 200, Digest: "d1", Family: "llama", Families: []string{"llama", "clip"}, ExpiresAt: later, ContextLength: 8192,
+				Format: "gguf", ParameterSize: "127K", QuantizationLevel: "Q8_0", LoadedSizeBytes: 250},
+			{Id: "qwen", Loaded: true, SizeBytes: 50, SizeVram: 50},
+		},
 	}, {
 		Node: &nodev1.Node{Id: "c"}, Status: nodev1.Status_STATUS_DOWN,
 		Models: []*nodev1.ModelInfo{{Id: "gone", Loaded: true}},
@@ -116,8 +124,12 @@ func mesh() *nodetable.Table {
 func edge(t *testing.T, fake *fakeAdapter, maxBody int64) *httptest.Server {
 	t.Helper()
 	table := mesh()
-	router := routing.New(table, serveAdapter(t, fake), routing.Options{MaxAttempts: 1})
-	srv := httptest.NewServer(New(Options{Routing: router, Table: table, Log: slog.New(slog.DiscardHandler), MaxBodyBytes: maxBody}))
+	routes := &modelroutes.Table{}
+	for _, a := range []string{"default=llama3", "embedder=nomic@gpu", "ghost=missing"} {
+		require.NoError(t, routes.AddAlias(a))
+	}
+	router := routing.New(table, serveAdapter(t, fake), routing.Options{MaxAttempts: 1, Routes: routes})
+	srv := httptest.NewServer(New(Options{Routing: router, Table: table, Routes: routes, Log: slog.New(slog.DiscardHandler), MaxBodyBytes: maxBody}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -200,14 +212,19 @@ func TestTagsAndPS(t *testing.T) {
 
 	resp, body := do(t, srv, "GET", "/api/tags", "")
 	require.Equal(t, 200, resp.StatusCode)
+	llama3 := `"modified_at":"2023-11-14T22:13:20Z","size":100,"digest":"d1",
+		 "details":{"parent_model":"","format":"gguf","family":"llama","families":["llama"],"parameter_size":"127K","quantization_level":"Q8_0"}`
+	nomic := `"modified_at":"0001-01-01T00:00:00Z","size":10,"digest":"531e67a59846756e7b8c8ba5b7e33ae8991351b0c656f95171409fbda8115de8",
+		 "details":{"parent_model":"","format":"","family":"","families":null,"parameter_size":"","quantization_level":""}`
 	assert.JSONEq(t, `{"models":[
-		{"name":"llama3","model":"llama3","modified_at":"2023-11-14T22:13:20Z","size":100,"digest":"d1",
-		 "details":{"parent_model":"","format":"","family":"llama","families":["llama"],"parameter_size":"","quantization_level":""}},
-		{"name":"nomic","model":"nomic","modified_at":"0001-01-01T00:00:00Z","size":10,"digest":"531e67a59846756e7b8c8ba5b7e33ae8991351b0c656f95171409fbda8115de8",
-		 "details":{"parent_model":"","format":"","family":"","families":null,"parameter_size":"","quantization_level":""}},
+		{"name":"llama3","model":"llama3",`+llama3+`},
+		{"name":"nomic","model":"nomic",`+nomic+`},
 		{"name":"qwen","model":"qwen","modified_at":"0001-01-01T00:00:00Z","size":50,"digest":"67f2d22514622d1be30c14ee9f3cb104503a159a33a656ca91a1953aa9616429",
-		 "details":{"parent_model":"","format":"","family":"","families":null,"parameter_size":"","quantization_level":""}}]}`, body,
-		"each model of a healthy node once; the down node's model is not listed; a node without digests gets the SHA-256 of the model id")
+		 "details":{"parent_model":"","format":"","family":"","families":null,"parameter_size":"","quantization_level":""}},
+		{"name":"default","model":"default",`+llama3+`},
+		{"name":"embedder","model":"embedder",`+nomic+`}]}`, body,
+		"each model of a healthy node once, with the details its node reported; the down node's model is not listed; "+
+			"a node without digests gets the SHA-256 of the model id; each alias of a served model with that model's details")
 
 	resp, body = do(t, srv, "GET", "/api/ps", "")
 	require.Equal(t, 200, resp.StatusCode)
@@ -217,6 +234,7 @@ func TestTagsAndPS(t *testing.T) {
 			Size      int64     `json:"size"`
 			SizeVRAM  int64     `json:"size_vram"`
 			ExpiresAt time.Time `json:"expires_at"`
+			Details   details   `json:"details"`
 			// A pointer, to tell an omitted context_length from 0.
 			ContextLength *int32 `json:"context_length"`
 		} `json:"models"`
@@ -226,16 +244,18 @@ func TestTagsAndPS(t *testing.T) {
 	for _, m := range ps.Models {
 		names = append(names, m.Name)
 	}
-	assert.ElementsMatch(t, []string{"llama3", "qwen"}, names, "loaded models on healthy nodes, once each")
+	assert.Equal(t, []string{"qwen", "llama3"}, names, "loaded models on healthy nodes, once each, longest remaining first")
 	for _, m := range ps.Models {
 		if m.Name == "llama3" {
-			assert.Equal(t, int64(100), m.Size, "the first node in id order")
-			assert.Equal(t, int64(80), m.SizeVRAM)
-			assert.Equal(t, time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), m.ExpiresAt)
+			assert.Equal(t, int64(250), m.Size, "the loaded size of node b, where the model stays loaded longest")
+			assert.Equal(t, int64(200), m.SizeVRAM)
+			assert.Equal(t, time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC), m.ExpiresAt)
 			if assert.NotNil(t, m.ContextLength) {
-				assert.Equal(t, int32(4096), *m.ContextLength)
+				assert.Equal(t, int32(8192), *m.ContextLength)
 			}
+			assert.Equal(t, details{Format: "gguf", Family: "llama", Families: []string{"llama", "clip"}, ParameterSize: "127K", QuantizationLevel: "Q8_0"}, m.Details)
 		} else {
+			assert.Equal(t, int64(50), m.Size, "no loaded size reported: the size")
 			assert.Nil(t, m.ContextLength, "not reported by the node: left out")
 			assert.Greater(t, m.ExpiresAt.Year(), time.Now().Year()+20, "a node that never unloads: Ollama's clients show Forever")
 		}
@@ -312,6 +332,21 @@ func TestAnswers(t *testing.T) {
 			assert.Equal(t, tt.body, string(calls[0].GetBody()), "the body travels on verbatim")
 		})
 	}
+}
+
+// TestModelTypeReachesTheAdapter: the adapter describes a model of a node
+// without /api/show from what the probe found, so the call says it.
+func TestModelTypeReachesTheAdapter(t *testing.T) {
+	fake := &fakeAdapter{answers: map[string]answer{"a": {objects: []string{`{"capabilities":["embedding"]}`}}, "b": {objects: []string{`{}`}}}}
+	srv := edge(t, fake, 0)
+	resp, body := do(t, srv, "POST", "/api/show", `{"model":"nomic"}`)
+	require.Equal(t, 200, resp.StatusCode, body)
+	resp, body = do(t, srv, "POST", "/api/show", `{"model":"qwen"}`)
+	require.Equal(t, 200, resp.StatusCode, body)
+	calls := fake.Calls()
+	require.Len(t, calls, 2)
+	assert.Equal(t, nodev1.ModelType_MODEL_TYPE_EMBEDDING, calls[0].GetModelType())
+	assert.Equal(t, nodev1.ModelType_MODEL_TYPE_UNSPECIFIED, calls[1].GetModelType(), "not known")
 }
 
 // TestStreamedObjectsArriveOneByOne reads a stream line by line while the

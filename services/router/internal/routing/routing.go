@@ -260,7 +260,8 @@ func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.Ol
 	return streamTry(r, ctx, route, streamed, func(ctx context.Context, c nodetable.Candidate, _ *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.OllamaResponse], error) {
 		// The adapter folds non-streamed answers itself, so it is given
 		// the first-token bound as for a unary call.
-		return r.adapter.Ollama(ctx, &adapterv1.OllamaRequest{Node: c.Node, Endpoint: endpoint, Body: body, Timeouts: r.unaryTimeouts(c)})
+		return r.adapter.Ollama(ctx, &adapterv1.OllamaRequest{Node: c.Node, Endpoint: endpoint, Body: body, Timeouts: r.unaryTimeouts(c),
+			ModelType: c.Type})
 	}, func(m *adapterv1.OllamaResponse, _ bool) error { return send(m.GetObject()) })
 }
 

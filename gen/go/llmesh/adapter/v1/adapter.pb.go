@@ -797,7 +797,10 @@ type OllamaRequest struct {
 	Body []byte `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
 	// timeouts: with first_token set, the call fails with UNAVAILABLE
 	// (reason NODE_ANSWER_FAILED) when the node sends nothing within it.
-	Timeouts      *CallTimeouts `protobuf:"bytes,4,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	Timeouts *CallTimeouts `protobuf:"bytes,4,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	// model_type is what the model does on this node, from its probe: a
+	// node without Ollama's /api/show is described from it.
+	ModelType     v1.ModelType `protobuf:"varint,5,opt,name=model_type,json=modelType,proto3,enum=llmesh.node.v1.ModelType" json:"model_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -858,6 +861,13 @@ func (x *OllamaRequest) GetTimeouts() *CallTimeouts {
 		return x.Timeouts
 	}
 	return nil
+}
+
+func (x *OllamaRequest) GetModelType() v1.ModelType {
+	if x != nil {
+		return x.ModelType
+	}
+	return v1.ModelType(0)
 }
 
 // OllamaResponse is one JSON object of Ollama's answer (one NDJSON line,
@@ -958,12 +968,14 @@ const file_llmesh_adapter_v1_adapter_proto_rawDesc = "" +
 	"\arequest\x18\x02 \x01(\v2#.llmesh.openai.v1.CompletionRequestR\arequest\x12;\n" +
 	"\btimeouts\x18\x03 \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"L\n" +
 	"\x16CompleteStreamResponse\x122\n" +
-	"\x05chunk\x18\x01 \x01(\v2\x1c.llmesh.openai.v1.CompletionR\x05chunk\"\xc9\x01\n" +
+	"\x05chunk\x18\x01 \x01(\v2\x1c.llmesh.openai.v1.CompletionR\x05chunk\"\x83\x02\n" +
 	"\rOllamaRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12=\n" +
 	"\bendpoint\x18\x02 \x01(\x0e2!.llmesh.adapter.v1.OllamaEndpointR\bendpoint\x12\x12\n" +
 	"\x04body\x18\x03 \x01(\fR\x04body\x12;\n" +
-	"\btimeouts\x18\x04 \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"(\n" +
+	"\btimeouts\x18\x04 \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\x128\n" +
+	"\n" +
+	"model_type\x18\x05 \x01(\x0e2\x19.llmesh.node.v1.ModelTypeR\tmodelType\"(\n" +
 	"\x0eOllamaResponse\x12\x16\n" +
 	"\x06object\x18\x01 \x01(\fR\x06object*\xbe\x01\n" +
 	"\x0eOllamaEndpoint\x12\x1f\n" +
@@ -1024,6 +1036,7 @@ var file_llmesh_adapter_v1_adapter_proto_goTypes = []any{
 	(*v1.ProbeResult)(nil),            // 23: llmesh.node.v1.ProbeResult
 	(*v11.CompletionRequest)(nil),     // 24: llmesh.openai.v1.CompletionRequest
 	(*v11.Completion)(nil),            // 25: llmesh.openai.v1.Completion
+	(v1.ModelType)(0),                 // 26: llmesh.node.v1.ModelType
 }
 var file_llmesh_adapter_v1_adapter_proto_depIdxs = []int32{
 	16, // 0: llmesh.adapter.v1.ChatRequest.node:type_name -> llmesh.node.v1.Node
@@ -1054,25 +1067,26 @@ var file_llmesh_adapter_v1_adapter_proto_depIdxs = []int32{
 	16, // 25: llmesh.adapter.v1.OllamaRequest.node:type_name -> llmesh.node.v1.Node
 	0,  // 26: llmesh.adapter.v1.OllamaRequest.endpoint:type_name -> llmesh.adapter.v1.OllamaEndpoint
 	2,  // 27: llmesh.adapter.v1.OllamaRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	1,  // 28: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
-	4,  // 29: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
-	6,  // 30: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
-	10, // 31: llmesh.adapter.v1.AdapterService.Complete:input_type -> llmesh.adapter.v1.CompleteRequest
-	12, // 32: llmesh.adapter.v1.AdapterService.CompleteStream:input_type -> llmesh.adapter.v1.CompleteStreamRequest
-	14, // 33: llmesh.adapter.v1.AdapterService.Ollama:input_type -> llmesh.adapter.v1.OllamaRequest
-	8,  // 34: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
-	3,  // 35: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
-	5,  // 36: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
-	7,  // 37: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
-	11, // 38: llmesh.adapter.v1.AdapterService.Complete:output_type -> llmesh.adapter.v1.CompleteResponse
-	13, // 39: llmesh.adapter.v1.AdapterService.CompleteStream:output_type -> llmesh.adapter.v1.CompleteStreamResponse
-	15, // 40: llmesh.adapter.v1.AdapterService.Ollama:output_type -> llmesh.adapter.v1.OllamaResponse
-	9,  // 41: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
-	35, // [35:42] is the sub-list for method output_type
-	28, // [28:35] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	26, // 28: llmesh.adapter.v1.OllamaRequest.model_type:type_name -> llmesh.node.v1.ModelType
+	1,  // 29: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
+	4,  // 30: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
+	6,  // 31: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
+	10, // 32: llmesh.adapter.v1.AdapterService.Complete:input_type -> llmesh.adapter.v1.CompleteRequest
+	12, // 33: llmesh.adapter.v1.AdapterService.CompleteStream:input_type -> llmesh.adapter.v1.CompleteStreamRequest
+	14, // 34: llmesh.adapter.v1.AdapterService.Ollama:input_type -> llmesh.adapter.v1.OllamaRequest
+	8,  // 35: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
+	3,  // 36: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
+	5,  // 37: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
+	7,  // 38: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
+	11, // 39: llmesh.adapter.v1.AdapterService.Complete:output_type -> llmesh.adapter.v1.CompleteResponse
+	13, // 40: llmesh.adapter.v1.AdapterService.CompleteStream:output_type -> llmesh.adapter.v1.CompleteStreamResponse
+	15, // 41: llmesh.adapter.v1.AdapterService.Ollama:output_type -> llmesh.adapter.v1.OllamaResponse
+	9,  // 42: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
+	36, // [36:43] is the sub-list for method output_type
+	29, // [29:36] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_adapter_v1_adapter_proto_init() }

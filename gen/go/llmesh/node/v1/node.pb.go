@@ -550,8 +550,23 @@ type ModelInfo struct {
 	// context_length is the context window, in tokens, a loaded model runs
 	// with (Ollama /api/ps), when known.
 	ContextLength int32 `protobuf:"varint,15,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// format is the weights' file format, when known (Ollama's "gguf").
+	Format string `protobuf:"bytes,16,opt,name=format,proto3" json:"format,omitempty"`
+	// families are the architecture families the model combines (Ollama's
+	// details.families, e.g. ["llama"] or ["qwen2", "clip"]), when known.
+	Families []string `protobuf:"bytes,17,rep,name=families,proto3" json:"families,omitempty"`
+	// parameter_size is the model's size in parameters as the node words
+	// it (Ollama's "8.0B", "127K"), when known.
+	ParameterSize string `protobuf:"bytes,18,opt,name=parameter_size,json=parameterSize,proto3" json:"parameter_size,omitempty"`
+	// quantization_level is the weights' quantization (Ollama's "Q4_K_M"),
+	// when known.
+	QuantizationLevel string `protobuf:"bytes,19,opt,name=quantization_level,json=quantizationLevel,proto3" json:"quantization_level,omitempty"`
+	// loaded_size_bytes is how much memory a loaded model takes (Ollama
+	// /api/ps size, which differs from size_bytes, the size on disk), when
+	// known.
+	LoadedSizeBytes int64 `protobuf:"varint,20,opt,name=loaded_size_bytes,json=loadedSizeBytes,proto3" json:"loaded_size_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ModelInfo) Reset() {
@@ -664,6 +679,41 @@ func (x *ModelInfo) GetExpiresAt() *timestamppb.Timestamp {
 func (x *ModelInfo) GetContextLength() int32 {
 	if x != nil {
 		return x.ContextLength
+	}
+	return 0
+}
+
+func (x *ModelInfo) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetFamilies() []string {
+	if x != nil {
+		return x.Families
+	}
+	return nil
+}
+
+func (x *ModelInfo) GetParameterSize() string {
+	if x != nil {
+		return x.ParameterSize
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetQuantizationLevel() string {
+	if x != nil {
+		return x.QuantizationLevel
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetLoadedSizeBytes() int64 {
+	if x != nil {
+		return x.LoadedSizeBytes
 	}
 	return 0
 }
@@ -911,7 +961,7 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x11_requests_waitingB\x11\n" +
 	"\x0f_kv_cache_usageB\r\n" +
 	"\v_slots_busyB\x0e\n" +
-	"\f_slots_total\"\xff\x02\n" +
+	"\f_slots_total\"\xb5\x04\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06loaded\x18\x02 \x01(\bR\x06loaded\x12\x1d\n" +
@@ -927,7 +977,12 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\tsize_vram\x18\r \x01(\x03R\bsizeVram\x129\n" +
 	"\n" +
 	"expires_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12%\n" +
-	"\x0econtext_length\x18\x0f \x01(\x05R\rcontextLength\"\xc0\x02\n" +
+	"\x0econtext_length\x18\x0f \x01(\x05R\rcontextLength\x12\x16\n" +
+	"\x06format\x18\x10 \x01(\tR\x06format\x12\x1a\n" +
+	"\bfamilies\x18\x11 \x03(\tR\bfamilies\x12%\n" +
+	"\x0eparameter_size\x18\x12 \x01(\tR\rparameterSize\x12-\n" +
+	"\x12quantization_level\x18\x13 \x01(\tR\x11quantizationLevel\x12*\n" +
+	"\x11loaded_size_bytes\x18\x14 \x01(\x03R\x0floadedSizeBytes\"\xc0\x02\n" +
 	"\vProbeResult\x12\x0e\n" +
 	"\x02up\x18\x01 \x01(\bR\x02up\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
