@@ -125,13 +125,19 @@ func (s *Stats) Released() <-chan struct{} {
 	return s.released
 }
 
-// Begin records a request starting on id. Call the returned function
-// once the attempt is over: ttft is the time to its first token (0 when
-// none came), outcome whether the node itself failed and how; a failure
-// opens its breaker.
-func (s *Stats) Begin(id string) (end func(ttft time.Duration, outcome Outcome)) {
+// Begin records a request starting on id, unless id already has limit
+// requests in flight (limit 0: no limit): then ok is false and nothing is
+// recorded. Checking and counting are one step, so concurrent requests
+// never take a node past its limit. Call end once the attempt is over:
+// ttft is the time to its first token (0 when none came), outcome whether
+// the node itself failed and how; a failure opens its breaker.
+func (s *Stats) Begin(id string, limit int) (end func(ttft time.Duration, outcome Outcome), ok bool) {
 	s.mu.Lock()
 	n := s.get(id)
+	if limit > 0 && n.inFlight >= int64(limit) {
+		s.mu.Unlock()
+		return nil, false
+	}
 	n.inFlight++
 	trial := false
 	if !n.openUntil.IsZero() && !s.now().Before(n.openUntil) && !n.trial {
@@ -168,7 +174,7 @@ func (s *Stats) Begin(id string) (end func(ttft time.Duration, outcome Outcome))
 				}
 			}
 		})
-	}
+	}, true
 }
 
 // Recovered closes id's breaker at once when it was opened by a node that

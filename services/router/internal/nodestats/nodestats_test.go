@@ -1,6 +1,8 @@
 package nodestats
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +16,8 @@ func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func TestInFlightAndTTFT(t *testing.T) {
 	s := New(time.Second, nil)
-	end1 := s.Begin("a")
-	end2 := s.Begin("a")
+	end1 := begin(s, "a")
+	end2 := begin(s, "a")
 	assert.Equal(t, int64(2), s.Load("a").InFlight)
 	end1(100*time.Millisecond, Served)
 	end1(time.Hour, Served) // a second call changes nothing
@@ -31,7 +33,7 @@ func TestInFlightAndTTFT(t *testing.T) {
 func TestBreaker(t *testing.T) {
 	c := &clock{t: time.Unix(1000, 0)}
 	s := New(time.Second, c.now)
-	s.Begin("a")(0, Unreachable)
+	begin(s, "a")(0, Unreachable)
 	assert.True(t, s.Load("a").Open, "out at once")
 
 	c.advance(999 * time.Millisecond)
@@ -39,7 +41,7 @@ func TestBreaker(t *testing.T) {
 	c.advance(time.Millisecond)
 	assert.False(t, s.Load("a").Open, "cool-down over: a trial may go")
 
-	trial := s.Begin("a")
+	trial := begin(s, "a")
 	assert.True(t, s.Load("a").Open, "only one trial at a time")
 	trial(0, Unreachable)
 	c.advance(time.Second)
@@ -47,9 +49,9 @@ func TestBreaker(t *testing.T) {
 	c.advance(time.Second)
 	assert.False(t, s.Load("a").Open)
 
-	s.Begin("a")(50*time.Millisecond, Served)
+	begin(s, "a")(50*time.Millisecond, Served)
 	assert.False(t, s.Load("a").Open, "a good trial closes the breaker")
-	s.Begin("a")(0, Unreachable)
+	begin(s, "a")(0, Unreachable)
 	c.advance(time.Second)
 	assert.False(t, s.Load("a").Open, "and resets the cool-down")
 	assert.False(t, s.Load("b").Open, "other nodes are unaffected")
@@ -72,7 +74,7 @@ func TestRecoveredDependsOnTheFailure(t *testing.T) {
 		t.Run(tc.outcome.String(), func(t *testing.T) {
 			c := &clock{t: time.Unix(1000, 0)}
 			s := New(time.Hour, c.now)
-			s.Begin("a")(tc.ttft, tc.outcome)
+			begin(s, "a")(tc.ttft, tc.outcome)
 			assert.True(t, s.Load("a").Open, "out at once")
 			s.Recovered("a")
 			assert.Equal(t, tc.stillOut, s.Load("a").Open)
@@ -81,13 +83,13 @@ func TestRecoveredDependsOnTheFailure(t *testing.T) {
 			}
 			c.advance(time.Hour)
 			assert.False(t, s.Load("a").Open, "after the cool-down a trial may go")
-			trial := s.Begin("a")
+			trial := begin(s, "a")
 			s.Recovered("a")
 			assert.True(t, s.Load("a").Open, "the trial is in flight")
 			trial(40*time.Millisecond, Served)
 			assert.False(t, s.Load("a").Open, "a good trial brings it back")
 
-			s.Begin("a")(0, Unreachable)
+			begin(s, "a")(0, Unreachable)
 			s.Recovered("a")
 			assert.False(t, s.Load("a").Open, "the last failure decides: a refused connection is a probe's to clear")
 		})
@@ -99,13 +101,13 @@ func TestRecoveredDependsOnTheFailure(t *testing.T) {
 // one that refused and then hung waits for a trial.
 func TestLatestFailureDecides(t *testing.T) {
 	s := New(time.Hour, nil)
-	s.Begin("a")(0, NoAnswer)
-	s.Begin("a")(0, Unreachable)
+	begin(s, "a")(0, NoAnswer)
+	begin(s, "a")(0, Unreachable)
 	s.Recovered("a")
 	assert.False(t, s.Load("a").Open)
 
-	s.Begin("a")(0, Unreachable)
-	s.Begin("a")(0, NoAnswer)
+	begin(s, "a")(0, Unreachable)
+	begin(s, "a")(0, NoAnswer)
 	s.Recovered("a")
 	assert.True(t, s.Load("a").Open)
 }
@@ -114,9 +116,53 @@ func TestLatestFailureDecides(t *testing.T) {
 func TestLongCooldownIsHonoured(t *testing.T) {
 	c := &clock{t: time.Unix(1000, 0)}
 	s := New(time.Hour, c.now)
-	s.Begin("a")(0, NoAnswer)
+	begin(s, "a")(0, NoAnswer)
 	c.advance(59 * time.Minute)
 	assert.True(t, s.Load("a").Open)
 	c.advance(time.Minute)
 	assert.False(t, s.Load("a").Open)
+}
+
+// begin starts a request on id with no in-flight limit.
+func begin(s *Stats, id string) func(time.Duration, Outcome) {
+	end, _ := s.Begin(id, 0)
+	return end
+}
+
+func TestBeginRefusesAFullNode(t *testing.T) {
+	s := New(time.Second, nil)
+	end1, ok1 := s.Begin("a", 2)
+	_, ok2 := s.Begin("a", 2)
+	_, ok3 := s.Begin("a", 2)
+	if !ok1 || !ok2 || ok3 {
+		t.Fatalf("limit 2: begins = %v %v %v, want true true false", ok1, ok2, ok3)
+	}
+	if got := s.Load("a").InFlight; got != 2 {
+		t.Fatalf("in flight after a refused begin = %d, want 2", got)
+	}
+	end1(time.Millisecond, Served)
+	if _, ok := s.Begin("a", 2); !ok {
+		t.Fatal("a slot freed, but begin still refused")
+	}
+}
+
+// However many requests race for the last slots, the cap holds.
+func TestBeginHoldsTheCapUnderConcurrency(t *testing.T) {
+	s := New(time.Second, nil)
+	const limit, racers = 3, 64
+	var began atomic.Int64
+	var wg sync.WaitGroup
+	for range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, ok := s.Begin("a", limit); ok {
+				began.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if began.Load() != limit || s.Load("a").InFlight != limit {
+		t.Fatalf("began %d, in flight %d; want %d", began.Load(), s.Load("a").InFlight, limit)
+	}
 }

@@ -34,9 +34,10 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 		},
 	}})
 	stats := nodestats.New(time.Minute, nil)
-	end := stats.Begin("gpu-2")
+	end, _ := stats.Begin("gpu-2", 0)
 	defer end(0, nodestats.Served)
-	stats.Begin("gpu-1")(0, nodestats.Unreachable) // a refused connection opens the breaker
+	failed, _ := stats.Begin("gpu-1", 0)
+	failed(0, nodestats.Unreachable) // a refused connection opens the breaker
 
 	srv := httptest.NewServer(nodeview.Handler(table, stats))
 	defer srv.Close()

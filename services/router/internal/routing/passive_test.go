@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,7 +136,7 @@ func TestAdmissionControl(t *testing.T) {
 	fake := &fakeAdapter{scripts: map[string]script{"a": {}}}
 	stats := nodestats.New(0, nil)
 	r := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats})
-	end := stats.Begin("a") // one request already in flight
+	end, _ := stats.Begin("a", 0) // one request already in flight
 	_, err := r.Chat(context.Background(), chatReq())
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.ResourceExhausted, e.Code)
@@ -154,7 +155,7 @@ func TestAdmissionQueue(t *testing.T) {
 	stats := nodestats.New(0, nil)
 	r := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats,
 		Queue: Queue{Size: 1, Wait: time.Hour}})
-	end := stats.Begin("a")
+	end, _ := stats.Begin("a", 0)
 
 	done := make(chan error, 1)
 	go func() {
@@ -175,11 +176,35 @@ func TestAdmissionQueue(t *testing.T) {
 	// A wait that runs out is refused too.
 	short := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats,
 		Queue: Queue{Size: 1, Wait: 20 * time.Millisecond}})
-	end = stats.Begin("a")
+	end, _ = stats.Begin("a", 0)
 	defer end(time.Millisecond, nodestats.Served)
 	_, err = short.Chat(context.Background(), chatReq())
 	e, _ = apierror.FromError(err)
 	assert.Equal(t, codes.ResourceExhausted, e.Code)
+}
+
+// A burst bigger than a node's cap never takes it past the cap: the cap
+// requests reach the node and every other waits in the queue.
+func TestBurstNeverExceedsTheCap(t *testing.T) {
+	fake := &fakeAdapter{scripts: map[string]script{"a": {block: true}}, entered: make(chan string, 32)}
+	r := New(table(capped("a*", 2)), serveAdapter(t, fake), Options{Stats: nodestats.New(0, nil),
+		Queue: Queue{Size: 64, Wait: time.Hour}})
+	ctx, cancel := context.WithCancel(context.Background())
+	const burst = 20
+	var wg sync.WaitGroup
+	for range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = r.Chat(ctx, chatReq())
+		}()
+	}
+	// Every request is accounted for: two at the node, the rest queued.
+	require.Eventually(t, func() bool { return r.waiting.Load() == burst-2 && len(fake.Calls()) == 2 }, 10*time.Second, time.Millisecond,
+		"waiting %d, at the node %v", r.waiting.Load(), fake.Calls())
+	cancel()
+	wg.Wait()
+	assert.Len(t, fake.Calls(), 2)
 }
 
 // capped is node(id) with a cap of n requests in flight.

@@ -389,15 +389,36 @@ type failure struct {
 // can forbid further attempts (a stream that has started).
 func (r *Router) try(ctx context.Context, route modelroutes.Route, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
 	key, _ := ctx.Value(sessionKey{}).(string)
-	cands, err := r.plan(ctx, route, key)
-	if err != nil {
-		return err
+	for {
+		cands, err := r.plan(ctx, route, key)
+		if err != nil {
+			return err
+		}
+		err = r.tryPlan(ctx, route, cands, attempt, retryAllowed...)
+		if !errors.Is(err, errAllFull) {
+			return err
+		}
+		// Other requests took every planned node's last slot between
+		// admission and the attempt: plan again, which waits in the
+		// queue for a free slot.
 	}
+}
+
+// errAllFull says that no node of a plan was attempted: each was at its
+// in-flight cap by the time its turn came.
+var errAllFull = errors.New("every planned node is at its in-flight cap")
+
+// tryPlan tries cands in order, as try describes. A node at its in-flight
+// cap when its turn comes is passed over.
+func (r *Router) tryPlan(ctx context.Context, route modelroutes.Route, cands []nodetable.Candidate, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
 	var failures []failure
 	for _, c := range cands {
 		err := r.attemptNode(ctx, c, attempt, retryAllowed...)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, errFull) {
+			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -411,8 +432,14 @@ func (r *Router) try(ctx context.Context, route modelroutes.Route, attempt func(
 		}
 		failures = append(failures, failure{node: c.Node.GetId(), err: e})
 	}
+	if len(failures) == 0 {
+		return errAllFull
+	}
 	return exhausted(route.Model, failures)
 }
+
+// errFull says a node was at its in-flight cap, so it was not attempted.
+var errFull = errors.New("node at its in-flight cap")
 
 // AdapterRetries is how often one node is tried again when the adapter,
 // not the node, failed (an adapter replica went away mid-call): the next
@@ -420,11 +447,21 @@ func (r *Router) try(ctx context.Context, route modelroutes.Route, attempt func(
 const AdapterRetries = 2
 
 // attemptNode runs attempt on c, again when the call failed in the mesh's
-// own transport to the adapter rather than at the node.
+// own transport to the adapter rather than at the node. It returns errFull
+// without attempting when c is at its in-flight cap (and the last error
+// when c fills up before an adapter retry).
 func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
+	err := errFull
 	for try := 0; ; try++ {
-		end := r.stats.Begin(c.Node.GetId())
-		ttft, err := r.bounded(ctx, c, attempt)
+		end, ok := r.stats.Begin(c.Node.GetId(), r.limits.For(c.Node).MaxInFlight)
+		if !ok {
+			if try > 0 {
+				return err
+			}
+			return errFull
+		}
+		var ttft time.Duration
+		ttft, err = r.bounded(ctx, c, attempt)
 		outcome := nodeOutcome(err)
 		end(ttft, outcome)
 		if outcome != nodestats.Served && r.failed != nil {
