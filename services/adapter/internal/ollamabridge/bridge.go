@@ -141,8 +141,11 @@ type writer struct {
 }
 
 type outMessage struct {
-	Role      string     `json:"role"`
-	Content   string     `json:"content"`
+	Role    string `json:"role"`
+	Content string `json:"content"`
+	// Thinking is a thinking model's reasoning (the node's
+	// reasoning_content), as Ollama's own thinking models send it.
+	Thinking  string     `json:"thinking,omitempty"`
 	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
@@ -153,6 +156,7 @@ type object struct {
 	CreatedAt          string      `json:"created_at"`
 	Message            *outMessage `json:"message,omitempty"`
 	Response           *string     `json:"response,omitempty"`
+	Thinking           string      `json:"thinking,omitempty"` // generate's reasoning
 	Done               bool        `json:"done"`
 	DoneReason         string      `json:"done_reason,omitempty"`
 	TotalDuration      int64       `json:"total_duration,omitempty"`
@@ -169,6 +173,17 @@ func (w *writer) object(text string, calls []toolCall) object {
 		o.Response = &text
 	} else {
 		o.Message = &outMessage{Role: "assistant", Content: text, ToolCalls: calls}
+	}
+	return o
+}
+
+// withThinking sets o's reasoning where Ollama puts it: the message's
+// thinking for chat, the object's for generate.
+func withThinking(o object, thinking string) object {
+	if o.Message != nil {
+		o.Message.Thinking = thinking
+	} else {
+		o.Thinking = thinking
 	}
 	return o
 }
@@ -197,7 +212,8 @@ func (w *writer) chunk(c *openaiv1.ChatCompletionChunk) error {
 		for _, tc := range d.GetToolCalls() {
 			w.calls = mergeCall(w.calls, tc)
 		}
-		if d.GetContent() == "" && (w.sent == 0 || len(d.GetToolCalls()) > 0) {
+		thinking := d.GetReasoningContent()
+		if d.GetContent() == "" && thinking == "" && (w.sent == 0 || len(d.GetToolCalls()) > 0) {
 			// The node answered (its first chunk, or a fragment of a tool
 			// call, which Ollama sends whole at the end): an empty object
 			// says so, so the router does not take the node for silent.
@@ -205,15 +221,15 @@ func (w *writer) chunk(c *openaiv1.ChatCompletionChunk) error {
 				return err
 			}
 		}
-		if d.GetContent() == "" && len(d.GetToolCalls()) == 0 {
+		if d.GetContent() == "" && thinking == "" && len(d.GetToolCalls()) == 0 {
 			continue
 		}
 		if w.pieces == 0 {
 			w.firstToken = time.Now()
 		}
 		w.pieces++
-		if d.GetContent() != "" {
-			if err := w.emit(w.object(d.GetContent(), nil)); err != nil {
+		if d.GetContent() != "" || thinking != "" {
+			if err := w.emit(withThinking(w.object(d.GetContent(), nil), thinking)); err != nil {
 				return err
 			}
 		}
@@ -259,21 +275,22 @@ func (w *writer) done(text string) object {
 
 // whole answers a non-streamed request: one done object with the text.
 func (w *writer) whole(cc *openaiv1.ChatCompletion) error {
-	var text string
+	var text, thinking string
 	var calls []*openaiv1.ToolCall
 	for _, ch := range cc.GetChoices() {
 		if ch.GetIndex() == 0 {
 			text = ch.GetMessage().GetContent()
+			thinking = ch.GetMessage().GetReasoningContent()
 			calls = ch.GetMessage().GetToolCalls()
 			w.reason = ch.GetFinishReason()
 		}
 	}
 	w.usage = cc.GetUsage()
-	if text != "" || len(calls) > 0 {
+	if text != "" || thinking != "" || len(calls) > 0 {
 		w.pieces = 1
 		w.firstToken = w.start
 	}
-	o := w.done(text)
+	o := withThinking(w.done(text), thinking)
 	if len(calls) > 0 && o.Message != nil {
 		o.Message.ToolCalls = ollamaCalls(calls)
 	}

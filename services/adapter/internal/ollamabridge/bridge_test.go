@@ -343,6 +343,40 @@ func TestChatStream(t *testing.T) {
 	assert.Greater(t, done["total_duration"], float64(0))
 }
 
+// A thinking model's reasoning (reasoning_content from vLLM or llama.cpp,
+// reasoning from Ollama's /v1) reaches Ollama clients as thinking: in the
+// message for chat, beside the response for generate.
+func TestThinkingStream(t *testing.T) {
+	for _, field := range []string{"reasoning_content", "reasoning"} {
+		t.Run(field, func(t *testing.T) {
+			answer := func() []string {
+				return []string{
+					chunk(`{"role":"assistant","`+field+`":"Let me"}`, ""),
+					chunk(`{"`+field+`":" think."}`, ""),
+					chunk(`{"content":"42"}`, "stop"),
+				}
+			}
+			b, _ := newBridge(t, events(answer()...))
+			out, err := serve(t, b, chatEP, `{"model":"m","messages":[{"role":"user","content":"why?"}]}`, time.Minute)
+			require.NoError(t, err)
+			require.Len(t, out, 4)
+			assert.Equal(t, map[string]any{"role": "assistant", "content": "", "thinking": "Let me"}, out[0]["message"])
+			assert.Equal(t, map[string]any{"role": "assistant", "content": "", "thinking": " think."}, out[1]["message"])
+			assert.Equal(t, map[string]any{"role": "assistant", "content": "42"}, out[2]["message"])
+			assert.EqualValues(t, 3, out[3]["eval_count"], "thinking counts as output")
+
+			b, _ = newBridge(t, events(answer()...))
+			out, err = serve(t, b, genEP, `{"model":"m","prompt":"why?"}`, 0)
+			require.NoError(t, err)
+			require.Len(t, out, 4)
+			assert.Equal(t, "Let me", out[0]["thinking"])
+			assert.Equal(t, "", out[0]["response"])
+			assert.Equal(t, "42", out[2]["response"])
+			assert.NotContains(t, out[2], "thinking")
+		})
+	}
+}
+
 func TestGenerateStreamWithoutUsage(t *testing.T) {
 	b, _ := newBridge(t, events(
 		chunk(`{"content":"a"}`, ""),
