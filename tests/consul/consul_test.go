@@ -135,6 +135,10 @@ func TestConsulRestartUnderLoad(t *testing.T) {
 	n := meshtest.StartNode(t, "static-1", simnode.Config{Models: []string{"m"}})
 	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr, ConsulDiscovery: true})
 	require.Eventually(t, func() bool { return passing(t, c, "llmesh-adapter") == 1 }, 20*time.Second, 50*time.Millisecond)
+	// healthmon's view is what carries the router through: until the
+	// router has found healthmon in Consul it routes on Consul's own view,
+	// which a rebuilt Consul starts empty.
+	m.WaitRouterOnHealthmon(t)
 
 	load := meshtest.StartLoad(t, 2, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
 	load.WaitOK(t, 50, 10*time.Second)

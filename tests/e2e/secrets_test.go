@@ -83,6 +83,9 @@ func TestSecretsNeverLeave(t *testing.T) {
 		"GW_KEY=" + key, "GW_ORG=" + org,
 		"LLMESH_LOG_LEVEL=debug", "LLMESH_ADAPTER_LOG_LEVEL=debug",
 	}})
+	// gw-insecure serves the same models from the same server, so the mesh
+	// may list them before gw itself has been probed.
+	m.WaitRouterView(t, func(nodes map[string]meshtest.RouterNode) bool { return nodes["gw"].Status == "up" })
 	assert.Positive(t, gw.authOK.Load(), "the node got the key and both headers over TLS")
 
 	ctx := meshtest.Context(t, 30*time.Second)

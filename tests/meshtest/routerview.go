@@ -33,17 +33,8 @@ func (n RouterNode) Loaded(model string) bool {
 
 // RouterNodes returns the first router's view of the nodes by id.
 func (m *Mesh) RouterNodes() (map[string]RouterNode, error) {
-	client := http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(m.RouterAdminURL + "/debug/nodes")
+	v, err := m.routerView()
 	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /debug/nodes: %s", resp.Status)
-	}
-	var v struct{ Nodes []RouterNode }
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
 		return nil, err
 	}
 	out := map[string]RouterNode{}
@@ -51,6 +42,44 @@ func (m *Mesh) RouterNodes() (map[string]RouterNode, error) {
 		out[n.ID] = n
 	}
 	return out, nil
+}
+
+// WaitRouterOnHealthmon waits up to 30s until the first router follows
+// healthmon's node stream (not Consul's fallback view, nor a last known
+// state).
+func (m *Mesh) WaitRouterOnHealthmon(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := m.routerView()
+		if err == nil && v.Source == "healthmon" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("router never followed healthmon's stream: source %q (err %v)", v.Source, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type routerView struct {
+	Source string
+	Nodes  []RouterNode
+}
+
+func (m *Mesh) routerView() (routerView, error) {
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(m.RouterAdminURL + "/debug/nodes")
+	if err != nil {
+		return routerView{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return routerView{}, fmt.Errorf("GET /debug/nodes: %s", resp.Status)
+	}
+	var v routerView
+	err = json.NewDecoder(resp.Body).Decode(&v)
+	return v, err
 }
 
 // WaitRouterView waits up to 30s until cond holds for the first router's

@@ -124,9 +124,6 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return nil
 	})
-	g.Go(func() error {
-		return admin.Serve(ctx, cfg.AdminAddr, log, admin.Route{Pattern: nodeview.Path, Handler: nodeview.Handler(table, stats)})
-	})
 	if consul != nil {
 		g.Go(func() error {
 			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-router", Addr: grpcLis.Addr()}, log)
@@ -139,6 +136,18 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		w.OnLost, w.OnResumed = fb.Activate, fb.Deactivate
 		g.Go(func() error { return fb.Run(ctx) })
 	}
+	source := func() string {
+		switch {
+		case w.Live():
+			return nodeview.SourceHealthmon
+		case consul != nil:
+			return nodeview.SourceConsul
+		}
+		return nodeview.SourceLastKnown
+	}
+	g.Go(func() error {
+		return admin.Serve(ctx, cfg.AdminAddr, log, admin.Route{Pattern: nodeview.Path, Handler: nodeview.Handler(source, table, stats)})
+	})
 	g.Go(func() error {
 		w.Run(ctx)
 		return nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
@@ -29,7 +30,13 @@ type Watcher struct {
 	// OnUp, when set, is called for each node that turns up, and for each
 	// node healthmon confirms serving after a router reported it failing.
 	OnUp func(nodeID string)
+
+	live atomic.Bool
 }
+
+// Live says whether the table follows healthmon's stream right now: the
+// stream has delivered its snapshot and not failed since.
+func (w *Watcher) Live() bool { return w.live.Load() }
 
 // Run watches until ctx is done. It logs once when the stream is lost and
 // once when it is back, not on every retry.
@@ -79,6 +86,7 @@ func (w *Watcher) watch(ctx context.Context, lost *bool) (received bool, err err
 	if err != nil {
 		return false, err
 	}
+	defer w.live.Store(false)
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -100,6 +108,7 @@ func (w *Watcher) watch(ctx context.Context, lost *bool) (received bool, err err
 		received = true
 		before := w.Table.Snapshot()
 		w.Table.Apply(msg)
+		w.live.Store(true)
 		if w.OnUp != nil {
 			// A node comes back when it turns up, or when healthmon
 			// confirms one a router reported failing is serving; a

@@ -210,8 +210,10 @@ func TestWatcherKeepsStateAndReconnects(t *testing.T) {
 	d.cur.Store(srv1.lis)
 	log := &logs{}
 	table := nodetable.New()
-	stop := run(t, &Watcher{Client: connect(t, d), Table: table, Log: slog.New(log),
-		MinBackoff: 2 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	w := &Watcher{Client: connect(t, d), Table: table, Log: slog.New(log),
+		MinBackoff: 2 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+	assert.False(t, w.Live(), "not live before the snapshot")
+	stop := run(t, w)
 
 	// The snapshot, then the change.
 	require.Eventually(t, func() bool {
@@ -219,6 +221,7 @@ func TestWatcherKeepsStateAndReconnects(t *testing.T) {
 		return s.Len() == 2 && slices.Equal(ids(s.Candidates("m1")), []string{"a"})
 	}, waitFor, time.Millisecond)
 	assert.Equal(t, []string{"b: refused"}, downIDs(table.Snapshot().Unavailable("m1")))
+	assert.True(t, w.Live())
 
 	// A later change on the same stream.
 	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("c", "m2")}, RemovedNodeIds: []string{"b"}}
@@ -235,6 +238,7 @@ func TestWatcherKeepsStateAndReconnects(t *testing.T) {
 	require.Eventually(t, func() bool { return log.count(lostMsg) == 1 && d.dials.Load() >= dialsAtStop+3 },
 		waitFor, time.Millisecond, "the watcher should notice and keep redialing")
 	after := table.Snapshot()
+	assert.False(t, w.Live(), "not live while healthmon is away")
 	assert.Same(t, before, after, "the table is not touched while healthmon is away")
 	assert.Equal(t, []string{"a"}, ids(after.Candidates("m1")))
 	assert.Equal(t, []string{"c"}, ids(after.Candidates("m2")))
@@ -252,6 +256,7 @@ func TestWatcherKeepsStateAndReconnects(t *testing.T) {
 	}, waitFor, time.Millisecond)
 	assert.Empty(t, table.Snapshot().Candidates("m1"), "nodes from before the outage are gone")
 	require.Eventually(t, func() bool { return log.count(resumedMsg) == 1 }, waitFor, time.Millisecond)
+	require.Eventually(t, w.Live, waitFor, time.Millisecond, "live again")
 	assert.Equal(t, 1, log.count(lostMsg), "the loss is logged once, not on every retry")
 	assert.Equal(t, int32(1), second.n.Load())
 

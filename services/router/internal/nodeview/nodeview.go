@@ -24,8 +24,19 @@ const Path = "/debug/nodes"
 
 // View is the JSON document Handler serves.
 type View struct {
-	Nodes []Node `json:"nodes"`
+	// Source is what the view follows now: "healthmon" (its stream),
+	// "consul" (Consul's passing nodes while healthmon is away) or "last
+	// known" (healthmon away and no Consul: the last state it sent).
+	Source string `json:"source"`
+	Nodes  []Node `json:"nodes"`
 }
+
+// Sources of a view.
+const (
+	SourceHealthmon = "healthmon"
+	SourceConsul    = "consul"
+	SourceLastKnown = "last known"
+)
 
 // Node is one node as the router sees it.
 type Node struct {
@@ -64,8 +75,8 @@ type Load struct {
 }
 
 // Of builds the view of snap and stats, nodes in id order.
-func Of(snap *nodetable.Snapshot, stats *nodestats.Stats) View {
-	v := View{Nodes: []Node{}}
+func Of(source string, snap *nodetable.Snapshot, stats *nodestats.Stats) View {
+	v := View{Source: source, Nodes: []Node{}}
 	for _, st := range snap.States() {
 		id := st.GetNode().GetId()
 		l := stats.Load(id)
@@ -95,8 +106,9 @@ func loadOf(l *nodev1.NodeLoad) *Load {
 		KVCacheUsage: l.KvCacheUsage, SlotsBusy: l.SlotsBusy, SlotsTotal: l.SlotsTotal}
 }
 
-// Handler serves the router's current view as JSON.
-func Handler(table *nodetable.Table, stats *nodestats.Stats) http.Handler {
+// Handler serves the router's current view as JSON; source says what the
+// table follows (one of the Source constants).
+func Handler(source func() string, table *nodetable.Table, stats *nodestats.Stats) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -106,6 +118,6 @@ func Handler(table *nodetable.Table, stats *nodestats.Stats) http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(Of(table.Snapshot(), stats))
+		_ = enc.Encode(Of(source(), table.Snapshot(), stats))
 	})
 }

@@ -39,7 +39,7 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 	failed, _ := stats.Begin("gpu-1", 0)
 	failed(0, nodestats.Unreachable) // a refused connection opens the breaker
 
-	srv := httptest.NewServer(nodeview.Handler(table, stats))
+	srv := httptest.NewServer(nodeview.Handler(func() string { return nodeview.SourceHealthmon }, table, stats))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + nodeview.Path)
 	if err != nil {
@@ -58,6 +58,9 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 	var v nodeview.View
 	if err := json.Unmarshal(body, &v); err != nil {
 		t.Fatal(err)
+	}
+	if v.Source != "healthmon" {
+		t.Errorf("source %q, want healthmon", v.Source)
 	}
 	if len(v.Nodes) != 2 || v.Nodes[0].ID != "gpu-1" || v.Nodes[1].ID != "gpu-2" {
 		t.Fatalf("nodes not in id order: %+v", v.Nodes)
@@ -79,7 +82,7 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 }
 
 func TestRefusesWrites(t *testing.T) {
-	srv := httptest.NewServer(nodeview.Handler(nodetable.New(), nodestats.New(time.Second, nil)))
+	srv := httptest.NewServer(nodeview.Handler(func() string { return nodeview.SourceLastKnown }, nodetable.New(), nodestats.New(time.Second, nil)))
 	defer srv.Close()
 	resp, err := http.Post(srv.URL+nodeview.Path, "application/json", strings.NewReader("{}"))
 	if err != nil {
