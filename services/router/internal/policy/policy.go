@@ -31,6 +31,9 @@ type Input struct {
 	// SessionKey, when set, keeps a conversation on one node (its KV
 	// cache) while that node is healthy.
 	SessionKey string
+	// SessionNode is the node the session last used, when known: it
+	// keeps the session while it is in the best tier.
+	SessionNode string
 	// Rand returns a number in [0, n); policies that sample use it.
 	Rand func(n int) int
 	// Turn is a counter that advances per request, for round robin.
@@ -207,7 +210,7 @@ func PowerOfTwo(in Input) []Candidate {
 			g[0], g[win] = g[win], g[0]
 		}
 	}
-	return withAffinity(t, in.SessionKey)
+	return withAffinity(t, in.SessionKey, in.SessionNode)
 }
 
 // RoundRobinOrder rotates the start within each tier per request.
@@ -219,7 +222,7 @@ func RoundRobinOrder(in Input) []Candidate {
 			t[i] = append(t[i][k:], t[i][:k]...)
 		}
 	}
-	return withAffinity(t, in.SessionKey)
+	return withAffinity(t, in.SessionKey, in.SessionNode)
 }
 
 // LeastInFlight orders each tier by requests in flight (or the node's
@@ -231,14 +234,15 @@ func LeastInFlight(in Input) []Candidate {
 			return int(busy(a, in.Load(a.Node.GetId())) - busy(b, in.Load(b.Node.GetId())))
 		})
 	}
-	return withAffinity(t, in.SessionKey)
+	return withAffinity(t, in.SessionKey, in.SessionNode)
 }
 
-// withAffinity moves the session key's node to the front of the best
-// non-empty in-rotation tier: the same key picks the same node while the
-// set of healthy candidates is the same, and most keys keep their node
-// when it changes (rendezvous hashing).
-func withAffinity(t [nTiers][]Candidate, key string) []Candidate {
+// withAffinity moves the session's node to the front of the best
+// non-empty in-rotation tier: the node the session last used when it is
+// in that tier, else the key's node by rendezvous hashing, so a new
+// session picks the same node on every router while the set of healthy
+// candidates is the same.
+func withAffinity(t [nTiers][]Candidate, key, last string) []Candidate {
 	if key == "" {
 		return concat(t)
 	}
@@ -246,6 +250,10 @@ func withAffinity(t [nTiers][]Candidate, key string) []Candidate {
 		g := t[i]
 		if len(g) == 0 {
 			continue
+		}
+		if j := slices.IndexFunc(g, func(c Candidate) bool { return c.Node.GetId() == last }); last != "" && j >= 0 {
+			g[0], g[j] = g[j], g[0]
+			break
 		}
 		best, bestHash := 0, uint64(0)
 		for j, c := range g {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,33 @@ func TestSessionAffinity(t *testing.T) {
 		seen[PowerOfTwo(in(fmt.Sprint("user-", i), nodes, nil))[0].Node.GetId()] = true
 	}
 	assert.Len(t, seen, 3, "loaded nodes only, all of them used")
+}
+
+// A session keeps the node it last used while that node is in the best
+// tier, even when a node joins that tier to which hashing would move it.
+func TestSessionKeepsItsNodeWhenANodeJoins(t *testing.T) {
+	two := []Candidate{cand("a", true), cand("b", true)}
+	three := []Candidate{cand("a", true), cand("b", true), cand("c", true)}
+	hashed := func(key string, cs []Candidate) string {
+		return PowerOfTwo(Input{Candidates: slices.Clone(cs), Load: loads(nil), SessionKey: key, Rand: rand.IntN})[0].Node.GetId()
+	}
+	// A key that hashing moves from a or b to c once c joins.
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := fmt.Sprint("user-", i); hashed(k, three) == "c" {
+			key = k
+		}
+	}
+	last := hashed(key, two)
+	for _, p := range []Policy{PowerOfTwo, RoundRobinOrder, LeastInFlight} {
+		got := p(Input{Candidates: slices.Clone(three), Load: loads(nil), SessionKey: key, SessionNode: last, Rand: rand.IntN})
+		assert.Equal(t, last, got[0].Node.GetId(), "the session stays on its node")
+	}
+	// Its node no longer in the best tier (the model unloaded there): the
+	// session goes where the model is loaded.
+	cold := []Candidate{cand(last, false), cand("c", true)}
+	got := PowerOfTwo(Input{Candidates: cold, Load: loads(nil), SessionKey: key, SessionNode: last, Rand: rand.IntN})
+	assert.Equal(t, "c", got[0].Node.GetId())
 }
 
 // Property: whatever the loads, a policy returns exactly the candidates

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/affinity"
 	"github.com/llmesh/llmesh/services/router/internal/limits"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
@@ -220,4 +222,25 @@ func limitsOf(t *testing.T, v string) *limits.Set {
 	l := limits.Defaults()
 	require.NoError(t, l.Set(v))
 	return &l
+}
+
+// A session's node is remembered after it served, and the session moves
+// when its node fails.
+func TestSessionsRememberTheirNode(t *testing.T) {
+	fake := &fakeAdapter{scripts: map[string]script{"a": {}, "b": {}}}
+	sessions := affinity.New(0, 0, nil)
+	r := New(table(node("a*"), node("b*")), serveAdapter(t, fake), Options{Sessions: sessions, Stats: nodestats.New(time.Hour, nil)})
+	ctx := WithSessionKey(context.Background(), "conv-1")
+	_, err := r.Chat(ctx, chatReq())
+	require.NoError(t, err)
+	first := fake.Calls()[0]
+	got, ok := sessions.Node("conv-1")
+	require.True(t, ok)
+	assert.Equal(t, first, got)
+
+	for range 5 {
+		_, err := r.Chat(ctx, chatReq())
+		require.NoError(t, err)
+	}
+	assert.Equal(t, slices.Repeat([]string{first}, 6), fake.Calls(), "every request of the session on its node")
 }

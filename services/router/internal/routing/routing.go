@@ -20,6 +20,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/router/internal/affinity"
 	"github.com/llmesh/llmesh/services/router/internal/limits"
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
@@ -46,6 +47,7 @@ type Router struct {
 	routes      *modelroutes.Table
 	queue       Queue
 	failed      func(nodeID, reason string)
+	sessions    *affinity.Table
 	waiting     atomic.Int64  // requests waiting for a free node
 	turn        atomic.Uint64 // advances per request, for round robin
 }
@@ -77,6 +79,9 @@ type Options struct {
 	// hung a request, or broke off its answer (e.g. to tell healthmon). It
 	// must not block.
 	OnNodeFailed func(nodeID, reason string)
+	// Sessions remembers each session's node; nil means a table with the
+	// affinity defaults.
+	Sessions *affinity.Table
 }
 
 // New returns a Router.
@@ -97,8 +102,11 @@ func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, opts Op
 	if opts.Routes == nil {
 		opts.Routes = &modelroutes.Table{}
 	}
+	if opts.Sessions == nil {
+		opts.Sessions = affinity.New(0, 0, nil)
+	}
 	return &Router{table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats,
-		limits: *opts.Limits, routes: opts.Routes, queue: opts.Queue, failed: opts.OnNodeFailed}
+		limits: *opts.Limits, routes: opts.Routes, queue: opts.Queue, failed: opts.OnNodeFailed, sessions: opts.Sessions}
 }
 
 type sessionKey struct{}
@@ -394,7 +402,7 @@ func (r *Router) try(ctx context.Context, route modelroutes.Route, attempt func(
 		if err != nil {
 			return err
 		}
-		err = r.tryPlan(ctx, route, cands, attempt, retryAllowed...)
+		err = r.tryPlan(ctx, route, key, cands, attempt, retryAllowed...)
 		if !errors.Is(err, errAllFull) {
 			return err
 		}
@@ -410,11 +418,14 @@ var errAllFull = errors.New("every planned node is at its in-flight cap")
 
 // tryPlan tries cands in order, as try describes. A node at its in-flight
 // cap when its turn comes is passed over.
-func (r *Router) tryPlan(ctx context.Context, route modelroutes.Route, cands []nodetable.Candidate, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
+func (r *Router) tryPlan(ctx context.Context, route modelroutes.Route, key string, cands []nodetable.Candidate, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
 	var failures []failure
 	for _, c := range cands {
 		err := r.attemptNode(ctx, c, attempt, retryAllowed...)
 		if err == nil {
+			if key != "" {
+				r.sessions.Used(key, c.Node.GetId())
+			}
 			return nil
 		}
 		if errors.Is(err, errFull) {
@@ -541,10 +552,19 @@ func (r *Router) plan(ctx context.Context, route modelroutes.Route, key string) 
 		return nil, err
 	}
 	out := r.policy(policy.Input{
-		Candidates: cands, Load: r.stats.Load, SessionKey: key,
+		Candidates: cands, Load: r.stats.Load, SessionKey: key, SessionNode: r.lastNode(key),
 		Rand: rand.IntN, Turn: r.turn.Add(1), Tiers: route.Tiers,
 	})
 	return out[:min(len(out), r.maxAttempts)], nil
+}
+
+// lastNode is the node key's session last used, "" when none is known.
+func (r *Router) lastNode(key string) string {
+	if key == "" {
+		return ""
+	}
+	node, _ := r.sessions.Node(key)
+	return node
 }
 
 // admit returns the candidates below their in-flight cap, waiting in the
