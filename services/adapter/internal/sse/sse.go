@@ -53,8 +53,11 @@ func NewReaderSize(r io.Reader, max int) *Reader {
 
 // Next returns the next event that has data. It returns io.EOF when the
 // stream ends between events and io.ErrUnexpectedEOF when it ends in the
-// middle of one (the partial event is dropped, as the spec says). Other
-// errors are the underlying reader's.
+// middle of a line (the partial event is dropped). An event whose lines
+// are complete but which lacks the blank line that ends it is returned
+// when the stream ends: servers that close right after "data: [DONE]\n"
+// exist, and a stream cut off there still lacks its end marker, which the
+// callers check. Other errors are the underlying reader's.
 func (r *Reader) Next() (Event, error) {
 	var (
 		ev      Event
@@ -66,6 +69,10 @@ func (r *Reader) Next() (Event, error) {
 		line, err := r.readLine()
 		if err != nil {
 			partialField := len(line) > 0 && line[0] != ':'
+			if errors.Is(err, io.EOF) && hasData && len(line) == 0 {
+				ev.Data = data
+				return ev, nil
+			}
 			if errors.Is(err, io.EOF) && (pending || partialField) {
 				return Event{}, io.ErrUnexpectedEOF
 			}

@@ -41,7 +41,9 @@ var cases = []struct {
 	{"extra blank lines", "\n\ndata: a\n\n\n\n", want{[]Event{{Data: []byte("a")}}, io.EOF}},
 	{"empty stream", "", want{nil, io.EOF}},
 	{"ends after a trailing comment", "data: a\n\n: bye", want{[]Event{{Data: []byte("a")}}, io.EOF}},
-	{"ends before the blank line", "data: a\n\ndata: b\n", want{[]Event{{Data: []byte("a")}}, io.ErrUnexpectedEOF}},
+	{"ends before the blank line", "data: a\n\ndata: b\n", want{[]Event{{Data: []byte("a")}, {Data: []byte("b")}}, io.EOF}},
+	{"[DONE] without the blank line", "data: a\n\ndata: [DONE]\n", want{[]Event{{Data: []byte("a")}, {Data: []byte("[DONE]")}}, io.EOF}},
+	{"ends after a field without data", "data: a\n\nevent: x\n", want{[]Event{{Data: []byte("a")}}, io.ErrUnexpectedEOF}},
 	{"ends mid-line", "data: a\n\ndata: {\"x", want{[]Event{{Data: []byte("a")}}, io.ErrUnexpectedEOF}},
 }
 
