@@ -29,6 +29,43 @@ type Watch struct {
 	t       *time.Timer // nil: nothing to watch
 	idle    time.Duration
 	started atomic.Bool
+	timing  *Timing // from the context, when its caller asked
+}
+
+// Timing records when the first message of the calls watched under a
+// context arrived, for a caller that wants the other side's time to first
+// message of a call it does not see message by message (one folded into
+// a whole answer). Several calls under one context (a fan-out) record the
+// earliest. The zero value is ready to use.
+type Timing struct {
+	first atomic.Int64 // unix nanoseconds; 0: none yet
+}
+
+type timingKey struct{}
+
+// WithTiming returns ctx carrying t: calls watched by Start under it
+// record their first message in t.
+func WithTiming(ctx context.Context, t *Timing) context.Context {
+	return context.WithValue(ctx, timingKey{}, t)
+}
+
+// First returns when the first message arrived, false when none did.
+func (t *Timing) First() (time.Time, bool) {
+	n := t.first.Load()
+	return time.Unix(0, n), n != 0
+}
+
+func (t *Timing) arrived(now time.Time) {
+	n := now.UnixNano()
+	for {
+		old := t.first.Load()
+		if old != 0 && old <= n {
+			return
+		}
+		if t.first.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // Start watches a call made with the returned context: it is canceled
@@ -39,6 +76,7 @@ type Watch struct {
 func Start(ctx context.Context, first, idle time.Duration) (wctx context.Context, w *Watch, stop func()) {
 	wctx, cancel := context.WithCancelCause(ctx)
 	w = &Watch{idle: idle}
+	w.timing, _ = ctx.Value(timingKey{}).(*Timing)
 	if first > 0 {
 		w.t = time.AfterFunc(first, func() {
 			if w.started.Load() {
@@ -58,10 +96,13 @@ func Start(ctx context.Context, first, idle time.Duration) (wctx context.Context
 
 // Arrived stops the clock: a message came.
 func (w *Watch) Arrived() {
+	if w.timing != nil && !w.started.Load() {
+		w.timing.arrived(time.Now())
+	}
 	if w.t != nil {
 		w.t.Stop()
-		w.started.Store(true)
 	}
+	w.started.Store(true)
 }
 
 // Waiting starts the idle clock, before waiting for the next message.

@@ -56,3 +56,33 @@ func TestNothingWatchedAndCallerCancel(t *testing.T) {
 		t.Fatalf("cause = %v, want nil when the caller gave up", c)
 	}
 }
+
+// Timing keeps the first message of the calls watched under its context:
+// the earliest of several, none before any arrived, and later messages of
+// a call do not move it.
+func TestTimingRecordsTheFirstMessage(t *testing.T) {
+	var tm Timing
+	ctx := WithTiming(t.Context(), &tm)
+	if _, ok := tm.First(); ok {
+		t.Fatal("a first message before any call")
+	}
+	_, a, stopA := Start(ctx, time.Hour, 0)
+	defer stopA()
+	_, b, stopB := Start(ctx, 0, 0) // unwatched calls record too
+	defer stopB()
+	before := time.Now()
+	b.Arrived()
+	first, ok := tm.First()
+	if !ok || first.Before(before) {
+		t.Fatalf("first = %v %v, want at or after %v", first, ok, before)
+	}
+	a.Arrived() // a later first message of another call
+	b.Arrived() // and a next message of the same call
+	if again, _ := tm.First(); !again.Equal(first) {
+		t.Errorf("first moved from %v to %v", first, again)
+	}
+	// A call without a Timing in its context records nothing anywhere.
+	_, c, stopC := Start(t.Context(), 0, 0)
+	defer stopC()
+	c.Arrived()
+}

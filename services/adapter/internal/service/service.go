@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
@@ -24,6 +25,7 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/nodespec"
+	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // Server implements adapterv1.AdapterServiceServer.
@@ -49,6 +51,8 @@ func (s *Server) Chat(ctx context.Context, req *adapterv1.ChatRequest) (*adapter
 	}
 	limits := req.GetTimeouts()
 	ctx = nodeconn.WithConnectTimeout(ctx, limits.GetConnect().AsDuration())
+	var timing silence.Timing
+	ctx = silence.WithTiming(ctx, &timing)
 	var cc *openaiv1.ChatCompletion
 	if first := limits.GetFirstToken().AsDuration(); first > 0 {
 		cc, err = client.ChatFolded(ctx, req.GetRequest(), first, limits.GetIdle().AsDuration())
@@ -59,7 +63,7 @@ func (s *Server) Chat(ctx context.Context, req *adapterv1.ChatRequest) (*adapter
 	if err != nil {
 		return nil, err
 	}
-	return &adapterv1.ChatResponse{Completion: cc}, nil
+	return &adapterv1.ChatResponse{Completion: cc, FirstToken: sinceStart(&timing, start)}, nil
 }
 
 // ChatStream implements AdapterService.ChatStream.
@@ -104,6 +108,8 @@ func (s *Server) Complete(ctx context.Context, req *adapterv1.CompleteRequest) (
 		return nil, err
 	}
 	ctx = nodeconn.WithConnectTimeout(ctx, req.GetTimeouts().GetConnect().AsDuration())
+	var timing silence.Timing
+	ctx = silence.WithTiming(ctx, &timing)
 	var out *openaiv1.Completion
 	if first := req.GetTimeouts().GetFirstToken().AsDuration(); first > 0 {
 		out, err = client.CompleteFolded(ctx, req.GetRequest(), first, req.GetTimeouts().GetIdle().AsDuration())
@@ -114,7 +120,17 @@ func (s *Server) Complete(ctx context.Context, req *adapterv1.CompleteRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return &adapterv1.CompleteResponse{Completion: out}, nil
+	return &adapterv1.CompleteResponse{Completion: out, FirstToken: sinceStart(&timing, start)}, nil
+}
+
+// sinceStart is how long after start the first token recorded in timing
+// came; nil when none was seen (a node answered in one piece).
+func sinceStart(timing *silence.Timing, start time.Time) *durationpb.Duration {
+	first, ok := timing.First()
+	if !ok {
+		return nil
+	}
+	return durationpb.New(first.Sub(start))
 }
 
 // CompleteStream implements AdapterService.CompleteStream.

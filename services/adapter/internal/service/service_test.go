@@ -145,6 +145,37 @@ func TestChat(t *testing.T) {
 	assert.Equal(t, "hello", cc.GetChoices()[0].GetMessage().GetContent())
 	assert.Equal(t, "stop", cc.GetChoices()[0].GetFinishReason())
 	assert.EqualValues(t, 4, cc.GetUsage().GetTotalTokens())
+	assert.Nil(t, resp.GetFirstToken(), "an answer in one piece: no first token seen")
+}
+
+// A chat folded from the node's stream reports when its first token came,
+// which the router scores the node by.
+func TestFoldedChatReportsItsFirstToken(t *testing.T) {
+	c := startAdapter(t, nil)
+	sn, nd := startSSENode(t)
+	type result struct {
+		resp *adapterv1.ChatResponse
+		err  error
+	}
+	done := make(chan result, 1)
+	began := time.Now()
+	go func() {
+		resp, err := c.Chat(t.Context(), &adapterv1.ChatRequest{Node: node(nodev1.Kind_KIND_OLLAMA, nd.URL), Request: chatReq("m1"),
+			Timeouts: &adapterv1.CallTimeouts{FirstToken: durationpb.New(time.Minute)}})
+		done <- result{resp, err}
+	}()
+	<-sn.bodies
+	sn.step(t, chunk("hel", ""))
+	sn.step(t, chunk("lo", "stop"))
+	sn.step(t, "data: [DONE]\n\n")
+	close(sn.steps)
+	r := <-done
+	elapsed := time.Since(began)
+	require.NoError(t, r.err)
+	assert.Equal(t, "hello", r.resp.GetCompletion().GetChoices()[0].GetMessage().GetContent())
+	require.NotNil(t, r.resp.GetFirstToken())
+	assert.Positive(t, r.resp.GetFirstToken().AsDuration())
+	assert.LessOrEqual(t, r.resp.GetFirstToken().AsDuration(), elapsed)
 }
 
 func TestOpenAIKindUsesBaseURLAsAPIBaseAndSendsKey(t *testing.T) {

@@ -244,3 +244,17 @@ func TestSessionsRememberTheirNode(t *testing.T) {
 	}
 	assert.Equal(t, slices.Repeat([]string{first}, 6), fake.Calls(), "every request of the session on its node")
 }
+
+// A non-streamed chat scores its node by the time to first token the
+// adapter saw, not by the whole answer.
+func TestUnaryChatScoresTheAdaptersFirstToken(t *testing.T) {
+	fake := &fakeAdapter{scripts: map[string]script{"a": {first: time.Microsecond}, "b": {}}}
+	stats := nodestats.New(0, nil)
+	r := New(table(node("a*"), node("b*")), serveAdapter(t, fake), Options{Stats: stats, Policy: policy.RoundRobinOrder})
+	for range 2 {
+		_, err := r.Chat(context.Background(), chatReq())
+		require.NoError(t, err)
+	}
+	assert.Equal(t, time.Microsecond, stats.Load("a").TTFT, "the adapter's first token")
+	assert.Greater(t, stats.Load("b").TTFT, time.Microsecond, "no first token reported: the whole call")
+}

@@ -136,9 +136,19 @@ func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) 
 			Connect: durationpb.New(l.Connect), FirstToken: durationpb.New(firstTokenLimit(c, l)), Idle: durationpb.New(l.Idle),
 		}})
 		out = resp.GetCompletion()
-		return time.Since(start), err
+		return firstToken(resp.GetFirstToken(), start), err
 	})
 	return out, err
+}
+
+// firstToken is a node's time to first token for a call answered in one
+// message: what the adapter saw, or, when it saw none, the whole call.
+func firstToken(adapterSaw *durationpb.Duration, start time.Time) time.Duration {
+	total := time.Since(start)
+	if adapterSaw == nil {
+		return total
+	}
+	return min(adapterSaw.AsDuration(), total)
 }
 
 // resolve returns where a request for req's model may go, and req asking
@@ -229,7 +239,7 @@ func (r *Router) Complete(ctx context.Context, req *openaiv1.CompletionRequest) 
 		start := time.Now()
 		resp, err := r.adapter.Complete(ctx, &adapterv1.CompleteRequest{Node: c.Node, Request: req, Timeouts: r.unaryTimeouts(c)})
 		out = resp.GetCompletion()
-		return time.Since(start), err
+		return firstToken(resp.GetFirstToken(), start), err
 	})
 	return out, err
 }

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -40,6 +41,7 @@ type script struct {
 	block  bool                            // wait for the caller to give up instead
 	hang   bool                            // ChatStream: after the chunks, wait for the caller to give up
 	pause  time.Duration                   // Ollama: how long the node takes before its one object
+	first  time.Duration                   // Chat: the time to first token the adapter reports
 }
 
 // fakeAdapter is an AdapterService whose nodes answer from scripts. It
@@ -89,7 +91,11 @@ func (f *fakeAdapter) Chat(ctx context.Context, req *adapterv1.ChatRequest) (*ad
 	if s.err != nil {
 		return nil, s.err
 	}
-	return &adapterv1.ChatResponse{Completion: &openaiv1.ChatCompletion{Id: "cmpl-" + req.GetNode().GetId(), Model: req.GetRequest().GetModel()}}, nil
+	resp := &adapterv1.ChatResponse{Completion: &openaiv1.ChatCompletion{Id: "cmpl-" + req.GetNode().GetId(), Model: req.GetRequest().GetModel()}}
+	if s.first > 0 {
+		resp.FirstToken = durationpb.New(s.first)
+	}
+	return resp, nil
 }
 
 func (f *fakeAdapter) Embed(ctx context.Context, req *adapterv1.EmbedRequest) (*adapterv1.EmbedResponse, error) {

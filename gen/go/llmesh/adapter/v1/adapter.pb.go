@@ -225,8 +225,12 @@ func (x *CallTimeouts) GetIdle() *durationpb.Duration {
 
 // ChatResponse is the node's answer.
 type ChatResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Completion    *v11.ChatCompletion    `protobuf:"bytes,1,opt,name=completion,proto3" json:"completion,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Completion *v11.ChatCompletion    `protobuf:"bytes,1,opt,name=completion,proto3" json:"completion,omitempty"`
+	// first_token is how long after the call began the node's first token
+	// came, when the adapter saw it (it folds a stream); the router scores
+	// nodes by it.
+	FirstToken    *durationpb.Duration `protobuf:"bytes,2,opt,name=first_token,json=firstToken,proto3" json:"first_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +268,13 @@ func (*ChatResponse) Descriptor() ([]byte, []int) {
 func (x *ChatResponse) GetCompletion() *v11.ChatCompletion {
 	if x != nil {
 		return x.Completion
+	}
+	return nil
+}
+
+func (x *ChatResponse) GetFirstToken() *durationpb.Duration {
+	if x != nil {
+		return x.FirstToken
 	}
 	return nil
 }
@@ -636,8 +647,10 @@ func (x *CompleteRequest) GetTimeouts() *CallTimeouts {
 
 // CompleteResponse is the node's answer.
 type CompleteResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Completion    *v11.Completion        `protobuf:"bytes,1,opt,name=completion,proto3" json:"completion,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Completion *v11.Completion        `protobuf:"bytes,1,opt,name=completion,proto3" json:"completion,omitempty"`
+	// first_token is as in ChatResponse.
+	FirstToken    *durationpb.Duration `protobuf:"bytes,2,opt,name=first_token,json=firstToken,proto3" json:"first_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -675,6 +688,13 @@ func (*CompleteResponse) Descriptor() ([]byte, []int) {
 func (x *CompleteResponse) GetCompletion() *v11.Completion {
 	if x != nil {
 		return x.Completion
+	}
+	return nil
+}
+
+func (x *CompleteResponse) GetFirstToken() *durationpb.Duration {
+	if x != nil {
+		return x.FirstToken
 	}
 	return nil
 }
@@ -930,11 +950,13 @@ const file_llmesh_adapter_v1_adapter_proto_rawDesc = "" +
 	"\aconnect\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\aconnect\x12:\n" +
 	"\vfirst_token\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"firstToken\x12-\n" +
-	"\x04idle\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04idle\"P\n" +
+	"\x04idle\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04idle\"\x8c\x01\n" +
 	"\fChatResponse\x12@\n" +
 	"\n" +
 	"completion\x18\x01 \x01(\v2 .llmesh.openai.v1.ChatCompletionR\n" +
-	"completion\"\xbd\x01\n" +
+	"completion\x12:\n" +
+	"\vfirst_token\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"firstToken\"\xbd\x01\n" +
 	"\x11ChatStreamRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12A\n" +
 	"\arequest\x18\x02 \x01(\v2'.llmesh.openai.v1.ChatCompletionRequestR\arequest\x12;\n" +
@@ -958,11 +980,13 @@ const file_llmesh_adapter_v1_adapter_proto_rawDesc = "" +
 	"\x0fCompleteRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12=\n" +
 	"\arequest\x18\x02 \x01(\v2#.llmesh.openai.v1.CompletionRequestR\arequest\x12;\n" +
-	"\btimeouts\x18\x03 \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"P\n" +
+	"\btimeouts\x18\x03 \x01(\v2\x1f.llmesh.adapter.v1.CallTimeoutsR\btimeouts\"\x8c\x01\n" +
 	"\x10CompleteResponse\x12<\n" +
 	"\n" +
 	"completion\x18\x01 \x01(\v2\x1c.llmesh.openai.v1.CompletionR\n" +
-	"completion\"\xbd\x01\n" +
+	"completion\x12:\n" +
+	"\vfirst_token\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"firstToken\"\xbd\x01\n" +
 	"\x15CompleteStreamRequest\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12=\n" +
 	"\arequest\x18\x02 \x01(\v2#.llmesh.openai.v1.CompletionRequestR\arequest\x12;\n" +
@@ -1046,47 +1070,49 @@ var file_llmesh_adapter_v1_adapter_proto_depIdxs = []int32{
 	18, // 4: llmesh.adapter.v1.CallTimeouts.first_token:type_name -> google.protobuf.Duration
 	18, // 5: llmesh.adapter.v1.CallTimeouts.idle:type_name -> google.protobuf.Duration
 	19, // 6: llmesh.adapter.v1.ChatResponse.completion:type_name -> llmesh.openai.v1.ChatCompletion
-	16, // 7: llmesh.adapter.v1.ChatStreamRequest.node:type_name -> llmesh.node.v1.Node
-	17, // 8: llmesh.adapter.v1.ChatStreamRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
-	2,  // 9: llmesh.adapter.v1.ChatStreamRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	20, // 10: llmesh.adapter.v1.ChatStreamResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
-	16, // 11: llmesh.adapter.v1.EmbedRequest.node:type_name -> llmesh.node.v1.Node
-	21, // 12: llmesh.adapter.v1.EmbedRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
-	2,  // 13: llmesh.adapter.v1.EmbedRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	22, // 14: llmesh.adapter.v1.EmbedResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
-	16, // 15: llmesh.adapter.v1.ProbeRequest.node:type_name -> llmesh.node.v1.Node
-	23, // 16: llmesh.adapter.v1.ProbeResponse.result:type_name -> llmesh.node.v1.ProbeResult
-	16, // 17: llmesh.adapter.v1.CompleteRequest.node:type_name -> llmesh.node.v1.Node
-	24, // 18: llmesh.adapter.v1.CompleteRequest.request:type_name -> llmesh.openai.v1.CompletionRequest
-	2,  // 19: llmesh.adapter.v1.CompleteRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	25, // 20: llmesh.adapter.v1.CompleteResponse.completion:type_name -> llmesh.openai.v1.Completion
-	16, // 21: llmesh.adapter.v1.CompleteStreamRequest.node:type_name -> llmesh.node.v1.Node
-	24, // 22: llmesh.adapter.v1.CompleteStreamRequest.request:type_name -> llmesh.openai.v1.CompletionRequest
-	2,  // 23: llmesh.adapter.v1.CompleteStreamRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	25, // 24: llmesh.adapter.v1.CompleteStreamResponse.chunk:type_name -> llmesh.openai.v1.Completion
-	16, // 25: llmesh.adapter.v1.OllamaRequest.node:type_name -> llmesh.node.v1.Node
-	0,  // 26: llmesh.adapter.v1.OllamaRequest.endpoint:type_name -> llmesh.adapter.v1.OllamaEndpoint
-	2,  // 27: llmesh.adapter.v1.OllamaRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
-	26, // 28: llmesh.adapter.v1.OllamaRequest.model_type:type_name -> llmesh.node.v1.ModelType
-	1,  // 29: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
-	4,  // 30: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
-	6,  // 31: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
-	10, // 32: llmesh.adapter.v1.AdapterService.Complete:input_type -> llmesh.adapter.v1.CompleteRequest
-	12, // 33: llmesh.adapter.v1.AdapterService.CompleteStream:input_type -> llmesh.adapter.v1.CompleteStreamRequest
-	14, // 34: llmesh.adapter.v1.AdapterService.Ollama:input_type -> llmesh.adapter.v1.OllamaRequest
-	8,  // 35: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
-	3,  // 36: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
-	5,  // 37: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
-	7,  // 38: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
-	11, // 39: llmesh.adapter.v1.AdapterService.Complete:output_type -> llmesh.adapter.v1.CompleteResponse
-	13, // 40: llmesh.adapter.v1.AdapterService.CompleteStream:output_type -> llmesh.adapter.v1.CompleteStreamResponse
-	15, // 41: llmesh.adapter.v1.AdapterService.Ollama:output_type -> llmesh.adapter.v1.OllamaResponse
-	9,  // 42: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
-	36, // [36:43] is the sub-list for method output_type
-	29, // [29:36] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	18, // 7: llmesh.adapter.v1.ChatResponse.first_token:type_name -> google.protobuf.Duration
+	16, // 8: llmesh.adapter.v1.ChatStreamRequest.node:type_name -> llmesh.node.v1.Node
+	17, // 9: llmesh.adapter.v1.ChatStreamRequest.request:type_name -> llmesh.openai.v1.ChatCompletionRequest
+	2,  // 10: llmesh.adapter.v1.ChatStreamRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	20, // 11: llmesh.adapter.v1.ChatStreamResponse.chunk:type_name -> llmesh.openai.v1.ChatCompletionChunk
+	16, // 12: llmesh.adapter.v1.EmbedRequest.node:type_name -> llmesh.node.v1.Node
+	21, // 13: llmesh.adapter.v1.EmbedRequest.request:type_name -> llmesh.openai.v1.EmbeddingRequest
+	2,  // 14: llmesh.adapter.v1.EmbedRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	22, // 15: llmesh.adapter.v1.EmbedResponse.embeddings:type_name -> llmesh.openai.v1.EmbeddingList
+	16, // 16: llmesh.adapter.v1.ProbeRequest.node:type_name -> llmesh.node.v1.Node
+	23, // 17: llmesh.adapter.v1.ProbeResponse.result:type_name -> llmesh.node.v1.ProbeResult
+	16, // 18: llmesh.adapter.v1.CompleteRequest.node:type_name -> llmesh.node.v1.Node
+	24, // 19: llmesh.adapter.v1.CompleteRequest.request:type_name -> llmesh.openai.v1.CompletionRequest
+	2,  // 20: llmesh.adapter.v1.CompleteRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	25, // 21: llmesh.adapter.v1.CompleteResponse.completion:type_name -> llmesh.openai.v1.Completion
+	18, // 22: llmesh.adapter.v1.CompleteResponse.first_token:type_name -> google.protobuf.Duration
+	16, // 23: llmesh.adapter.v1.CompleteStreamRequest.node:type_name -> llmesh.node.v1.Node
+	24, // 24: llmesh.adapter.v1.CompleteStreamRequest.request:type_name -> llmesh.openai.v1.CompletionRequest
+	2,  // 25: llmesh.adapter.v1.CompleteStreamRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	25, // 26: llmesh.adapter.v1.CompleteStreamResponse.chunk:type_name -> llmesh.openai.v1.Completion
+	16, // 27: llmesh.adapter.v1.OllamaRequest.node:type_name -> llmesh.node.v1.Node
+	0,  // 28: llmesh.adapter.v1.OllamaRequest.endpoint:type_name -> llmesh.adapter.v1.OllamaEndpoint
+	2,  // 29: llmesh.adapter.v1.OllamaRequest.timeouts:type_name -> llmesh.adapter.v1.CallTimeouts
+	26, // 30: llmesh.adapter.v1.OllamaRequest.model_type:type_name -> llmesh.node.v1.ModelType
+	1,  // 31: llmesh.adapter.v1.AdapterService.Chat:input_type -> llmesh.adapter.v1.ChatRequest
+	4,  // 32: llmesh.adapter.v1.AdapterService.ChatStream:input_type -> llmesh.adapter.v1.ChatStreamRequest
+	6,  // 33: llmesh.adapter.v1.AdapterService.Embed:input_type -> llmesh.adapter.v1.EmbedRequest
+	10, // 34: llmesh.adapter.v1.AdapterService.Complete:input_type -> llmesh.adapter.v1.CompleteRequest
+	12, // 35: llmesh.adapter.v1.AdapterService.CompleteStream:input_type -> llmesh.adapter.v1.CompleteStreamRequest
+	14, // 36: llmesh.adapter.v1.AdapterService.Ollama:input_type -> llmesh.adapter.v1.OllamaRequest
+	8,  // 37: llmesh.adapter.v1.AdapterService.Probe:input_type -> llmesh.adapter.v1.ProbeRequest
+	3,  // 38: llmesh.adapter.v1.AdapterService.Chat:output_type -> llmesh.adapter.v1.ChatResponse
+	5,  // 39: llmesh.adapter.v1.AdapterService.ChatStream:output_type -> llmesh.adapter.v1.ChatStreamResponse
+	7,  // 40: llmesh.adapter.v1.AdapterService.Embed:output_type -> llmesh.adapter.v1.EmbedResponse
+	11, // 41: llmesh.adapter.v1.AdapterService.Complete:output_type -> llmesh.adapter.v1.CompleteResponse
+	13, // 42: llmesh.adapter.v1.AdapterService.CompleteStream:output_type -> llmesh.adapter.v1.CompleteStreamResponse
+	15, // 43: llmesh.adapter.v1.AdapterService.Ollama:output_type -> llmesh.adapter.v1.OllamaResponse
+	9,  // 44: llmesh.adapter.v1.AdapterService.Probe:output_type -> llmesh.adapter.v1.ProbeResponse
+	38, // [38:45] is the sub-list for method output_type
+	31, // [31:38] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_adapter_v1_adapter_proto_init() }
