@@ -60,9 +60,13 @@ type Monitor struct {
 	prober Prober
 	log    *slog.Logger
 
-	mu          sync.Mutex
-	nodes       map[string]*tracked
-	watchers    map[*watcher]struct{}
+	mu       sync.Mutex
+	nodes    map[string]*tracked
+	watchers map[*watcher]struct{}
+	// adapterDown is set by the first probe that could not be run and
+	// cleared by the next one that ran. A node whose probes keep failing
+	// to run while others run sets it only once (tracked.unprobed), so
+	// each outage is logged once, not once per probe.
 	adapterDown bool
 }
 
@@ -75,6 +79,7 @@ type tracked struct {
 	// reportedAt is when a router last reported the node failing, until a
 	// probe started after it finds the node up and says so (see Nudge).
 	reportedAt time.Time
+	unprobed   bool // the node's probes could not be run since its last one that ran
 }
 
 // MinNudgeGap is the least time between probes of one node that nudges
@@ -200,11 +205,17 @@ func (m *Monitor) loop(ctx context.Context, n *nodev1.Node, nudge <-chan struct{
 	}
 }
 
+// AnswerSlack is added to Config.Timeout for the probe call: the adapter
+// ends a probe before the call's deadline (its probe.AnswerMargin), so a
+// node that never answers is judged down within Timeout and the call
+// itself fails only when the adapter is really away.
+const AnswerSlack = 500 * time.Millisecond
+
 // probe probes n once and applies the result. It reports whether the
 // probe ran (false when the adapter could not be asked).
 func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	started := time.Now()
-	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout+AnswerSlack)
 	res, err := m.prober.Probe(pctx, n)
 	cancel()
 	if ctx.Err() != nil {
@@ -212,22 +223,24 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	t, ok := m.nodes[n.GetId()]
+	if !ok || !proto.Equal(t.state.GetNode(), n) {
+		return err == nil // removed or replaced while probing
+	}
 	if err != nil {
 		// The adapter could not run the probe: keep the last verdict and
 		// say so once per outage.
-		if !m.adapterDown {
+		if !t.unprobed && !m.adapterDown {
 			m.log.Warn("adapter unreachable; keeping last node states", "node", n.GetId(), "err", err)
 			m.adapterDown = true
 		}
+		t.unprobed = true
 		return false
 	}
+	t.unprobed = false
 	if m.adapterDown {
 		m.log.Info("adapter reachable again")
 		m.adapterDown = false
-	}
-	t, ok := m.nodes[n.GetId()]
-	if !ok || !proto.Equal(t.state.GetNode(), n) {
-		return true // removed or replaced while probing
 	}
 	next, changed := m.judge(t, res)
 	confirms := !t.reportedAt.IsZero() && started.After(t.reportedAt) && res.GetUp()

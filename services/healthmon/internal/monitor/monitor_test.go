@@ -413,6 +413,21 @@ func TestProberErrorKeepsState(t *testing.T) {
 	assert.Equal(t, 1, l.count("adapter reachable again"))
 }
 
+// One node whose probes cannot be run while the others' can (the adapter
+// times out on it) is one outage in the log, not one per probe.
+func TestOneUnprobedNodeIsLoggedOnce(t *testing.T) {
+	m, p, l := newMonitor(t, testCfg, node("a"), node("b"))
+	p.step(t, "a", upRes("m1"), nil)
+	p.step(t, "b", upRes("m2"), nil)
+	for range 4 {
+		p.step(t, "a", nil, errAdapter)
+		p.step(t, "b", upRes("m2"), nil)
+	}
+	assert.Equal(t, 1, l.count("adapter unreachable"))
+	assert.Equal(t, 1, l.count("adapter reachable again"))
+	assert.Equal(t, nodev1.Status_STATUS_UP, stateOf(t, m, "a").GetStatus(), "a probe that did not run says nothing about the node")
+}
+
 func TestProbeTimeout(t *testing.T) {
 	cfg := testCfg
 	cfg.Timeout = 5 * time.Millisecond

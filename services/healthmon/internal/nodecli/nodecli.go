@@ -42,7 +42,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[1] {
 	case "register":
-		return register(client, args[2:], stdout, stderr)
+		return register(ctx, client, args[2:], stdout, stderr)
 	case "deregister":
 		return deregister(client, args[2:], stdout, stderr)
 	case "list":
@@ -52,7 +52,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command node %s", args[1])
 }
 
-func register(c *api.Client, args []string, stdout, stderr io.Writer) error {
+func register(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
 	var e nodesfile.Entry
 	fs := flag.NewFlagSet("llmesh node register", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -79,7 +79,7 @@ func register(c *api.Client, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := consulnodes.RegisterExternal(c, *service, n); err != nil {
+	if err := consulnodes.RegisterExternal(ctx, c, *service, n); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "registered %s (%s, %s) as Consul node %s\n", n.GetId(), e.Kind, n.GetBaseUrl(), consulnodes.ExternalNodeName(n.GetId()))
