@@ -62,8 +62,8 @@ func RegisterExternal(ctx context.Context, c *api.Client, service string, n *nod
 }
 
 // DeregisterExternal removes an external node and everything on it.
-func DeregisterExternal(c *api.Client, id string) error {
-	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: ExternalNodeName(id)}, nil); err != nil {
+func DeregisterExternal(ctx context.Context, c *api.Client, id string) error {
+	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: ExternalNodeName(id)}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("deregister node %s from consul: %w", id, err)
 	}
 	return nil

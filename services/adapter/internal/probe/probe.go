@@ -105,6 +105,8 @@ func roundDuration(d time.Duration) time.Duration {
 		return d.Round(time.Second)
 	case d >= time.Second:
 		return d.Round(100 * time.Millisecond)
+	case d >= 100*time.Millisecond:
+		return d.Round(10 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
 }
