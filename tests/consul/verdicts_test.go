@@ -207,3 +207,23 @@ func TestDeregisterRefusesWhatItDidNotRegister(t *testing.T) {
 	llmesh(t, agent, "node", "register", "-id", "ext", "-url", "http://127.0.0.1:1", "-kind", "ollama")
 	assert.Contains(t, llmesh(t, agent, "node", "deregister", "-id", "ext"), "deregistered ext")
 }
+
+// A static node whose id Consul already has under another address loses
+// to Consul's registration; the conflict is logged once and is in the
+// node's reason.
+func TestStaticNodeConflictingWithConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	fromFile := meshtest.StartNode(t, "dup", simnode.Config{Models: []string{"file"}})
+	inConsul := meshtest.StartNode(t, "dup", simnode.Config{Models: []string{"consul"}})
+	registerOnAgent(t, c, "dup", inConsul.URL)
+	m := meshtest.Start(t, bins, []*meshtest.Node{fromFile}, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true})
+	require.Eventually(t, func() bool {
+		st, out := check(t, c, "dup")
+		return st == api.HealthPassing && strings.Contains(out, "the nodes file's ollama node at "+fromFile.URL+" is ignored")
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, http.StatusOK, chat(t, m, "consul"))
+	assert.NotEqual(t, http.StatusOK, chat(t, m, "file"))
+	time.Sleep(2500 * time.Millisecond) // a few more watch cycles (-consul-wait 1s)
+	assert.Equal(t, 1, countLogs(m, "healthmon", "static node conflicts with consul"))
+}

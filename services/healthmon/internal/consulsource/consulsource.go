@@ -41,6 +41,7 @@ const callTimeout = 10 * time.Second
 // Nodes is what the source drives: the monitor's node set and its stream.
 type Nodes interface {
 	SetNodes(ctx context.Context, nodes []*nodev1.Node)
+	SetNotes(notes map[string]string)
 	Watch(ctx context.Context, send func(*healthmonv1.WatchNodesResponse) error) error
 }
 
@@ -52,7 +53,10 @@ type Source struct {
 	Log     *slog.Logger
 	// Static are healthmon's own configured nodes. They are registered in
 	// Consul (again whenever they go missing there, e.g. after Consul lost
-	// its state) and stay monitored whatever Consul says meanwhile.
+	// its state) and stay monitored whatever Consul says meanwhile. When
+	// Consul has another registration under a static node's id, Consul's
+	// wins: it is the one every router's fallback sees. The conflict is
+	// logged once and noted in that node's reason.
 	Static []*nodev1.Node
 	// Wait bounds one blocking query (consulwatch.Watch.Wait).
 	Wait time.Duration
@@ -66,6 +70,7 @@ type Source struct {
 	mu        sync.Mutex
 	placement map[string]placement // by node id
 	reported  map[string]string    // invalid instance id → reason already logged
+	conflicts map[string]string    // static node id → the conflict already logged
 	invalid   map[string]verdict   // the check of each bad registration
 	desired   map[string]verdict   // the check each monitored node should have
 	written   map[string]verdict   // the check last written for each node
@@ -87,6 +92,7 @@ type placement struct {
 func (s *Source) Run(ctx context.Context) error {
 	s.placement = map[string]placement{}
 	s.reported = map[string]string{}
+	s.conflicts = map[string]string{}
 	s.invalid = map[string]verdict{}
 	s.desired = map[string]verdict{}
 	s.written = map[string]verdict{}
@@ -140,6 +146,7 @@ func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 	s.reported = reported
 	s.mu.Unlock()
 	s.Nodes.SetNodes(ctx, nodes)
+	s.Nodes.SetNotes(s.conflicts)
 	s.sync(ctx)
 }
 
@@ -234,12 +241,17 @@ func hasCheck(e *api.ServiceEntry, v verdict) bool {
 // withStatic adds the static nodes Consul does not list (yet, or any more)
 // and registers those again.
 func (s *Source) withStatic(ctx context.Context, nodes []*nodev1.Node) []*nodev1.Node {
-	listed := map[string]bool{}
+	listed := map[string]*nodev1.Node{}
 	for _, n := range nodes {
-		listed[n.GetId()] = true
+		listed[n.GetId()] = n
 	}
+	conflicts := map[string]string{}
 	for _, n := range s.Static {
-		if listed[n.GetId()] {
+		if c, ok := listed[n.GetId()]; ok {
+			if c.GetKind() != n.GetKind() || c.GetBaseUrl() != n.GetBaseUrl() {
+				conflicts[n.GetId()] = fmt.Sprintf("the nodes file's %s node at %s is ignored: Consul registers this id as a %s node at %s",
+					consulnodes.KindName(n.GetKind()), n.GetBaseUrl(), consulnodes.KindName(c.GetKind()), c.GetBaseUrl())
+			}
 			continue
 		}
 		nodes = append(nodes, n)
@@ -250,6 +262,12 @@ func (s *Source) withStatic(ctx context.Context, nodes []*nodev1.Node) []*nodev1
 			s.Log.Warn("registering static node in consul", "node", n.GetId(), "err", err)
 		}
 	}
+	for id, c := range conflicts {
+		if s.conflicts[id] != c {
+			s.Log.Warn("static node conflicts with consul; using consul's registration", "node", id, "conflict", c)
+		}
+	}
+	s.conflicts = conflicts
 	return nodes
 }
 

@@ -79,7 +79,9 @@ type tracked struct {
 	// reportedAt is when a router last reported the node failing, until a
 	// probe started after it finds the node up and says so (see Nudge).
 	reportedAt time.Time
-	unprobed   bool // the node's probes could not be run since its last one that ran
+	unprobed   bool   // the node's probes could not be run since its last one that ran
+	reason     string // the published reason without the note
+	note       string // appended to the reason (see SetNotes)
 }
 
 // MinNudgeGap is the least time between probes of one node that nudges
@@ -158,7 +160,7 @@ func (m *Monitor) SetNodes(ctx context.Context, nodes []*nodev1.Node) {
 	for id, n := range want {
 		lctx, cancel := context.WithCancel(ctx)
 		t := &tracked{state: &nodev1.NodeState{Node: n, Reason: "not probed yet", ChangedAt: timestamppb.Now()},
-			stop: cancel, stopped: make(chan struct{}), nudge: make(chan struct{}, 1)}
+			reason: "not probed yet", stop: cancel, stopped: make(chan struct{}), nudge: make(chan struct{}, 1)}
 		m.nodes[id] = t
 		m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{t.state}})
 		go func() {
@@ -166,6 +168,33 @@ func (m *Monitor) SetNodes(ctx context.Context, nodes []*nodev1.Node) {
 			m.loop(lctx, n, t.nudge)
 		}()
 	}
+}
+
+// SetNotes sets a note for each node id in notes, and clears the others'.
+// A note is appended to the node's reason ("…; note"), so what is wrong
+// with a node's configuration shows wherever its state does; a changed
+// note is published at once.
+func (m *Monitor) SetNotes(notes map[string]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, t := range m.nodes {
+		note := notes[id]
+		if note == t.note {
+			continue
+		}
+		t.note = note
+		next := proto.CloneOf(t.state)
+		next.Reason = withNote(t.reason, note)
+		t.state = next
+		m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}})
+	}
+}
+
+func withNote(reason, note string) string {
+	if note == "" {
+		return reason
+	}
+	return reason + "; " + note
 }
 
 // Stop ends every probe loop and waits for them.
@@ -260,6 +289,7 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 		m.log.Info("node status", "node", n.GetId(), "status", next.GetStatus().String(), "reason", next.GetReason())
 	}
 	t.state = next
+	t.reason = res.GetReason()
 	m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}, ConfirmedNodeIds: confirmed})
 	return true
 }
@@ -293,7 +323,7 @@ func (m *Monitor) judge(t *tracked, res *nodev1.ProbeResult) (*nodev1.NodeState,
 		t.streak = 0
 		status = verdict
 	}
-	next := &nodev1.NodeState{Node: cur.GetNode(), Status: status, Reason: res.GetReason(),
+	next := &nodev1.NodeState{Node: cur.GetNode(), Status: status, Reason: withNote(res.GetReason(), t.note),
 		Models: cur.GetModels(), Version: cur.GetVersion(), ChangedAt: cur.GetChangedAt()}
 	if res.GetUp() {
 		next.Models = res.GetModels()
