@@ -76,6 +76,7 @@ type Source struct {
 	written   map[string]verdict   // the check last written for each node
 	kv        map[string]string    // KV's copy of each node's state as last written; "" = deleted
 	leader    atomic.Bool          // this replica holds the writer lock
+	viewed    atomic.Bool          // the monitor has had Consul's view of the nodes
 }
 
 // verdict is the status and output of llmesh's check on a node.
@@ -147,6 +148,7 @@ func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 	s.mu.Unlock()
 	s.Nodes.SetNodes(ctx, nodes)
 	s.Nodes.SetNotes(s.conflicts)
+	s.viewed.Store(true)
 	s.sync(ctx)
 }
 
@@ -155,7 +157,12 @@ func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 // deleted, so KV holds exactly the nodes healthmon last judged up (what
 // routers that lose healthmon may route to). A snapshot also deletes
 // entries of nodes healthmon no longer knows.
-func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesResponse) {
+//
+// complete says whether a snapshot in msg holds every node Consul lists:
+// taken before Consul's first answer it holds only the static nodes, and
+// deleting the others' entries then would take them from the routers'
+// fallback.
+func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesResponse, complete bool) {
 	kv := s.Client.KV()
 	set := func(id, value string) {
 		s.mu.Lock()
@@ -183,7 +190,7 @@ func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesRespo
 		s.kv[id] = value
 		s.mu.Unlock()
 	}
-	if msg.GetSnapshot() {
+	if msg.GetSnapshot() && complete {
 		s.deleteStale(ctx, msg.GetNodes())
 	}
 	for _, st := range msg.GetNodes() {
@@ -310,6 +317,7 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 			defer close(refreshed)
 			s.refreshWhileLeader(lctx)
 		}()
+		complete := s.viewed.Load() // before Watch takes its snapshot
 		_ = s.Nodes.Watch(lctx, func(msg *healthmonv1.WatchNodesResponse) error {
 			s.mu.Lock()
 			if msg.GetSnapshot() {
@@ -338,7 +346,7 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 			}
 			s.mu.Unlock()
 			s.sync(lctx)
-			s.putStates(lctx, msg)
+			s.putStates(lctx, msg, complete)
 			return nil
 		})
 		cancel()
