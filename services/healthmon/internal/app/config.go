@@ -46,7 +46,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.NodesFile, "nodes", env("LLMESH_NODES_FILE", ""), "YAML nodes file; empty: OPENAI_BASE_URL, else the local Ollama [LLMESH_NODES_FILE]")
 	fs.DurationVar(&c.Probe.Interval, "probe-interval", 5*time.Second, "time between probes of one node")
 	fs.Float64Var(&c.Probe.Jitter, "probe-jitter", 0.2, "± fraction of the interval, spreading probes out")
-	fs.DurationVar(&c.Probe.Timeout, "probe-timeout", 5*time.Second, "one probe's time limit")
+	fs.DurationVar(&c.Probe.Timeout, "probe-timeout", 5*time.Second, "one probe's time limit: a node that has not answered by then is down (\"no answer within …\")")
 	fs.IntVar(&c.Probe.Rise, "rise", 2, "successful probes in a row that bring a down node up")
 	fs.IntVar(&c.Probe.Fall, "fall", 2, "failed probes in a row that take an up node down")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "how long shutdown waits for streams to end")
