@@ -1,6 +1,7 @@
 package consulnodes
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/hashicorp/consul/api"
@@ -18,6 +19,10 @@ var ExternalNodeMeta = map[string]string{"external-node": "true", "llmesh": "tru
 // healthmon read it back. Meta is no place for long model lists.
 const StatePrefix = "llmesh/nodes/"
 
+// AwaitingProbe is the output of llmesh's check on a node no probe has
+// judged yet (new, registered again, or changed).
+const AwaitingProbe = "awaiting llmesh's first probe"
+
 // CheckName is the name of llmesh's check on an LLM node's service.
 const CheckName = "llmesh health"
 
@@ -32,7 +37,7 @@ func ExternalNodeName(id string) string { return "llmesh-" + id }
 // a Consul agent joins the mesh. Registering again updates it. The node
 // gets llmesh's check, critical until healthmon's first probe: a service
 // with no checks would count as passing.
-func RegisterExternal(c *api.Client, service string, n *nodev1.Node) error {
+func RegisterExternal(ctx context.Context, c *api.Client, service string, n *nodev1.Node) error {
 	u, err := nodeurl.Parse(n.GetBaseUrl())
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.GetId(), err)
@@ -48,8 +53,8 @@ func RegisterExternal(c *api.Client, service string, n *nodev1.Node) error {
 		NodeMeta: ExternalNodeMeta,
 		Service:  &api.AgentService{ID: n.GetId(), Service: service, Address: host, Port: port, Meta: meta},
 		Check: &api.AgentCheck{Node: ExternalNodeName(n.GetId()), CheckID: CheckID(n.GetId()), Name: CheckName,
-			ServiceID: n.GetId(), Status: api.HealthCritical, Output: "awaiting llmesh's first probe"},
-	}, nil)
+			ServiceID: n.GetId(), Status: api.HealthCritical, Output: AwaitingProbe},
+	}, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("register node %s in consul: %w", n.GetId(), err)
 	}
@@ -57,8 +62,8 @@ func RegisterExternal(c *api.Client, service string, n *nodev1.Node) error {
 }
 
 // DeregisterExternal removes an external node and everything on it.
-func DeregisterExternal(c *api.Client, id string) error {
-	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: ExternalNodeName(id)}, nil); err != nil {
+func DeregisterExternal(ctx context.Context, c *api.Client, id string) error {
+	if _, err := c.Catalog().Deregister(&api.CatalogDeregistration{Node: ExternalNodeName(id)}, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
 		return fmt.Errorf("deregister node %s from consul: %w", id, err)
 	}
 	return nil

@@ -43,12 +43,20 @@ func (in Instance) registration() (*api.AgentServiceRegistration, error) {
 	if err != nil {
 		return nil, err
 	}
+	check := in.Addr.String()
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		// Listening on every interface: advertise no address, so Consul
+		// gives the agent node's address (0.0.0.0 or :: would make other
+		// hosts dial themselves), and let the agent — on this host — check
+		// over loopback.
+		host, check = "", net.JoinHostPort("127.0.0.1", portStr)
+	}
 	return &api.AgentServiceRegistration{
 		ID: in.ID(), Name: in.Name, Address: host, Port: port,
 		Meta: map[string]string{"llmesh": "true"},
 		Check: &api.AgentServiceCheck{
 			Name:                           in.Name + " gRPC health",
-			GRPC:                           in.Addr.String(),
+			GRPC:                           check,
 			Interval:                       "2s",
 			Timeout:                        "1s",
 			DeregisterCriticalServiceAfter: "1m",

@@ -24,6 +24,13 @@ import (
 // DefaultTimeout bounds one probe when the caller's deadline is later.
 const DefaultTimeout = 5 * time.Second
 
+// AnswerMargin is the part of the caller's time a probe leaves for the
+// answer to travel back: a probe always ends that long before the caller's
+// deadline (or at half the time left, if that is less), so a node that
+// never answers is a verdict ("no answer within …"), never a caller that
+// gave up and learnt nothing.
+const AnswerMargin = 500 * time.Millisecond
+
 // Prober probes nodes through a connection pool.
 type Prober struct {
 	pool        *nodeconn.Pool
@@ -32,7 +39,7 @@ type Prober struct {
 }
 
 // New returns a prober whose probes take at most timeout (DefaultTimeout
-// when zero or less), and never longer than the caller's deadline.
+// when zero or less), and end AnswerMargin before the caller's deadline.
 func New(pool *nodeconn.Pool, timeout time.Duration) *Prober {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -58,7 +65,8 @@ func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult
 	if err != nil {
 		return nil, err
 	}
-	probeCtx, cancel := context.WithTimeout(ctx, p.timeout)
+	budget := p.budget(ctx)
+	probeCtx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 
 	start := time.Now()
@@ -70,12 +78,37 @@ func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult
 		return nil, conn.TransportError(ctx, err)
 	}
 	if probeCtx.Err() != nil && !res.GetUp() {
-		res.Reason = fmt.Sprintf("no answer within %s", p.timeout)
+		res.Reason = fmt.Sprintf("no answer within %s", roundDuration(budget))
 		res.Status = nodev1.Status_STATUS_UNSPECIFIED
 	}
 	res.ProbedAt = timestamppb.New(start)
 	res.LatencyMicros = elapsed.Microseconds()
 	return res, nil
+}
+
+// budget is how long one probe may take: the prober's timeout, cut to end
+// AnswerMargin before ctx's deadline.
+func (p *Prober) budget(ctx context.Context) time.Duration {
+	d := p.timeout
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		d = min(d, left-min(AnswerMargin, left/2))
+	}
+	return max(d, time.Millisecond)
+}
+
+// roundDuration drops the digits nobody reads: "4.9s" rather than
+// "4.912345678s".
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	case d >= 100*time.Millisecond:
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // KindName is a kind in lower case without its prefix: "vllm", "ollama".

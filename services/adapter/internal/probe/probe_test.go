@@ -228,6 +228,49 @@ func TestTimeout(t *testing.T) {
 	assert.GreaterOrEqual(t, res.GetLatencyMicros(), int64(50000))
 }
 
+// A caller whose deadline comes before the prober's timeout still gets a
+// verdict on a node that never answers: the probe ends AnswerMargin (or
+// half the time left) before the caller gives up.
+func TestHungNodeIsAVerdictWithinTheCallersDeadline(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lis.Close() })
+	var conns []net.Conn // accepted, never answered
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				for _, c := range conns {
+					_ = c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() { _ = lis.Close(); <-done })
+
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration
+		want     string
+	}{
+		{"margin", 1500 * time.Millisecond, "no answer within 1s"},
+		{"half the time left", 400 * time.Millisecond, "no answer within 200ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), tc.deadline)
+			defer cancel()
+			res, err := newProber(t, 5*time.Second, nil).Probe(ctx, &nodev1.Node{Id: "hung", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://" + lis.Addr().String()})
+			require.NoError(t, err, "the prober answers before the caller's deadline")
+			assert.False(t, res.GetUp())
+			assert.Equal(t, tc.want, res.GetReason())
+		})
+	}
+}
+
 func TestCallerGone(t *testing.T) {
 	url := routes{"GET /api/tags": ok(tags)}.serve(t)
 	ctx, cancel := context.WithCancel(t.Context())

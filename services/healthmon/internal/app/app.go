@@ -89,7 +89,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		g.Go(func() error {
 			return consulreg.Keep(gctx, consul, consulreg.Instance{Name: "llmesh-healthmon", Addr: lis.Addr()}, log)
 		})
-		src := &consulsource.Source{Client: consul, Service: cfg.ConsulService, Nodes: mon, Log: log, Static: nodes, Wait: cfg.ConsulWait}
+		src := &consulsource.Source{Client: consul, Service: cfg.ConsulService, Nodes: mon, Log: log, Static: nodes, Wait: cfg.ConsulWait,
+			CheckTTL: cfg.ConsulCheckTTL}
 		g.Go(func() error { return src.Run(gctx) })
 	}
 	err = g.Wait()

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/llmesh/llmesh/services/healthmon/internal/consulsource"
 	"github.com/llmesh/llmesh/services/healthmon/internal/monitor"
 )
 
@@ -26,6 +27,9 @@ type Config struct {
 	Consul        bool
 	ConsulService string
 	ConsulWait    time.Duration
+	// ConsulCheckTTL is the TTL of the checks healthmon writes to its
+	// agent; the writer refreshes them every third of it.
+	ConsulCheckTTL time.Duration
 	// AdapterFromConsul is set when -consul is on and no -adapter-addr was
 	// given: adapters are then found in Consul.
 	AdapterFromConsul bool
@@ -42,13 +46,14 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.NodesFile, "nodes", env("LLMESH_NODES_FILE", ""), "YAML nodes file; empty: OPENAI_BASE_URL, else the local Ollama [LLMESH_NODES_FILE]")
 	fs.DurationVar(&c.Probe.Interval, "probe-interval", 5*time.Second, "time between probes of one node")
 	fs.Float64Var(&c.Probe.Jitter, "probe-jitter", 0.2, "± fraction of the interval, spreading probes out")
-	fs.DurationVar(&c.Probe.Timeout, "probe-timeout", 5*time.Second, "one probe's time limit")
+	fs.DurationVar(&c.Probe.Timeout, "probe-timeout", 5*time.Second, "one probe's time limit: a node that has not answered by then is down (\"no answer within …\")")
 	fs.IntVar(&c.Probe.Rise, "rise", 2, "successful probes in a row that bring a down node up")
 	fs.IntVar(&c.Probe.Fall, "fall", 2, "failed probes in a row that take an up node down")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "how long shutdown waits for streams to end")
 	fs.BoolVar(&c.Consul, "consul", envBool("LLMESH_CONSUL"), "discover LLM nodes in Consul (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, … as the Consul client reads them) [LLMESH_CONSUL]")
 	fs.StringVar(&c.ConsulService, "consul-service", env("LLMESH_CONSUL_SERVICE", "llm"), "Consul service name of LLM nodes [LLMESH_CONSUL_SERVICE]")
 	fs.DurationVar(&c.ConsulWait, "consul-wait", 10*time.Second, "longest wait of one Consul blocking query")
+	fs.DurationVar(&c.ConsulCheckTTL, "consul-check-ttl", consulsource.DefaultCheckTTL, "TTL of the checks written to the local Consul agent (refreshed every third of it); they expire this long after the last check writer stopped")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_HEALTHMON_ADMIN_ADDR", ""), "operator endpoints (/debug/pprof); empty: off [LLMESH_HEALTHMON_ADMIN_ADDR]")
 	fs.StringVar(&c.LogFormat, "log-format", env("LLMESH_LOG_FORMAT", "text"), "log format: text or json [LLMESH_LOG_FORMAT]")
 	fs.StringVar(&c.LogLevel, "log-level", env("LLMESH_LOG_LEVEL", "info"), "log level [LLMESH_LOG_LEVEL]")
@@ -73,6 +78,9 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	}
 	if c.Probe.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-probe-timeout %s: must be positive", c.Probe.Timeout))
+	}
+	if c.ConsulCheckTTL < time.Second {
+		errs = append(errs, fmt.Errorf("-consul-check-ttl %s: must be at least 1s", c.ConsulCheckTTL))
 	}
 	if c.Probe.Rise < 1 || c.Probe.Fall < 1 {
 		errs = append(errs, fmt.Errorf("-rise %d, -fall %d: must be at least 1", c.Probe.Rise, c.Probe.Fall))

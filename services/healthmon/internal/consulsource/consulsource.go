@@ -10,8 +10,10 @@ package consulsource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,13 +29,19 @@ import (
 // LockKey is the KV key whose holder writes checks.
 const LockKey = "llmesh/healthmon/check-writer"
 
-// CheckTTL bounds how long a check written to an agent stays as written
-// when no healthmon refreshes it.
-const CheckTTL = 10 * time.Minute
+// DefaultCheckTTL bounds how long a check written to an agent stays as
+// written when no healthmon refreshes it. The check writer refreshes each
+// such check every third of it.
+const DefaultCheckTTL = 10 * time.Minute
+
+// callTimeout bounds one Consul write or lookup, so an agent that stopped
+// answering cannot stall the check writer.
+const callTimeout = 10 * time.Second
 
 // Nodes is what the source drives: the monitor's node set and its stream.
 type Nodes interface {
 	SetNodes(ctx context.Context, nodes []*nodev1.Node)
+	SetNotes(notes map[string]string)
 	Watch(ctx context.Context, send func(*healthmonv1.WatchNodesResponse) error) error
 }
 
@@ -45,19 +53,30 @@ type Source struct {
 	Log     *slog.Logger
 	// Static are healthmon's own configured nodes. They are registered in
 	// Consul (again whenever they go missing there, e.g. after Consul lost
-	// its state) and stay monitored whatever Consul says meanwhile.
+	// its state) and stay monitored whatever Consul says meanwhile. When
+	// Consul has another registration under a static node's id, Consul's
+	// wins: it is the one every router's fallback sees. The conflict is
+	// logged once and noted in that node's reason.
 	Static []*nodev1.Node
 	// Wait bounds one blocking query (consulwatch.Watch.Wait).
 	Wait time.Duration
+	// CheckTTL is the TTL of checks written to an agent (DefaultCheckTTL
+	// when zero).
+	CheckTTL time.Duration
 
+	// wmu orders check writes: a refresh never rewrites a verdict that a
+	// newer write has replaced meanwhile.
+	wmu       sync.Mutex
 	mu        sync.Mutex
 	placement map[string]placement // by node id
 	reported  map[string]string    // invalid instance id → reason already logged
-	desired   map[string]verdict   // the check each node should have
+	conflicts map[string]string    // static node id → the conflict already logged
+	invalid   map[string]verdict   // the check of each bad registration
+	desired   map[string]verdict   // the check each monitored node should have
 	written   map[string]verdict   // the check last written for each node
-	kv        map[string]string    // the state last put in KV for each node
-	agentNode string               // the Consul node of the agent we talk to
+	kv        map[string]string    // KV's copy of each node's state as last written; "" = deleted
 	leader    atomic.Bool          // this replica holds the writer lock
+	viewed    atomic.Bool          // the monitor has had Consul's view of the nodes
 }
 
 // verdict is the status and output of llmesh's check on a node.
@@ -74,6 +93,8 @@ type placement struct {
 func (s *Source) Run(ctx context.Context) error {
 	s.placement = map[string]placement{}
 	s.reported = map[string]string{}
+	s.conflicts = map[string]string{}
+	s.invalid = map[string]verdict{}
 	s.desired = map[string]verdict{}
 	s.written = map[string]verdict{}
 	s.kv = map[string]string{}
@@ -109,55 +130,106 @@ func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 			delete(s.written, id) // new here, or Consul lost or changed the check: write again
 		}
 	}
+	for id := range s.written {
+		if _, ok := s.placement[id]; !ok {
+			delete(s.written, id) // gone from Consul: a node registered again under its id starts afresh
+		}
+	}
+	reported := map[string]string{}
+	s.invalid = map[string]verdict{}
 	for _, bad := range invalid {
 		if s.reported[bad.ID] != bad.Reason {
-			s.reported[bad.ID] = bad.Reason
 			s.Log.Warn("skipping LLM node with a bad registration", "id", bad.ID, "consul_node", bad.Node, "reason", bad.Reason)
 		}
-		s.desired[bad.ID] = verdict{api.HealthCritical, "llmesh: bad registration: " + bad.Reason}
+		reported[bad.ID] = bad.Reason
+		s.invalid[bad.ID] = verdict{api.HealthCritical, "llmesh: bad registration: " + bad.Reason}
 	}
+	s.reported = reported
 	s.mu.Unlock()
 	s.Nodes.SetNodes(ctx, nodes)
+	s.Nodes.SetNotes(s.conflicts)
+	s.viewed.Store(true)
 	s.sync(ctx)
 }
 
-// putStates keeps KV's copy of up nodes' states current: put when it
-// changed, deleted when the node left.
-func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesResponse) {
+// putStates keeps KV's copy of node states current: an up node's state is
+// put when it changed; a node that is not up, or left, has its entry
+// deleted, so KV holds exactly the nodes healthmon last judged up (what
+// routers that lose healthmon may route to). A snapshot also deletes
+// entries of nodes healthmon no longer knows.
+//
+// complete says whether a snapshot in msg holds every node Consul lists:
+// taken before Consul's first answer it holds only the static nodes, and
+// deleting the others' entries then would take them from the routers'
+// fallback.
+func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesResponse, complete bool) {
 	kv := s.Client.KV()
-	opts := (&api.WriteOptions{}).WithContext(ctx)
+	set := func(id, value string) {
+		s.mu.Lock()
+		cur, known := s.kv[id]
+		s.mu.Unlock()
+		if known && cur == value {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		opts := (&api.WriteOptions{}).WithContext(cctx)
+		var err error
+		if value == "" {
+			_, err = kv.Delete(consulnodes.StatePrefix+id, opts)
+		} else {
+			_, err = kv.Put(&api.KVPair{Key: consulnodes.StatePrefix + id, Value: []byte(value)}, opts)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.Log.Warn("writing node state to consul kv", "node", id, "err", err)
+			}
+			return
+		}
+		s.mu.Lock()
+		s.kv[id] = value
+		s.mu.Unlock()
+	}
+	if msg.GetSnapshot() && complete {
+		s.deleteStale(ctx, msg.GetNodes())
+	}
 	for _, st := range msg.GetNodes() {
+		id := st.GetNode().GetId()
 		if st.GetStatus() != nodev1.Status_STATUS_UP {
+			set(id, "")
 			continue
 		}
-		id := st.GetNode().GetId()
 		// changed_at is left out so that an unchanged state is unchanged bytes.
 		b, err := protojson.Marshal(&nodev1.NodeState{Node: st.GetNode(), Status: st.GetStatus(), Reason: st.GetReason(),
 			Models: st.GetModels(), Version: st.GetVersion()})
 		if err != nil {
 			continue
 		}
-		s.mu.Lock()
-		same := s.kv[id] == string(b)
-		s.mu.Unlock()
-		if same {
-			continue
-		}
-		if _, err := kv.Put(&api.KVPair{Key: consulnodes.StatePrefix + id, Value: b}, opts); err != nil {
-			if ctx.Err() == nil {
-				s.Log.Warn("writing node state to consul kv", "node", id, "err", err)
-			}
-			continue
-		}
-		s.mu.Lock()
-		s.kv[id] = string(b)
-		s.mu.Unlock()
+		set(id, string(b))
 	}
 	for _, id := range msg.GetRemovedNodeIds() {
-		if _, err := kv.Delete(consulnodes.StatePrefix+id, opts); err == nil {
-			s.mu.Lock()
-			delete(s.kv, id)
-			s.mu.Unlock()
+		set(id, "")
+	}
+}
+
+// deleteStale deletes the KV entries of nodes not in nodes (left while no
+// healthmon wrote).
+func (s *Source) deleteStale(ctx context.Context, nodes []*nodev1.NodeState) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	keys, _, err := s.Client.KV().Keys(consulnodes.StatePrefix, "", (&api.QueryOptions{}).WithContext(cctx))
+	if err != nil {
+		return // the next snapshot tries again
+	}
+	known := map[string]bool{}
+	for _, st := range nodes {
+		known[consulnodes.StatePrefix+st.GetNode().GetId()] = true
+	}
+	for _, k := range keys {
+		if !known[k] {
+			if _, err := s.Client.KV().Delete(k, (&api.WriteOptions{}).WithContext(cctx)); err != nil {
+				return
+			}
 		}
 	}
 }
@@ -176,19 +248,33 @@ func hasCheck(e *api.ServiceEntry, v verdict) bool {
 // withStatic adds the static nodes Consul does not list (yet, or any more)
 // and registers those again.
 func (s *Source) withStatic(ctx context.Context, nodes []*nodev1.Node) []*nodev1.Node {
-	listed := map[string]bool{}
+	listed := map[string]*nodev1.Node{}
 	for _, n := range nodes {
-		listed[n.GetId()] = true
+		listed[n.GetId()] = n
 	}
+	conflicts := map[string]string{}
 	for _, n := range s.Static {
-		if listed[n.GetId()] {
+		if c, ok := listed[n.GetId()]; ok {
+			if c.GetKind() != n.GetKind() || c.GetBaseUrl() != n.GetBaseUrl() {
+				conflicts[n.GetId()] = fmt.Sprintf("the nodes file's %s node at %s is ignored: Consul registers this id as a %s node at %s",
+					consulnodes.KindName(n.GetKind()), n.GetBaseUrl(), consulnodes.KindName(c.GetKind()), c.GetBaseUrl())
+			}
 			continue
 		}
 		nodes = append(nodes, n)
-		if err := consulnodes.RegisterExternal(s.Client, s.Service, n); err != nil && ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := consulnodes.RegisterExternal(cctx, s.Client, s.Service, n)
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			s.Log.Warn("registering static node in consul", "node", n.GetId(), "err", err)
 		}
 	}
+	for id, c := range conflicts {
+		if s.conflicts[id] != c {
+			s.Log.Warn("static node conflicts with consul; using consul's registration", "node", id, "conflict", c)
+		}
+	}
+	s.conflicts = conflicts
 	return nodes
 }
 
@@ -226,10 +312,26 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 			}
 			cancel()
 		}()
+		refreshed := make(chan struct{})
+		go func() {
+			defer close(refreshed)
+			s.refreshWhileLeader(lctx)
+		}()
+		complete := s.viewed.Load() // before Watch takes its snapshot
 		_ = s.Nodes.Watch(lctx, func(msg *healthmonv1.WatchNodesResponse) error {
 			s.mu.Lock()
+			if msg.GetSnapshot() {
+				s.desired = map[string]verdict{}
+			}
+			for _, id := range msg.GetRemovedNodeIds() {
+				delete(s.desired, id)
+			}
 			for _, st := range msg.GetNodes() {
 				switch st.GetStatus() {
+				case nodev1.Status_STATUS_UNSPECIFIED:
+					// Not probed yet: whatever an earlier node of this id
+					// was, this one has not earned a verdict.
+					s.desired[st.GetNode().GetId()] = verdict{api.HealthCritical, consulnodes.AwaitingProbe}
 				case nodev1.Status_STATUS_UP:
 					s.desired[st.GetNode().GetId()] = verdict{api.HealthPassing, st.GetReason()}
 				case nodev1.Status_STATUS_DOWN:
@@ -244,10 +346,11 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 			}
 			s.mu.Unlock()
 			s.sync(lctx)
-			s.putStates(lctx, msg)
+			s.putStates(lctx, msg, complete)
 			return nil
 		})
 		cancel()
+		<-refreshed
 		s.leader.Store(false)
 		_ = lock.Unlock()
 		if ctx.Err() == nil {
@@ -270,25 +373,27 @@ func (s *Source) sync(ctx context.Context) {
 		v  verdict
 	}
 	var jobs []job
-	for id, v := range s.desired {
-		p, ok := s.placement[id]
+	for id, p := range s.placement {
+		v, ok := s.invalid[id]
+		if !ok {
+			v, ok = s.desired[id]
+		}
 		if ok && s.written[id] != v {
 			jobs = append(jobs, job{id, p, v})
 		}
 	}
 	s.mu.Unlock()
 	for _, j := range jobs {
+		s.wmu.Lock()
 		written, err := s.write(ctx, j.id, j.p, j.v)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.Log.Warn("writing node check", "node", j.id, "err", err)
-			}
-			continue
-		}
-		if written {
+		if err == nil && written {
 			s.mu.Lock()
 			s.written[j.id] = j.v
 			s.mu.Unlock()
+		}
+		s.wmu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			s.Log.Warn("writing node check", "node", j.id, "err", err)
 		}
 	}
 }
@@ -298,8 +403,9 @@ func (s *Source) sync(ctx context.Context) {
 // check; services owned by other agents are left to those agents (their
 // anti-entropy would undo a catalog write), so written is false.
 func (s *Source) write(ctx context.Context, id string, p placement, v verdict) (written bool, err error) {
-	switch {
-	case p.external:
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if p.external {
 		opts := (&api.WriteOptions{}).WithContext(ctx)
 		_, err = s.Client.Catalog().Register(&api.CatalogRegistration{
 			Node: p.consulNode, Address: p.address, SkipNodeUpdate: true,
@@ -307,16 +413,31 @@ func (s *Source) write(ctx context.Context, id string, p placement, v verdict) (
 				Status: v.status, Output: v.output},
 		}, opts)
 		return err == nil, err
-	case p.consulNode == s.localAgentNode():
-		err = s.agentTTL(id, v.status, v.output)
-		return err == nil, err
 	}
-	return false, nil
+	// Registered by an agent: only that agent may hold the check. The
+	// agent healthmon talks to knows its own services.
+	opts := (&api.QueryOptions{}).WithContext(ctx)
+	if _, _, err := s.Client.Agent().Service(id, opts); err != nil {
+		var se api.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusNotFound {
+			return false, nil // another agent's service
+		}
+		return false, err
+	}
+	err = s.agentTTL(opts, id, v.status, v.output)
+	return err == nil, err
 }
 
-func (s *Source) agentTTL(id, status, output string) error {
+func (s *Source) checkTTL() time.Duration {
+	if s.CheckTTL > 0 {
+		return s.CheckTTL
+	}
+	return DefaultCheckTTL
+}
+
+func (s *Source) agentTTL(opts *api.QueryOptions, id, status, output string) error {
 	agent := s.Client.Agent()
-	err := agent.UpdateTTL(consulnodes.CheckID(id), output, status)
+	err := agent.UpdateTTLOpts(consulnodes.CheckID(id), output, status, opts)
 	if err == nil {
 		return nil
 	}
@@ -324,24 +445,56 @@ func (s *Source) agentTTL(id, status, output string) error {
 	// The check starts as "warning", a status llmesh never writes, so the
 	// update is a status change, which the agent syncs to the catalog at
 	// once; an output-only change would wait for check_update_interval.
-	if err := agent.CheckRegister(&api.AgentCheckRegistration{
+	if err := agent.CheckRegisterOpts(&api.AgentCheckRegistration{
 		ID: consulnodes.CheckID(id), Name: consulnodes.CheckName, ServiceID: id,
-		AgentServiceCheck: api.AgentServiceCheck{TTL: CheckTTL.String(), Status: api.HealthWarning},
-	}); err != nil {
+		AgentServiceCheck: api.AgentServiceCheck{TTL: s.checkTTL().String(), Status: api.HealthWarning},
+	}, opts); err != nil {
 		return fmt.Errorf("register check: %w", err)
 	}
-	return agent.UpdateTTL(consulnodes.CheckID(id), output, status)
+	return agent.UpdateTTLOpts(consulnodes.CheckID(id), output, status, opts)
 }
 
-func (s *Source) localAgentNode() string {
+// refresh writes node id's check again as last written, if it still is.
+func (s *Source) refresh(ctx context.Context, id string) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.agentNode == "" {
-		if name, err := s.Client.Agent().NodeName(); err == nil {
-			s.agentNode = name
+	v, ok := s.written[id]
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if err := s.agentTTL((&api.QueryOptions{}).WithContext(cctx), id, v.status, v.output); err != nil && ctx.Err() == nil {
+		s.Log.Warn("refreshing node check", "node", id, "err", err)
+	}
+}
+
+// refreshWhileLeader writes every check on the local agent again each
+// third of its TTL until ctx is done, so a verdict that does not change
+// never expires while a check writer is alive.
+func (s *Source) refreshWhileLeader(ctx context.Context) {
+	t := time.NewTicker(s.checkTTL() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var ids []string
+		for id := range s.written {
+			if p, ok := s.placement[id]; ok && !p.external {
+				ids = append(ids, id)
+			}
+		}
+		s.mu.Unlock()
+		for _, id := range ids {
+			s.refresh(ctx, id)
 		}
 	}
-	return s.agentNode
 }
 
 func sleep(ctx context.Context, d time.Duration) {

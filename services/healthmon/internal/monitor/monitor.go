@@ -60,9 +60,13 @@ type Monitor struct {
 	prober Prober
 	log    *slog.Logger
 
-	mu          sync.Mutex
-	nodes       map[string]*tracked
-	watchers    map[*watcher]struct{}
+	mu       sync.Mutex
+	nodes    map[string]*tracked
+	watchers map[*watcher]struct{}
+	// adapterDown is set by the first probe that could not be run and
+	// cleared by the next one that ran. A node whose probes keep failing
+	// to run while others run sets it only once (tracked.unprobed), so
+	// each outage is logged once, not once per probe.
 	adapterDown bool
 }
 
@@ -75,6 +79,9 @@ type tracked struct {
 	// reportedAt is when a router last reported the node failing, until a
 	// probe started after it finds the node up and says so (see Nudge).
 	reportedAt time.Time
+	unprobed   bool   // the node's probes could not be run since its last one that ran
+	reason     string // the published reason without the note
+	note       string // appended to the reason (see SetNotes)
 }
 
 // MinNudgeGap is the least time between probes of one node that nudges
@@ -153,7 +160,7 @@ func (m *Monitor) SetNodes(ctx context.Context, nodes []*nodev1.Node) {
 	for id, n := range want {
 		lctx, cancel := context.WithCancel(ctx)
 		t := &tracked{state: &nodev1.NodeState{Node: n, Reason: "not probed yet", ChangedAt: timestamppb.Now()},
-			stop: cancel, stopped: make(chan struct{}), nudge: make(chan struct{}, 1)}
+			reason: "not probed yet", stop: cancel, stopped: make(chan struct{}), nudge: make(chan struct{}, 1)}
 		m.nodes[id] = t
 		m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{t.state}})
 		go func() {
@@ -161,6 +168,33 @@ func (m *Monitor) SetNodes(ctx context.Context, nodes []*nodev1.Node) {
 			m.loop(lctx, n, t.nudge)
 		}()
 	}
+}
+
+// SetNotes sets a note for each node id in notes, and clears the others'.
+// A note is appended to the node's reason ("…; note"), so what is wrong
+// with a node's configuration shows wherever its state does; a changed
+// note is published at once.
+func (m *Monitor) SetNotes(notes map[string]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, t := range m.nodes {
+		note := notes[id]
+		if note == t.note {
+			continue
+		}
+		t.note = note
+		next := proto.CloneOf(t.state)
+		next.Reason = withNote(t.reason, note)
+		t.state = next
+		m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}})
+	}
+}
+
+func withNote(reason, note string) string {
+	if note == "" {
+		return reason
+	}
+	return reason + "; " + note
 }
 
 // Stop ends every probe loop and waits for them.
@@ -200,11 +234,17 @@ func (m *Monitor) loop(ctx context.Context, n *nodev1.Node, nudge <-chan struct{
 	}
 }
 
+// AnswerSlack is added to Config.Timeout for the probe call: the adapter
+// ends a probe before the call's deadline (its probe.AnswerMargin), so a
+// node that never answers is judged down within Timeout and the call
+// itself fails only when the adapter is really away.
+const AnswerSlack = 500 * time.Millisecond
+
 // probe probes n once and applies the result. It reports whether the
 // probe ran (false when the adapter could not be asked).
 func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	started := time.Now()
-	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout+AnswerSlack)
 	res, err := m.prober.Probe(pctx, n)
 	cancel()
 	if ctx.Err() != nil {
@@ -212,22 +252,24 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	t, ok := m.nodes[n.GetId()]
+	if !ok || !proto.Equal(t.state.GetNode(), n) {
+		return err == nil // removed or replaced while probing
+	}
 	if err != nil {
 		// The adapter could not run the probe: keep the last verdict and
 		// say so once per outage.
-		if !m.adapterDown {
+		if !t.unprobed && !m.adapterDown {
 			m.log.Warn("adapter unreachable; keeping last node states", "node", n.GetId(), "err", err)
 			m.adapterDown = true
 		}
+		t.unprobed = true
 		return false
 	}
+	t.unprobed = false
 	if m.adapterDown {
 		m.log.Info("adapter reachable again")
 		m.adapterDown = false
-	}
-	t, ok := m.nodes[n.GetId()]
-	if !ok || !proto.Equal(t.state.GetNode(), n) {
-		return true // removed or replaced while probing
 	}
 	next, changed := m.judge(t, res)
 	confirms := !t.reportedAt.IsZero() && started.After(t.reportedAt) && res.GetUp()
@@ -247,6 +289,7 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 		m.log.Info("node status", "node", n.GetId(), "status", next.GetStatus().String(), "reason", next.GetReason())
 	}
 	t.state = next
+	t.reason = res.GetReason()
 	m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}, ConfirmedNodeIds: confirmed})
 	return true
 }
@@ -280,7 +323,7 @@ func (m *Monitor) judge(t *tracked, res *nodev1.ProbeResult) (*nodev1.NodeState,
 		t.streak = 0
 		status = verdict
 	}
-	next := &nodev1.NodeState{Node: cur.GetNode(), Status: status, Reason: res.GetReason(),
+	next := &nodev1.NodeState{Node: cur.GetNode(), Status: status, Reason: withNote(res.GetReason(), t.note),
 		Models: cur.GetModels(), Version: cur.GetVersion(), ChangedAt: cur.GetChangedAt()}
 	if res.GetUp() {
 		next.Models = res.GetModels()

@@ -413,6 +413,43 @@ func TestProberErrorKeepsState(t *testing.T) {
 	assert.Equal(t, 1, l.count("adapter reachable again"))
 }
 
+// One node whose probes cannot be run while the others' can (the adapter
+// times out on it) is one outage in the log, not one per probe.
+func TestOneUnprobedNodeIsLoggedOnce(t *testing.T) {
+	m, p, l := newMonitor(t, testCfg, node("a"), node("b"))
+	p.step(t, "a", upRes("m1"), nil)
+	p.step(t, "b", upRes("m2"), nil)
+	for range 4 {
+		p.step(t, "a", nil, errAdapter)
+		p.step(t, "b", upRes("m2"), nil)
+	}
+	assert.Equal(t, 1, l.count("adapter unreachable"))
+	assert.Equal(t, 1, l.count("adapter reachable again"))
+	assert.Equal(t, nodev1.Status_STATUS_UP, stateOf(t, m, "a").GetStatus(), "a probe that did not run says nothing about the node")
+}
+
+// A note is part of the node's reason from when it is set, through later
+// probes, until it is cleared.
+func TestNotesJoinTheReason(t *testing.T) {
+	m, p, _ := newMonitor(t, testCfg, node("a"), node("b"))
+	ch, _ := watch(t, m)
+	require.True(t, next(t, ch).GetSnapshot())
+	p.step(t, "a", upRes("m1"), nil)
+	assert.Equal(t, "1 models", nextState(t, ch).GetReason())
+
+	m.SetNotes(map[string]string{"a": "config conflict"})
+	assert.Equal(t, "1 models; config conflict", nextState(t, ch).GetReason(), "published at once")
+	m.SetNotes(map[string]string{"a": "config conflict"})
+	p.step(t, "a", upRes("m1", "m2"), nil)
+	st := nextState(t, ch)
+	assert.Equal(t, "2 models; config conflict", st.GetReason(), "kept through probes; an unchanged note publishes nothing")
+	assert.Equal(t, []string{"m1", "m2"}, modelIDs(st))
+
+	m.SetNotes(nil)
+	assert.Equal(t, "2 models", nextState(t, ch).GetReason())
+	assert.Equal(t, "not probed yet", stateOf(t, m, "b").GetReason())
+}
+
 func TestProbeTimeout(t *testing.T) {
 	cfg := testCfg
 	cfg.Timeout = 5 * time.Millisecond

@@ -24,7 +24,7 @@ const usage = `usage:
   llmesh node register -id ID -url URL -kind KIND [-api-key-env VAR] [-service llm]
       [-tls-ca-file PEM] [-tls-cert-file PEM -tls-key-file PEM] [-tls-server-name NAME] [-tls-insecure-skip-verify]
       [-header 'Name: value']... [-header-env 'Name=VAR']...
-  llmesh node deregister -id ID
+  llmesh node deregister -id ID [-service llm]
   llmesh node list [-service llm]
 
 Consul is found as its own clients find it: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN,
@@ -42,9 +42,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[1] {
 	case "register":
-		return register(client, args[2:], stdout, stderr)
+		return register(ctx, client, args[2:], stdout, stderr)
 	case "deregister":
-		return deregister(client, args[2:], stdout, stderr)
+		return deregister(ctx, client, args[2:], stdout, stderr)
 	case "list":
 		return list(ctx, client, args[2:], stdout, stderr)
 	}
@@ -52,7 +52,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command node %s", args[1])
 }
 
-func register(c *api.Client, args []string, stdout, stderr io.Writer) error {
+func register(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
 	var e nodesfile.Entry
 	fs := flag.NewFlagSet("llmesh node register", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -79,7 +79,7 @@ func register(c *api.Client, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := consulnodes.RegisterExternal(c, *service, n); err != nil {
+	if err := consulnodes.RegisterExternal(ctx, c, *service, n); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "registered %s (%s, %s) as Consul node %s\n", n.GetId(), e.Kind, n.GetBaseUrl(), consulnodes.ExternalNodeName(n.GetId()))
@@ -110,17 +110,36 @@ func headerFlag(headers map[string]nodesfile.HeaderValue, fromEnv bool) func(str
 	}
 }
 
-func deregister(c *api.Client, args []string, stdout, stderr io.Writer) error {
+func deregister(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("llmesh node deregister", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	id := fs.String("id", "", "node id")
+	service := fs.String("service", consulnodes.DefaultService, "Consul service name of LLM nodes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *id == "" {
 		return errors.New("-id is required")
 	}
-	if err := consulnodes.DeregisterExternal(c, *id); err != nil {
+	q := (&api.QueryOptions{}).WithContext(ctx)
+	node, _, err := c.Catalog().Node(consulnodes.ExternalNodeName(*id), q)
+	if err != nil {
+		return fmt.Errorf("look up node %s: %w", *id, err)
+	}
+	if node == nil || node.Node == nil || node.Node.Meta["external-node"] != "true" {
+		// Not one `llmesh node register` made: say where it is, if anywhere.
+		svcs, _, err := c.Catalog().Service(*service, "", q)
+		if err != nil {
+			return fmt.Errorf("look up node %s: %w", *id, err)
+		}
+		for _, s := range svcs {
+			if s.ServiceID == *id {
+				return fmt.Errorf("node %s is registered by the Consul agent on %s, not by llmesh node register: remove it on that agent (consul services deregister -id %s)", *id, s.Node, *id)
+			}
+		}
+		return fmt.Errorf("no node %s in Consul: nothing deregistered", *id)
+	}
+	if err := consulnodes.DeregisterExternal(ctx, c, *id); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "deregistered %s\n", *id)

@@ -1,6 +1,11 @@
 // Package consulfallback lets a router that has lost healthmon keep
-// routing on what Consul knows: the LLM service's instances whose checks
-// pass (healthmon's verdicts), with the models healthmon stored in KV. The
+// routing on what Consul knows. It routes to an LLM node when healthmon's
+// last verdict was up — its state, with the models, is in KV (healthmon
+// deletes it when the node goes down or leaves) — and no check on the
+// service says otherwise: llmesh's check passes, or is critical only
+// because its TTL ran out while no healthmon refreshed it, and no other
+// check (the node's own agent's) is critical. Passive health in the
+// router covers what Consul cannot see. The
 // view is kept current all the time but fed to the node table only while
 // the healthmon stream is lost, and then only when it says something new:
 // the state healthmon last streamed is fresher than a Consul view taken
@@ -40,7 +45,7 @@ type Fallback struct {
 
 // Run follows Consul until ctx is done.
 func (f *Fallback) Run(ctx context.Context) error {
-	w := &consulwatch.Watch{Client: f.Client, Service: f.Service, PassingOnly: true, Log: f.Log}
+	w := &consulwatch.Watch{Client: f.Client, Service: f.Service, Log: f.Log}
 	w.Run(ctx, func(entries []*api.ServiceEntry) { f.update(ctx, entries) })
 	return nil
 }
@@ -57,7 +62,13 @@ func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
 			states[strings.TrimPrefix(p.Key, consulnodes.StatePrefix)] = st
 		}
 	}
-	nodes, _ := consulnodes.FromEntries(entries)
+	var usable []*api.ServiceEntry
+	for _, e := range entries {
+		if Usable(e) {
+			usable = append(usable, e)
+		}
+	}
+	nodes, _ := consulnodes.FromEntries(usable)
 	view := &healthmonv1.WatchNodesResponse{Snapshot: true}
 	for _, n := range nodes {
 		st, ok := states[n.GetId()]
@@ -65,7 +76,7 @@ func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
 			continue // no models known: nothing to route there
 		}
 		view.Nodes = append(view.Nodes, &nodev1.NodeState{Node: n, Status: nodev1.Status_STATUS_UP,
-			Reason: "passing in consul (healthmon unreachable): " + st.GetReason(), Models: st.GetModels(), Version: st.GetVersion()})
+			Reason: "healthmon's last verdict, from consul (healthmon unreachable): " + st.GetReason(), Models: st.GetModels(), Version: st.GetVersion()})
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -76,6 +87,32 @@ func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
 	}
 }
 
+// ttlExpired starts the output Consul gives a TTL check that nobody
+// refreshed in time (agent/checks CheckTTL.getExpiredOutput).
+const ttlExpired = "TTL expired"
+
+// Usable reports whether e's checks leave it to healthmon's last verdict:
+// llmesh's check (if any) passing, or critical only because its TTL
+// expired, and no other check critical.
+func Usable(e *api.ServiceEntry) bool {
+	if e.Service == nil {
+		return false
+	}
+	llmesh := consulnodes.CheckID(e.Service.ID)
+	for _, c := range e.Checks {
+		if c.CheckID == llmesh {
+			if c.Status != api.HealthPassing && (c.Status != api.HealthCritical || !strings.HasPrefix(c.Output, ttlExpired)) {
+				return false
+			}
+			continue
+		}
+		if c.Status == api.HealthCritical {
+			return false
+		}
+	}
+	return true
+}
+
 // Activate starts feeding the table (healthmon is lost).
 func (f *Fallback) Activate() {
 	f.mu.Lock()
@@ -83,7 +120,7 @@ func (f *Fallback) Activate() {
 	f.active = true
 	f.base = f.view
 	if f.view != nil && f.Table.Snapshot().Len() == 0 {
-		f.Log.Info("routing on consul's passing nodes until healthmon is back", "nodes", len(f.view.GetNodes()))
+		f.Log.Info("routing on healthmon's last verdicts in consul until healthmon is back", "nodes", len(f.view.GetNodes()))
 		f.Table.Apply(f.view)
 	}
 }
