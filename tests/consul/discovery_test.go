@@ -119,3 +119,30 @@ func TestRouterFallsBackToConsulWithoutHealthmon(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	}, 20*time.Second, 50*time.Millisecond, "a router started without healthmon serves from consul")
 }
+
+// A service registers once it listens, with its check passing, so routers
+// find a new adapter replica at once rather than after its first check.
+func TestServicesAreFoundAtOnce(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	first := make(chan string, 1)
+	ctx := meshtest.Context(t, 30*time.Second)
+	go func() {
+		for ctx.Err() == nil {
+			entries, _, err := c.Health().Service("llmesh-adapter", "", false, (&api.QueryOptions{}).WithContext(ctx))
+			if err == nil && len(entries) > 0 {
+				first <- entries[0].Checks.AggregatedStatus()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	n := meshtest.StartNode(t, "n1", simnode.Config{Models: []string{"m"}})
+	meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{Consul: agent.HTTPAddr, ConsulDiscovery: true})
+	select {
+	case st := <-first:
+		assert.Equal(t, api.HealthPassing, st, "the adapter's first appearance in Consul")
+	case <-ctx.Done():
+		t.Fatal("the adapter never appeared in Consul")
+	}
+}

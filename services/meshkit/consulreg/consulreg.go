@@ -60,6 +60,11 @@ func (in Instance) registration() (*api.AgentServiceRegistration, error) {
 			Interval:                       "2s",
 			Timeout:                        "1s",
 			DeregisterCriticalServiceAfter: "1m",
+			// The service listens before it registers, so it is found
+			// at once rather than after its first check (up to an
+			// interval later); a renewal keeps whatever the checks found
+			// since (the agent preserves an existing check's status).
+			Status: api.HealthPassing,
 		},
 	}, nil
 }
