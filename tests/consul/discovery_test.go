@@ -99,6 +99,8 @@ func TestRouterFallsBackToConsulWithoutHealthmon(t *testing.T) {
 		pairs, _, err := c.KV().List("llmesh/nodes/", nil)
 		return err == nil && len(pairs) == 1
 	}, 10*time.Second, 20*time.Millisecond, "healthmon stores node states in KV")
+	require.Eventually(t, func() bool { st, _ := check(t, c, "n1"); return st == api.HealthPassing },
+		10*time.Second, 20*time.Millisecond, "healthmon's verdict is on the node's check")
 
 	load := meshtest.StartLoad(t, 2, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
 	load.WaitOK(t, 50, 10*time.Second)
