@@ -122,12 +122,14 @@ func TestReregisteredNodeAwaitsItsFirstProbe(t *testing.T) {
 func TestAgentChecksDoNotExpireWhileHealthmonRuns(t *testing.T) {
 	agent := consultest.Start(t)
 	c := agent.Client(t)
+	// A 2s TTL is refreshed every ~0.7s: slack enough for a loaded CI
+	// machine, and watched for more than two TTLs.
 	meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true,
-		HealthmonArgs: []string{"-consul-check-ttl", "1s"}})
+		HealthmonArgs: []string{"-consul-check-ttl", "2s"}})
 	n := meshtest.StartNode(t, "n", simnode.Config{Models: []string{"m"}})
 	registerOnAgent(t, c, "n", n.URL)
 	require.Eventually(t, func() bool { st, _ := check(t, c, "n"); return st == api.HealthPassing }, 10*time.Second, 20*time.Millisecond)
-	for end := time.Now().Add(3500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	for end := time.Now().Add(4500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		st, out := check(t, c, "n")
 		require.Equal(t, api.HealthPassing, st, "the check flapped: %s", out)
 	}
