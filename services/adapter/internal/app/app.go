@@ -20,6 +20,7 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/service"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
 	"github.com/llmesh/llmesh/services/meshkit/consulreg"
+	"github.com/llmesh/llmesh/services/meshkit/envvar"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"golang.org/x/sync/errgroup"
@@ -101,7 +102,10 @@ func ParseConfig(args []string, stderr io.Writer, lookupEnv func(string) (string
 	}
 	var raw struct{ addr, format, level, grace, probeTimeout, connectTimeout, admin string }
 	var consul bool
-	consulDefault, _ := strconv.ParseBool(env("LLMESH_CONSUL", "false"))
+	consulDefault, err := envvar.Bool(lookupEnv, "LLMESH_CONSUL")
+	if err != nil {
+		return Config{}, err
+	}
 	fs := flag.NewFlagSet("adapter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&raw.addr, "grpc-addr", env("LLMESH_ADAPTER_ADDR", "127.0.0.1:9091"), "gRPC listen address (env LLMESH_ADAPTER_ADDR)")

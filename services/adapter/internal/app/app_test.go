@@ -59,6 +59,15 @@ func TestParseConfigReportsEveryProblem(t *testing.T) {
 	}
 }
 
+func TestParseConfigRefusesABadConsulSwitch(t *testing.T) {
+	_, err := ParseConfig(nil, &bytes.Buffer{}, envMap(map[string]string{"LLMESH_CONSUL": "yes"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `LLMESH_CONSUL="yes"`)
+	cfg, err := ParseConfig(nil, &bytes.Buffer{}, envMap(map[string]string{"LLMESH_CONSUL": "true"}))
+	require.NoError(t, err)
+	assert.True(t, cfg.Consul)
+}
+
 func TestHelp(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, Run(t.Context(), []string{"-h"}, &out))

@@ -7,8 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"time"
+
+	"github.com/llmesh/llmesh/services/meshkit/envvar"
 
 	"github.com/llmesh/llmesh/services/healthmon/internal/consulsource"
 	"github.com/llmesh/llmesh/services/healthmon/internal/monitor"
@@ -50,7 +51,11 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Probe.Rise, "rise", 2, "successful probes in a row that bring a down node up")
 	fs.IntVar(&c.Probe.Fall, "fall", 2, "failed probes in a row that take an up node down")
 	fs.DurationVar(&c.Grace, "grace", 5*time.Second, "how long shutdown waits for streams to end")
-	fs.BoolVar(&c.Consul, "consul", envBool("LLMESH_CONSUL"), "discover LLM nodes in Consul (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, … as the Consul client reads them) [LLMESH_CONSUL]")
+	consulDefault, err := envvar.Bool(os.LookupEnv, "LLMESH_CONSUL")
+	if err != nil {
+		return c, err
+	}
+	fs.BoolVar(&c.Consul, "consul", consulDefault, "discover LLM nodes in Consul (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, … as the Consul client reads them) [LLMESH_CONSUL]")
 	fs.StringVar(&c.ConsulService, "consul-service", env("LLMESH_CONSUL_SERVICE", "llm"), "Consul service name of LLM nodes [LLMESH_CONSUL_SERVICE]")
 	fs.DurationVar(&c.ConsulWait, "consul-wait", 10*time.Second, "longest wait of one Consul blocking query")
 	fs.DurationVar(&c.ConsulCheckTTL, "consul-check-ttl", consulsource.DefaultCheckTTL, "TTL of the checks written to the local Consul agent (refreshed every third of it); they expire this long after the last check writer stopped")
@@ -89,11 +94,6 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %v", fs.Args()))
 	}
 	return c, errors.Join(errs...)
-}
-
-func envBool(name string) bool {
-	v, _ := strconv.ParseBool(os.Getenv(name))
-	return v
 }
 
 func env(name, fallback string) string {

@@ -106,33 +106,44 @@ func Load(path string) ([]*nodev1.Node, error) {
 	return nodes, nil
 }
 
-// Parse decodes and validates a nodes file. Unknown keys are errors: a
-// typo in a node's settings must not silently drop them.
+// Parse decodes and validates a nodes file, reporting every problem at
+// once. Unknown keys are errors: a typo in a node's settings must not
+// silently drop them.
 func Parse(data []byte) ([]*nodev1.Node, error) {
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	var errs []error
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		// Unknown keys and wrongly typed values leave the rest decoded:
+		// report them with everything else. Broken YAML does not.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, err
+		}
+		for _, msg := range te.Errors {
+			errs = append(errs, errors.New(msg))
+		}
 	}
-	if len(f.Nodes) == 0 {
+	if len(f.Nodes) == 0 && len(errs) == 0 {
 		return nil, errors.New("no nodes: the file must list at least one node under `nodes:`")
 	}
-	var errs []error
 	seen := map[string]bool{}
 	var out []*nodev1.Node
 	for i, e := range f.Nodes {
+		dup := e.ID != "" && seen[e.ID]
+		if dup {
+			errs = append(errs, fmt.Errorf("nodes[%d]: duplicate id %q", i, e.ID))
+		}
+		seen[e.ID] = true
 		n, err := e.Node()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("nodes[%d]: %w", i, err))
 			continue
 		}
-		if seen[n.GetId()] {
-			errs = append(errs, fmt.Errorf("nodes[%d]: duplicate id %q", i, n.GetId()))
-			continue
+		if !dup {
+			out = append(out, n)
 		}
-		seen[n.GetId()] = true
-		out = append(out, n)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

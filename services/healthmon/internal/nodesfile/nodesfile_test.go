@@ -119,6 +119,12 @@ func TestParse(t *testing.T) {
 			wantErrs: []string{"nodes[1]", `duplicate id "a"`},
 		},
 		{
+			name: "every problem at once: an unknown key hides nothing",
+			yaml: "nodes:\n  - id: a\n    kind: tgi\n    url: http://a\n    apikey_env: K\n" +
+				"  - id: a\n    kind: ollama\n    url: ftp://b\n",
+			wantErrs: []string{"apikey_env", `kind "tgi"`, `nodes[1]: duplicate id "a"`, "ftp"},
+		},
+		{
 			name:     "bad kind",
 			yaml:     "nodes:\n  - id: a\n    kind: tgi\n    url: http://a\n",
 			wantErrs: []string{"nodes[0]", `kind "tgi"`},

@@ -7,9 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/llmesh/llmesh/services/meshkit/envvar"
 
 	"github.com/llmesh/llmesh/services/router/internal/edge"
 	"github.com/llmesh/llmesh/services/router/internal/limits"
@@ -73,7 +74,10 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.Func("model-tiers", "NAME=MODE: where cloud nodes stand for model or alias NAME: local-first (default), cloud-first, local-only or cloud-only (repeatable)", c.Routes.AddTiers)
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
-	consulDefault, _ := strconv.ParseBool(os.Getenv("LLMESH_CONSUL"))
+	consulDefault, err := envvar.Bool(os.LookupEnv, "LLMESH_CONSUL")
+	if err != nil {
+		return c, err
+	}
 	fs.BoolVar(&c.Consul, "consul", consulDefault, "register in Consul and find adapters and healthmons there unless their addresses are given (CONSUL_HTTP_ADDR etc.) [LLMESH_CONSUL]")
 	fs.StringVar(&c.ConsulService, "consul-service", env("LLMESH_CONSUL_SERVICE", "llm"), "Consul service name of LLM nodes, for the fallback when healthmon is unreachable [LLMESH_CONSUL_SERVICE]")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("LLMESH_ROUTER_ADMIN_ADDR", ""), "operator endpoints (/debug/nodes, /debug/pprof); empty: off [LLMESH_ROUTER_ADMIN_ADDR]")
