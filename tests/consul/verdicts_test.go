@@ -90,6 +90,23 @@ func TestHungNodeIsMarkedDown(t *testing.T) {
 	assert.Zero(t, countLogs(m, "healthmon", "adapter unreachable"))
 }
 
+// A node its own agent registered, dead from the start, shows the cause on
+// its check in the catalog at once — the first verdict changes the check's
+// status, which the agent syncs at once (a change of output alone would
+// wait minutes for its check_update_interval).
+func TestAgentRegisteredDeadNodeShowsItsCause(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true})
+	dead := meshtest.StartNode(t, "dead", simnode.Config{Models: []string{"m"}})
+	dead.Kill()
+	registerOnAgent(t, c, "dead", dead.URL)
+	require.Eventually(t, func() bool {
+		st, out := check(t, c, "dead")
+		return st == api.HealthCritical && strings.Contains(out, "connection refused")
+	}, 15*time.Second, 50*time.Millisecond, "the health API shows why the node is down")
+}
+
 // A node registered again under the id of one that left starts with no
 // verdict: its check never shows the old node's.
 func TestReregisteredNodeAwaitsItsFirstProbe(t *testing.T) {

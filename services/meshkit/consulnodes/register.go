@@ -20,8 +20,15 @@ var ExternalNodeMeta = map[string]string{"external-node": "true", "llmesh": "tru
 const StatePrefix = "llmesh/nodes/"
 
 // AwaitingProbe is the output of llmesh's check on a node no probe has
-// judged yet (new, registered again, or changed).
-const AwaitingProbe = "awaiting llmesh's first probe"
+// judged yet (new, registered again, or changed). Its status is
+// AwaitingStatus, "warning", which no verdict has: the first verdict is
+// then a change of status, which a Consul agent passes to the catalog at
+// once (a change of output alone waits for its check_update_interval,
+// minutes), and "warning" is not "passing", so nothing routes there yet.
+const (
+	AwaitingProbe  = "awaiting llmesh's first probe"
+	AwaitingStatus = api.HealthWarning
+)
 
 // CheckName is the name of llmesh's check on an LLM node's service.
 const CheckName = "llmesh health"
@@ -53,7 +60,7 @@ func RegisterExternal(ctx context.Context, c *api.Client, service string, n *nod
 		NodeMeta: ExternalNodeMeta,
 		Service:  &api.AgentService{ID: n.GetId(), Service: service, Address: host, Port: port, Meta: meta},
 		Check: &api.AgentCheck{Node: ExternalNodeName(n.GetId()), CheckID: CheckID(n.GetId()), Name: CheckName,
-			ServiceID: n.GetId(), Status: api.HealthCritical, Output: AwaitingProbe},
+			ServiceID: n.GetId(), Status: AwaitingStatus, Output: AwaitingProbe},
 	}, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("register node %s in consul: %w", n.GetId(), err)

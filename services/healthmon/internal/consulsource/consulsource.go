@@ -331,7 +331,7 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 				case nodev1.Status_STATUS_UNSPECIFIED:
 					// Not probed yet: whatever an earlier node of this id
 					// was, this one has not earned a verdict.
-					s.desired[st.GetNode().GetId()] = verdict{api.HealthCritical, consulnodes.AwaitingProbe}
+					s.desired[st.GetNode().GetId()] = verdict{consulnodes.AwaitingStatus, consulnodes.AwaitingProbe}
 				case nodev1.Status_STATUS_UP:
 					s.desired[st.GetNode().GetId()] = verdict{api.HealthPassing, st.GetReason()}
 				case nodev1.Status_STATUS_DOWN:
@@ -442,12 +442,13 @@ func (s *Source) agentTTL(opts *api.QueryOptions, id, status, output string) err
 		return nil
 	}
 	// Not registered yet (or the agent restarted): register, then update.
-	// The check starts as "warning", a status llmesh never writes, so the
-	// update is a status change, which the agent syncs to the catalog at
-	// once; an output-only change would wait for check_update_interval.
+	// The check starts as "awaiting the first probe" (see
+	// consulnodes.AwaitingStatus), so the first verdict is a status change,
+	// which the agent syncs to the catalog at once; an output-only change
+	// would wait for check_update_interval.
 	if err := agent.CheckRegisterOpts(&api.AgentCheckRegistration{
 		ID: consulnodes.CheckID(id), Name: consulnodes.CheckName, ServiceID: id,
-		AgentServiceCheck: api.AgentServiceCheck{TTL: s.checkTTL().String(), Status: api.HealthWarning},
+		AgentServiceCheck: api.AgentServiceCheck{TTL: s.checkTTL().String(), Status: consulnodes.AwaitingStatus},
 	}, opts); err != nil {
 		return fmt.Errorf("register check: %w", err)
 	}
