@@ -199,6 +199,13 @@ func chatAt(t *testing.T, base, model string) int {
 	return resp.StatusCode
 }
 
+// llmesh -h prints its usage and succeeds.
+func TestLlmeshHelp(t *testing.T) {
+	out, err := exec.Command(bins["llmesh"], "-h").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "llmesh node register")
+}
+
 // `llmesh node deregister` removes only what `llmesh node register` made,
 // and says so when there is nothing it may remove.
 func TestDeregisterRefusesWhatItDidNotRegister(t *testing.T) {

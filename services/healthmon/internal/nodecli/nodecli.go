@@ -32,6 +32,10 @@ CONSUL_HTTP_SSL, CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY.`
 
 // Run runs the command with args (without the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
 	if len(args) < 2 || args[0] != "node" {
 		fmt.Fprintln(stderr, usage)
 		return errors.New("unknown command")
