@@ -230,6 +230,17 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 		if !roles[m.GetRole()] {
 			return invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: want system, developer, user, assistant or tool", m.GetRole())
 		}
+		for j, p := range m.GetContent().GetParts().GetParts() {
+			if !partTypes[p.GetType()] {
+				return invalid(fmt.Sprintf("messages[%d].content[%d].type", i, j), "unsupported content part type %q: want text, image_url or input_audio", p.GetType())
+			}
+		}
+	}
+	if err := validateToolChoice(req); err != nil {
+		return err
+	}
+	if err := validateSampling(req); err != nil {
+		return err
 	}
 	if req.MaxTokens != nil && req.GetMaxTokens() < 1 {
 		return invalid("max_tokens", "max_tokens must be at least 1")
@@ -253,6 +264,95 @@ func validateCompletion(req *openaiv1.CompletionRequest) error {
 		return invalid("prompt", "you must provide a prompt")
 	case req.MaxTokens != nil && req.GetMaxTokens() < 0:
 		return invalid("max_tokens", "max_tokens must not be negative")
+	case req.N != nil && (req.GetN() < 1 || req.GetN() > maxChoices):
+		return invalid("n", "n must be between 1 and %d", maxChoices)
+	}
+	return validateSampling(req)
+}
+
+// partTypes are the content part types a message may carry (the REST
+// codec refuses others while decoding; native gRPC requests come here).
+var partTypes = map[string]bool{"text": true, "image_url": true, "input_audio": true}
+
+// validateToolChoice checks tool_choice against tools, as OpenAI does: a
+// known mode, and a forced function that the request defines.
+func validateToolChoice(req *openaiv1.ChatCompletionRequest) error {
+	tc := req.GetToolChoice()
+	if tc == nil {
+		return nil
+	}
+	if mode, ok := tc.GetKind().(*openaiv1.ToolChoice_Mode); ok {
+		switch mode.Mode {
+		case "none", "auto", "required":
+		default:
+			return invalid("tool_choice", "invalid tool_choice %q: want none, auto, required or a function", mode.Mode)
+		}
+		if mode.Mode != "none" && len(req.GetTools()) == 0 {
+			return invalid("tool_choice", "tool_choice %q is only allowed when tools are specified", mode.Mode)
+		}
+		return nil
+	}
+	name := tc.GetFunctionName()
+	for _, t := range req.GetTools() {
+		if t.GetFunction().GetName() == name {
+			return nil
+		}
+	}
+	return invalid("tool_choice", "tool_choice names function %q, which is not among the request's tools", name)
+}
+
+// sampling is what chat and legacy completion requests share of
+// OpenAI's sampling settings.
+type sampling interface {
+	GetTemperature() float64
+	GetTopP() float64
+	GetPresencePenalty() float64
+	GetFrequencyPenalty() float64
+}
+
+// validateSampling keeps the sampling settings in OpenAI's ranges, which
+// its SDKs' users expect to be enforced whichever node answers.
+func validateSampling(req sampling) error {
+	checks := []struct {
+		param    string
+		v        float64
+		min, max float64
+	}{
+		{"temperature", req.GetTemperature(), 0, 2},
+		{"top_p", req.GetTopP(), 0, 1},
+		{"presence_penalty", req.GetPresencePenalty(), -2, 2},
+		{"frequency_penalty", req.GetFrequencyPenalty(), -2, 2},
+	}
+	for _, c := range checks {
+		if c.v < c.min || c.v > c.max || math.IsNaN(c.v) {
+			return invalid(c.param, "%s must be between %g and %g, not %g", c.param, c.min, c.max, c.v)
+		}
+	}
+	return nil
+}
+
+// validateInput refuses embedding input with nothing to embed, as OpenAI
+// does: an empty string, an empty array, or an empty string or token array
+// inside one.
+func validateInput(in *openaiv1.EmbeddingInput) error {
+	const msg = "input must not be empty: give a non-empty string, or a non-empty array of non-empty strings or token arrays"
+	switch k := in.GetKind().(type) {
+	case *openaiv1.EmbeddingInput_Text:
+		if k.Text == "" {
+			return invalid("input", msg)
+		}
+	case *openaiv1.EmbeddingInput_Texts:
+		if len(k.Texts.GetValues()) == 0 || slices.Contains(k.Texts.GetValues(), "") {
+			return invalid("input", msg)
+		}
+	case *openaiv1.EmbeddingInput_Tokens:
+		if len(k.Tokens.GetValues()) == 0 {
+			return invalid("input", msg)
+		}
+	case *openaiv1.EmbeddingInput_TokenLists:
+		if len(k.TokenLists.GetValues()) == 0 || slices.ContainsFunc(k.TokenLists.GetValues(), func(l *openaiv1.TokenList) bool { return len(l.GetValues()) == 0 }) {
+			return invalid("input", msg)
+		}
 	}
 	return nil
 }
@@ -265,6 +365,9 @@ func validateEmbeddings(req *openaiv1.EmbeddingRequest) error {
 		return invalid("model", "you must provide a model parameter")
 	case req.GetInput().GetKind() == nil:
 		return invalid("input", "input is required")
+	}
+	if err := validateInput(req.GetInput()); err != nil {
+		return err
 	}
 	switch f := req.GetEncodingFormat(); f {
 	case "", "float", "base64":

@@ -142,6 +142,8 @@ func user() []*openaiv1.ChatMessage {
 
 func i32(v int32) *int32 { return &v }
 
+func f64(v float64) *float64 { return &v }
+
 func validChat() *openaiv1.ChatCompletionRequest {
 	return &openaiv1.ChatCompletionRequest{Model: model, Messages: user()}
 }
@@ -204,6 +206,37 @@ func TestChatValidation(t *testing.T) {
 			r.N = i32(129)
 			return r
 		}, wantParam: "n"},
+		{name: "unsupported content part (native gRPC; REST refuses it while decoding)", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.Messages[0].Content = &openaiv1.MessageContent{Kind: &openaiv1.MessageContent_Parts{Parts: &openaiv1.ContentParts{
+				Parts: []*openaiv1.ContentPart{{Type: "text", Text: "hi"}, {Type: "video"}}}}}
+			return r
+		}, wantParam: "messages[0].content[1].type"},
+		{name: "temperature above 2", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.Temperature = f64(5)
+			return r
+		}, wantParam: "temperature"},
+		{name: "top_p above 1", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.TopP = f64(1.5)
+			return r
+		}, wantParam: "top_p"},
+		{name: "presence_penalty below -2", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.PresencePenalty = f64(-3)
+			return r
+		}, wantParam: "presence_penalty"},
+		{name: "tool_choice naming a missing tool", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.Tools = []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "weather"}}}
+			r.ToolChoice = &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_FunctionName{FunctionName: "time"}}
+			return r
+		}, wantParam: "tool_choice"},
+		{name: "tool_choice with an unknown mode", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.Tools = []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "weather"}}}
+			r.ToolChoice = &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_Mode{Mode: "bogus"}}
+			return r
+		}, wantParam: "tool_choice"},
+		{name: "tool_choice required without tools", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.ToolChoice = &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_Mode{Mode: "required"}}
+			return r
+		}, wantParam: "tool_choice"},
 	}
 	c, fake := setup(t, upNode("a", &nodev1.ModelInfo{Id: model}))
 	ctx := context.Background()
@@ -228,6 +261,9 @@ func TestChatValidation(t *testing.T) {
 	t.Run("valid request passes", func(t *testing.T) {
 		req := validChat()
 		req.MaxTokens, req.MaxCompletionTokens = i32(1), i32(1)
+		req.Temperature, req.TopP, req.FrequencyPenalty = f64(2), f64(0), f64(-2)
+		req.Tools = []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "weather"}}}
+		req.ToolChoice = &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_FunctionName{FunctionName: "weather"}}
 		req.Messages = append(req.Messages, &openaiv1.ChatMessage{Role: "system"}, &openaiv1.ChatMessage{Role: "developer"},
 			&openaiv1.ChatMessage{Role: "assistant"}, &openaiv1.ChatMessage{Role: "tool"})
 		resp, err := c.CreateChatCompletion(ctx, &routerv1.CreateChatCompletionRequest{Request: req})
@@ -254,6 +290,10 @@ func TestEmbeddingsValidation(t *testing.T) {
 		{name: "missing model", req: &openaiv1.EmbeddingRequest{Input: textInput("x")}, wantParam: "model"},
 		{name: "missing input", req: &openaiv1.EmbeddingRequest{Model: model}, wantParam: "input"},
 		{name: "bad encoding_format", req: &openaiv1.EmbeddingRequest{Model: model, Input: textInput("x"), EncodingFormat: "int8"}, wantParam: "encoding_format"},
+		{name: "empty string", req: &openaiv1.EmbeddingRequest{Model: model, Input: textInput("")}, wantParam: "input"},
+		{name: "empty array", req: &openaiv1.EmbeddingRequest{Model: model, Input: &openaiv1.EmbeddingInput{Kind: &openaiv1.EmbeddingInput_Texts{Texts: &openaiv1.TextList{}}}}, wantParam: "input"},
+		{name: "an empty string in the array", req: &openaiv1.EmbeddingRequest{Model: model, Input: &openaiv1.EmbeddingInput{Kind: &openaiv1.EmbeddingInput_Texts{Texts: &openaiv1.TextList{Values: []string{"a", ""}}}}}, wantParam: "input"},
+		{name: "an empty token array", req: &openaiv1.EmbeddingRequest{Model: model, Input: &openaiv1.EmbeddingInput{Kind: &openaiv1.EmbeddingInput_TokenLists{TokenLists: &openaiv1.TokenLists{Values: []*openaiv1.TokenList{{Values: []int64{1}}, {}}}}}}, wantParam: "input"},
 	}
 	c, fake := setup(t, upNode("a", &nodev1.ModelInfo{Id: model}))
 	for _, tc := range cases {
