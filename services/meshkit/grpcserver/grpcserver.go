@@ -25,12 +25,27 @@ type Server struct {
 	log    *slog.Logger
 }
 
-// New makes a server. Register services on s.GRPC before Serve.
+// MaxMessageBytes bounds one message between llmesh's own services, both
+// ways: an embedding batch of thousands of long vectors, or a request
+// carrying images, is far over gRPC's 4 MiB default. The router's public
+// gRPC server bounds what clients send by its -max-body-bytes instead.
+const MaxMessageBytes = 256 << 20
+
+// CallOptions are the dial options of a client of llmesh's own services:
+// messages up to MaxMessageBytes either way.
+func CallOptions() grpc.DialOption {
+	return grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))
+}
+
+// New makes a server taking messages up to MaxMessageBytes (opts may say
+// otherwise). Register services on s.GRPC before Serve.
 func New(log *slog.Logger, opts ...grpc.ServerOption) *Server {
 	opts = append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unaryStatus),
 		grpc.ChainStreamInterceptor(streamStatus),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
 	}, opts...)
 	s := &Server{GRPC: grpc.NewServer(opts...), Health: health.NewServer(), log: log}
 	healthpb.RegisterHealthServer(s.GRPC, s.Health)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"time"
@@ -55,7 +56,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	dial := func(addr string, fromConsul bool, service string) (*grpc.ClientConn, string, error) {
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpcserver.CallOptions()}
 		if fromConsul {
 			addr = consulresolver.Target(service)
 			opts = append(opts, consulresolver.DialOptions(consul, log)...)
@@ -93,7 +94,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		grpcLis.Close()
 		return fmt.Errorf("listen http: %w", err)
 	}
-	gsrv := grpcserver.New(log)
+	// Native clients may send what REST clients may: -max-body-bytes.
+	gsrv := grpcserver.New(log, grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, math.MaxInt32))))
 	routerv1.RegisterInferenceServiceServer(gsrv.GRPC, svc)
 	rest, err := edge.New(ctx, svc, edge.Options{Log: log, MaxBodyBytes: cfg.MaxBodyBytes})
 	if err != nil {
