@@ -12,6 +12,7 @@ import (
 type Fold struct {
 	content, thinking, response strings.Builder
 	toolCalls                   []json.RawMessage
+	logprobs                    []json.RawMessage // each object's, in order
 	role                        string
 	pieces                      int // objects that carried output
 	final                       map[string]json.RawMessage
@@ -25,9 +26,10 @@ type streamObject struct {
 		Thinking  string            `json:"thinking"`
 		ToolCalls []json.RawMessage `json:"tool_calls"`
 	} `json:"message"`
-	Response  string `json:"response"`
-	Thinking  string `json:"thinking"`
-	EvalCount int64  `json:"eval_count"`
+	Response  string            `json:"response"`
+	Thinking  string            `json:"thinking"`
+	Logprobs  []json.RawMessage `json:"logprobs"`
+	EvalCount int64             `json:"eval_count"`
 }
 
 // Add takes one object of the stream. For the done object it returns the
@@ -51,6 +53,7 @@ func (f *Fold) Add(line []byte) (final []byte, done bool, err error) {
 	}
 	f.response.WriteString(o.Response)
 	f.thinking.WriteString(o.Thinking)
+	f.logprobs = append(f.logprobs, o.Logprobs...)
 	if o.Response != "" || o.Thinking != "" {
 		f.pieces++
 	}
@@ -71,7 +74,7 @@ func (f *Fold) Add(line []byte) (final []byte, done bool, err error) {
 }
 
 // Result is the whole answer as one object: the done object with the
-// text, thinking and tool calls of the stream gathered into it.
+// text, thinking, tool calls and logprobs of the stream gathered into it.
 func (f *Fold) Result() []byte {
 	out := make(map[string]json.RawMessage, len(f.final)+2)
 	for k, v := range f.final {
@@ -94,6 +97,9 @@ func (f *Fold) Result() []byte {
 		if f.thinking.Len() > 0 {
 			out["thinking"] = mustJSON(f.thinking.String())
 		}
+	}
+	if len(f.logprobs) > 0 {
+		out["logprobs"] = mustJSON(f.logprobs)
 	}
 	return mustJSON(out)
 }

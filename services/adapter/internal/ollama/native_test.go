@@ -216,6 +216,15 @@ func TestStreamFalseFolds(t *testing.T) {
 		lines: []string{`{"model":"m","message":{"role":"assistant","content":"error"},"done":false}`, chatDoneNoEval},
 		want:  `{"model":"m","created_at":"2025-01-01T00:00:02Z","done":true,"done_reason":"stop","eval_count":1,"message":{"role":"assistant","content":"error"}}`,
 	}, {
+		name: "chat with logprobs",
+		path: PathChat,
+		lines: []string{
+			`{"model":"m","message":{"role":"assistant","content":"He"},"logprobs":[{"token":"He","logprob":-0.5,"bytes":[72,101]}],"done":false}`,
+			`{"model":"m","message":{"role":"assistant","content":"y"},"logprobs":[{"token":"y","logprob":-1.25,"bytes":[121]}],"done":false}`,
+			chatDoneNoEval},
+		want: `{"model":"m","created_at":"2025-01-01T00:00:02Z","done":true,"done_reason":"stop","eval_count":2,"message":{"role":"assistant","content":"Hey"},
+			"logprobs":[{"token":"He","logprob":-0.5,"bytes":[72,101]},{"token":"y","logprob":-1.25,"bytes":[121]}]}`,
+	}, {
 		name:  "generate",
 		path:  PathGenerate,
 		lines: []string{gen1, gen2, genDone},
