@@ -83,13 +83,31 @@ func (c *Client) chatOne(ctx context.Context, req *openaiv1.ChatCompletionReques
 	return out, nil
 }
 
-// Embed creates embeddings.
+// Embed creates embeddings. Token-id input is refused before the node is
+// asked when its kind takes text only (see takesTokenInput).
 func (c *Client) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
+	if in := req.GetInput(); (in.GetTokens() != nil || in.GetTokenLists() != nil) && !takesTokenInput(c.conn.Kind()) {
+		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "input", Node: c.conn.NodeID(),
+			Message: fmt.Sprintf("node %s (kind %s) does not take token ids as embeddings input: send the input as text (a string or an array of strings)",
+				c.conn.NodeID(), kindName(c.conn.Kind()))}
+	}
 	out := new(openaiv1.EmbeddingList)
 	if err := c.roundTrip(ctx, http.MethodPost, "/embeddings", req, out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// takesTokenInput says whether a kind's /embeddings takes token ids (an
+// array of them, or arrays of arrays) as input. vLLM, llama-server and
+// OpenAI do; Ollama answers 400 "invalid input type", and LM Studio
+// documents text only.
+func takesTokenInput(kind nodev1.Kind) bool {
+	switch kind {
+	case nodev1.Kind_KIND_OLLAMA, nodev1.Kind_KIND_LMSTUDIO:
+		return false
+	}
+	return true
 }
 
 // ListModels lists the node's models.
