@@ -2,6 +2,7 @@ package openaicompat
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -210,4 +211,21 @@ func TestCompletionFanOutFailure(t *testing.T) {
 	err = c.CompleteStream(t.Context(), completionReq(1, "a", "b", "c"), func(*openaiv1.Completion) error { return nil })
 	e, _ = apierror.FromError(err)
 	assert.Equal(t, "boom", e.Message)
+}
+
+// A caller that has gone is an error, not an answer with holes.
+func TestCompletionFanOutCanceled(t *testing.T) {
+	node := &onePromptNode{}
+	c := client(t, nodev1.Kind_KIND_OLLAMA, node.serve)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	many := make([]string, 2*maxParallel)
+	for i := range many {
+		many[i] = "p"
+	}
+	out, err := c.Complete(ctx, completionReq(1, many...))
+	assert.Nil(t, out)
+	assert.ErrorIs(t, err, context.Canceled)
+	err = c.CompleteStream(ctx, completionReq(1, many...), func(*openaiv1.Completion) error { return nil })
+	assert.ErrorIs(t, err, context.Canceled)
 }
