@@ -1,7 +1,9 @@
 // Package openaicompat is a client for the OpenAI-compatible HTTP API that
 // Ollama (/v1), vLLM, llama.cpp llama-server, LM Studio and OpenAI itself
-// serve: chat completions (plain and streamed), embeddings and the model
-// list. Streams are relayed chunk by chunk as they are parsed.
+// serve: chat and legacy prompt completions (plain and streamed),
+// embeddings and the model list. Streams are relayed chunk by chunk as they
+// are parsed; a request for more choices than the node gives per request is
+// fanned out (fanout.go).
 package openaicompat
 
 import (
