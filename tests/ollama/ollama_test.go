@@ -87,6 +87,55 @@ func TestOpenAISDKAgainstRealOllama(t *testing.T) {
 		assert.NotEqual(t, resp.Data[0].Embedding, resp.Data[1].Embedding)
 	})
 
+	// Ollama takes one prompt and ignores n: the adapter asks once per
+	// prompt and choice, choice p*n+i being prompt p's i-th.
+	t.Run("completions prompt array and n", func(t *testing.T) {
+		ctx := meshtest.Context(t, time.Minute)
+		params := openai.CompletionNewParams{
+			Model:  "tiny-chat",
+			Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfStrings: []string{"one", "two three"}},
+			N:      openai.Int(2), MaxTokens: openai.Int(3), Seed: openai.Int(7),
+		}
+		resp, err := client.Completions.New(ctx, params)
+		require.NoError(t, err)
+		require.Len(t, resp.Choices, 4)
+		for i, ch := range resp.Choices {
+			assert.Equal(t, int64(i), ch.Index)
+			assert.Equal(t, "length", string(ch.FinishReason))
+		}
+		assert.Equal(t, int64(12), resp.Usage.CompletionTokens, "usage summed over the four answers")
+
+		params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+		stream := client.Completions.NewStreaming(ctx, params)
+		finished := map[int64]string{}
+		var usage int64
+		for stream.Next() {
+			c := stream.Current()
+			for _, ch := range c.Choices {
+				if ch.FinishReason != "" {
+					finished[ch.Index] = string(ch.FinishReason)
+				}
+			}
+			usage += c.Usage.CompletionTokens
+		}
+		require.NoError(t, stream.Err())
+		assert.Equal(t, map[int64]string{0: "length", 1: "length", 2: "length", 3: "length"}, finished)
+		assert.Equal(t, int64(12), usage, "one usage chunk, summed")
+	})
+
+	t.Run("embeddings token input refused", func(t *testing.T) {
+		ctx := meshtest.Context(t, time.Minute)
+		_, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{
+			Model: "tiny-embed", Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfTokens: []int64{1, 2, 3}},
+		})
+		var apiErr *openai.Error
+		require.True(t, errors.As(err, &apiErr), "%v", err)
+		assert.Equal(t, http.StatusBadRequest, apiErr.StatusCode)
+		assert.Equal(t, "invalid_request_error", apiErr.Type)
+		assert.Equal(t, "input", apiErr.Param)
+		assert.Contains(t, apiErr.Message, "kind ollama")
+	})
+
 	t.Run("models are what the nodes have", func(t *testing.T) {
 		ctx := meshtest.Context(t, time.Minute)
 		page, err := client.Models.List(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"mime"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -14,8 +15,22 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
-// Complete sends a non-streamed legacy prompt completion.
+// Complete sends a non-streamed legacy prompt completion, fanned out when
+// the node takes one prompt and gives one choice per request while req
+// asks for more (see answersOneChoice).
 func (c *Client) Complete(ctx context.Context, req *openaiv1.CompletionRequest) (*openaiv1.Completion, error) {
+	reqs, err := c.completionRequests(req)
+	switch {
+	case err != nil:
+		return nil, err
+	case reqs != nil:
+		return c.completeFanOut(ctx, reqs)
+	}
+	return c.completeOne(ctx, req)
+}
+
+// completeOne sends one non-streamed completion request to the node.
+func (c *Client) completeOne(ctx context.Context, req *openaiv1.CompletionRequest) (*openaiv1.Completion, error) {
 	up := proto.CloneOf(req)
 	up.Stream = false
 	up.StreamOptions = nil
@@ -27,8 +42,21 @@ func (c *Client) Complete(ctx context.Context, req *openaiv1.CompletionRequest) 
 }
 
 // CompleteStream sends a streamed legacy prompt completion and calls send
-// for every chunk as soon as it is parsed, like ChatStream.
+// for every chunk as soon as it is parsed, like ChatStream; it is fanned
+// out as Complete is, each chunk under its choice's index.
 func (c *Client) CompleteStream(ctx context.Context, req *openaiv1.CompletionRequest, send func(*openaiv1.Completion) error) error {
+	reqs, err := c.completionRequests(req)
+	switch {
+	case err != nil:
+		return err
+	case reqs != nil:
+		return c.completeStreamFanOut(ctx, reqs, send)
+	}
+	return c.completeStreamOne(ctx, req, send)
+}
+
+// completeStreamOne is CompleteStream for one request to the node.
+func (c *Client) completeStreamOne(ctx context.Context, req *openaiv1.CompletionRequest, send func(*openaiv1.Completion) error) error {
 	up := proto.CloneOf(req)
 	up.Stream = true
 	resp, err := c.do(ctx, http.MethodPost, "/completions", up, "text/event-stream")
@@ -124,12 +152,14 @@ func (f *FoldCompletion) Add(ch *openaiv1.Completion) {
 	}
 }
 
-// Result is the completion so far, choices in the order they appeared.
+// Result is the completion so far, choices in index order (a stream of
+// several choices interleaves them).
 func (f *FoldCompletion) Result() *openaiv1.Completion {
 	if f.out == nil {
 		return &openaiv1.Completion{Object: "text_completion"}
 	}
 	f.out.Choices = f.out.Choices[:0]
+	slices.Sort(f.order)
 	for _, i := range f.order {
 		f.out.Choices = append(f.out.Choices, f.choices[i])
 	}

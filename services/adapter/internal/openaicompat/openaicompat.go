@@ -1,7 +1,9 @@
 // Package openaicompat is a client for the OpenAI-compatible HTTP API that
 // Ollama (/v1), vLLM, llama.cpp llama-server, LM Studio and OpenAI itself
-// serve: chat completions (plain and streamed), embeddings and the model
-// list. Streams are relayed chunk by chunk as they are parsed.
+// serve: chat and legacy prompt completions (plain and streamed),
+// embeddings and the model list. Streams are relayed chunk by chunk as they
+// are parsed; a request for more choices than the node gives per request is
+// fanned out (fanout.go).
 package openaicompat
 
 import (
@@ -83,13 +85,31 @@ func (c *Client) chatOne(ctx context.Context, req *openaiv1.ChatCompletionReques
 	return out, nil
 }
 
-// Embed creates embeddings.
+// Embed creates embeddings. Token-id input is refused before the node is
+// asked when its kind takes text only (see takesTokenInput).
 func (c *Client) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
+	if in := req.GetInput(); (in.GetTokens() != nil || in.GetTokenLists() != nil) && !takesTokenInput(c.conn.Kind()) {
+		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "input", Node: c.conn.NodeID(),
+			Message: fmt.Sprintf("node %s (kind %s) does not take token ids as embeddings input: send the input as text (a string or an array of strings)",
+				c.conn.NodeID(), kindName(c.conn.Kind()))}
+	}
 	out := new(openaiv1.EmbeddingList)
 	if err := c.roundTrip(ctx, http.MethodPost, "/embeddings", req, out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// takesTokenInput says whether a kind's /embeddings takes token ids (an
+// array of them, or arrays of arrays) as input. vLLM, llama-server and
+// OpenAI do; Ollama answers 400 "invalid input type", and LM Studio
+// documents text only.
+func takesTokenInput(kind nodev1.Kind) bool {
+	switch kind {
+	case nodev1.Kind_KIND_OLLAMA, nodev1.Kind_KIND_LMSTUDIO:
+		return false
+	}
+	return true
 }
 
 // ListModels lists the node's models.

@@ -231,6 +231,44 @@ func TestEmbed(t *testing.T) {
 	assert.EqualValues(t, 2, resp.GetEmbeddings().GetUsage().GetPromptTokens())
 }
 
+// Token-id input goes to the kinds that take it and is refused before the
+// node is asked on the others (Ollama answers it with a bare 400).
+func TestEmbedTokenInput(t *testing.T) {
+	var asked atomic.Int32
+	var got atomic.Value
+	c := startAdapter(t, nil)
+	nd := startNode(t, func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		var body map[string]json.RawMessage
+		assert.NoError(t, json.NewDecoder(r.Body).Decode(&body))
+		got.Store(string(body["input"]))
+		_, _ = io.WriteString(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[1]},{"object":"embedding","index":1,"embedding":[2]}],"model":"emb"}`)
+	})
+	inputs := map[string]*openaiv1.EmbeddingInput{
+		"[1,2,3]": {Kind: &openaiv1.EmbeddingInput_Tokens{Tokens: &openaiv1.TokenList{Values: []int64{1, 2, 3}}}},
+		"[[1,2],[3]]": {Kind: &openaiv1.EmbeddingInput_TokenLists{TokenLists: &openaiv1.TokenLists{Values: []*openaiv1.TokenList{
+			{Values: []int64{1, 2}}, {Values: []int64{3}}}}}},
+	}
+	for want, in := range inputs {
+		for _, kind := range []nodev1.Kind{nodev1.Kind_KIND_OLLAMA, nodev1.Kind_KIND_LMSTUDIO} {
+			_, err := c.Embed(t.Context(), &adapterv1.EmbedRequest{Node: node(kind, nd.URL), Request: &openaiv1.EmbeddingRequest{Model: "emb", Input: in}})
+			assert.Equal(t, codes.InvalidArgument, status.Code(err), "%s %s", kind, want)
+			e := apiErr(t, err)
+			assert.Equal(t, "invalid_request_error", e.Type)
+			assert.Equal(t, "input", e.Param)
+			assert.Contains(t, e.Message, "kind "+probe.KindName(kind))
+			assert.Contains(t, e.Message, "send the input as text")
+		}
+		assert.Zero(t, asked.Load(), "refused before the node is asked")
+		for _, kind := range []nodev1.Kind{nodev1.Kind_KIND_VLLM, nodev1.Kind_KIND_LLAMACPP} {
+			_, err := c.Embed(t.Context(), &adapterv1.EmbedRequest{Node: node(kind, nd.URL), Request: &openaiv1.EmbeddingRequest{Model: "emb", Input: in}})
+			require.NoError(t, err, "%s %s", kind, want)
+			assert.JSONEq(t, want, got.Load().(string), "passed as sent")
+		}
+		asked.Store(0)
+	}
+}
+
 func TestNodeErrors(t *testing.T) {
 	cases := []struct {
 		name     string
