@@ -97,7 +97,7 @@ func TestOllamaEdge(t *testing.T) {
 		assert.Positive(t, last["total_duration"])
 
 		var got map[string]any
-		require.NoError(t, json.Unmarshal(alpha.LastNativeRequest("/api/chat"), &got))
+		require.NoError(t, json.Unmarshal(alpha.LastRequest("/api/chat"), &got))
 		assert.Equal(t, "7m", got["keep_alive"], "keep_alive reaches the node")
 		assert.Equal(t, map[string]any{"num_ctx": 1024.0, "seed": 7.0}, got["options"])
 		assert.Equal(t, false, got["think"])

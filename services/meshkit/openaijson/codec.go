@@ -141,7 +141,11 @@ func (d *decoder) report(err error) error {
 // is allocated once; under-estimates only cost a regrowth.
 
 func requestSize(m *openaiv1.ChatCompletionRequest) int {
-	n := 256 + 384*len(m.Tools)
+	n := 256 + len(m.GetResponseFormat().GetJsonSchema().GetSchemaJson())
+	for _, t := range m.Tools {
+		f := t.GetFunction()
+		n += 64 + len(f.GetName()) + len(f.GetDescription()) + len(f.GetParametersJson())
+	}
 	for _, msg := range m.Messages {
 		n += 64 + toolCallsSize(msg.GetToolCalls())
 		switch c := msg.GetContent().GetKind().(type) {

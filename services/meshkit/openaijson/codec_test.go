@@ -64,9 +64,9 @@ func TestMarshalNonFinite(t *testing.T) {
 	for _, m := range []proto.Message{
 		&openaiv1.ChatCompletionRequest{Temperature: proto.Float64(math.NaN())},
 		&openaiv1.ChatCompletionRequest{LogitBias: map[string]float64{"1": math.Inf(1)}},
-		&openaiv1.ChatCompletionRequest{Tools: []*openaiv1.Tool{{Function: &openaiv1.FunctionDefinition{
-			Parameters: &structpb.Struct{Fields: map[string]*structpb.Value{"x": structpb.NewNumberValue(math.Inf(-1))}},
-		}}}},
+		&openaiv1.Completion{Choices: []*openaiv1.CompletionChoice{{
+			Logprobs: &structpb.Struct{Fields: map[string]*structpb.Value{"x": structpb.NewNumberValue(math.Inf(-1))}},
+		}}},
 		&openaiv1.ChatCompletion{Choices: []*openaiv1.ChatCompletionChoice{{Logprobs: &openaiv1.Logprobs{
 			Content: []*openaiv1.TokenLogprob{{Logprob: math.Inf(-1)}},
 		}}}},

@@ -30,8 +30,11 @@
 //     {"name":X}} is function_name X.
 //   - embeddings input: a string, an array of strings, of token ids, or of
 //     token-id arrays; [] is an empty array of strings.
-//   - tool parameters and response_format schemas are free-form objects,
-//     held as google.protobuf.Struct.
+//   - tool parameters and response_format schemas are held as their JSON
+//     text (parameters_json, schema_json): checked to be a JSON object,
+//     compacted, and otherwise kept verbatim (key order, numbers as
+//     written), because a schema's property order is the order a model
+//     writes structured output in.
 //   - a node's base64 embedding is decoded into the float array.
 //   - a thinking model's reasoning is read from "reasoning_content" (vLLM,
 //     llama.cpp, LM Studio) or "reasoning" (Ollama's /v1), the former
@@ -66,7 +69,7 @@
 // float32 values use their shortest float32 form. NaN and infinities cannot
 // be written as JSON and make Marshal fail.
 //
-// Free-form objects are written with sorted keys: a Struct keeps no order,
-// and a stable one keeps the prompt a node renders from a tool schema
-// identical across requests.
+// Schemas and tool parameters are written back as the text they were
+// decoded from. The one other free-form object, a legacy completion's
+// logprobs (a google.protobuf.Struct), is written with sorted keys.
 package openaijson

@@ -240,7 +240,7 @@ func (d *decoder) jsonSchema(m *openaiv1.JSONSchema) error {
 		case "description":
 			m.Description, err = d.str()
 		case "schema":
-			m.Schema, err = d.structObject()
+			m.SchemaJson, err = d.rawObject()
 		case "strict":
 			m.Strict, err = d.optBool()
 		default:
@@ -272,7 +272,7 @@ func (d *decoder) functionDefinition(m *openaiv1.FunctionDefinition) error {
 		case "description":
 			m.Description, err = d.str()
 		case "parameters":
-			m.Parameters, err = d.structObject()
+			m.ParametersJson, err = d.rawObject()
 		case "strict":
 			m.Strict, err = d.optBool()
 		default:
@@ -422,9 +422,9 @@ func (e *encoder) chatRequest(m *openaiv1.ChatCompletionRequest) {
 			e.byte('{')
 			e.nonEmpty("name", js.Name)
 			e.nonEmpty("description", js.Description)
-			if js.Schema != nil {
+			if js.SchemaJson != "" {
 				e.key("schema")
-				e.structObject(js.Schema)
+				e.raw(js.SchemaJson)
 			}
 			e.optBool("strict", js.Strict)
 			e.byte('}')
@@ -528,9 +528,9 @@ func (e *encoder) tool(t *openaiv1.Tool) {
 		e.byte('{')
 		e.nonEmpty("name", f.Name)
 		e.nonEmpty("description", f.Description)
-		if f.Parameters != nil {
+		if f.ParametersJson != "" {
 			e.key("parameters")
-			e.structObject(f.Parameters)
+			e.raw(f.ParametersJson)
 		}
 		e.optBool("strict", f.Strict)
 		e.byte('}')

@@ -125,10 +125,10 @@ func TestUnmarshalChatRequest(t *testing.T) {
 				},
 				StreamOptions: &openaiv1.StreamOptions{IncludeUsage: true},
 				ResponseFormat: &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{
-					Name: "s", Schema: mustStruct(t, map[string]any{"type": "object"}),
+					Name: "s", SchemaJson: `{"type":"object"}`,
 				}},
 				Tools: []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{
-					Name: "f", Parameters: mustStruct(t, map[string]any{"type": "object"}),
+					Name: "f", ParametersJson: `{"type":"object"}`,
 				}}},
 				ToolChoice: &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_FunctionName{FunctionName: "f"}},
 			},
@@ -219,22 +219,11 @@ func TestUnmarshalChatRequest(t *testing.T) {
 			want: &openaiv1.ChatCompletionRequest{
 				Tools: []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{
 					Name: "get_weather", Description: "Weather now", Strict: proto.Bool(true),
-					Parameters: mustStruct(t, map[string]any{
-						"type": "object",
-						"properties": map[string]any{
-							"city": map[string]any{"type": "string", "enum": []any{"Oslo", "Rome"}},
-							"days": map[string]any{"type": "integer", "minimum": 1},
-						},
-						"required":             []any{"city"},
-						"additionalProperties": false,
-					}),
+					ParametersJson: `{"type":"object","properties":{"city":{"type":"string","enum":["Oslo","Rome"]},"days":{"type":"integer","minimum":1}},"required":["city"],"additionalProperties":false}`,
 				}}},
 				ResponseFormat: &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{
 					Name: "answer", Description: "d", Strict: proto.Bool(true),
-					Schema: mustStruct(t, map[string]any{
-						"type":       "object",
-						"properties": map[string]any{"n": map[string]any{"type": "number"}},
-					}),
+					SchemaJson: `{"type":"object","properties":{"n":{"type":"number"}}}`,
 				}},
 			},
 		},
@@ -344,7 +333,7 @@ func TestUnmarshalChatRequestErrors(t *testing.T) {
 		{"tool_choice name number", `{"tool_choice":{"type":"function","function":{"name":1}}}`, "tool_choice.function.name", "expected a string"},
 		{"tools object", `{"tools":{}}`, "tools", "expected an array"},
 		{"parameters string", `{"tools":[{"function":{"parameters":"{}"}}]}`, "tools[0].function.parameters", "expected an object, got string"},
-		{"deep schema number", `{"tools":[{"function":{"parameters":{"properties":{"a":{"enum":[1,1e999]}}}}}]}`, "tools[0].function.parameters.properties.a.enum[1]", "out of range"},
+		{"deep schema syntax", `{"tools":[{"function":{"parameters":{"properties":{"a":{"enum":[1,]}}}}}]}`, "", "invalid JSON: invalid character ']'"},
 		{"strict string", `{"tools":[{"function":{"strict":"true"}}]}`, "tools[0].function.strict", "expected a boolean"},
 		{"schema array", `{"response_format":{"json_schema":{"schema":[]}}}`, "response_format.json_schema.schema", "expected an object, got array"},
 		{"logit_bias value", `{"logit_bias":{"50256":"x"}}`, "logit_bias.50256", "expected a number"},
@@ -432,16 +421,13 @@ func TestMarshalChatRequest(t *testing.T) {
 			want: `{"tool_choice":"auto"}`,
 		},
 		{
-			name: "schema keys sorted",
+			name: "schema text written as it is",
 			in: &openaiv1.ChatCompletionRequest{Tools: []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{
-				Name: "f",
-				Parameters: mustStruct(t, map[string]any{
-					"type": "object", "required": []any{"b", "a"}, "additionalProperties": false,
-					"properties": map[string]any{"b": map[string]any{"maximum": 1e21}, "a": map[string]any{"default": nil}},
-				}),
+				Name:           "f",
+				ParametersJson: `{"type":"object","required":["b","a"],"properties":{"b":{"maximum":1E21},"a":{"default":null}}}`,
 			}}}},
-			want: `{"tools":[{"type":"function","function":{"name":"f","parameters":{"additionalProperties":false,` +
-				`"properties":{"a":{"default":null},"b":{"maximum":1e+21}},"required":["b","a"],"type":"object"}}}]}`,
+			want: `{"tools":[{"type":"function","function":{"name":"f","parameters":` +
+				`{"type":"object","required":["b","a"],"properties":{"b":{"maximum":1E21},"a":{"default":null}}}}}]}`,
 		},
 	}
 	for _, tt := range tests {

@@ -37,16 +37,11 @@ func richRequest(t testing.TB) *openaiv1.ChatCompletionRequest {
 		FrequencyPenalty:    proto.Float64(0.1),
 		ResponseFormat: &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{
 			Name: "weather", Description: "d", Strict: proto.Bool(true),
-			Schema: mustStruct(t, map[string]any{
-				"type":       "object",
-				"properties": map[string]any{"t": map[string]any{"type": "number", "minimum": -273.15}},
-				"required":   []any{"t"},
-				"nullable":   nil,
-			}),
+			SchemaJson: `{"type":"object","properties":{"t":{"type":"number","minimum":-273.15}},"required":["t"],"nullable":null}`,
 		}},
 		Tools: []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{
 			Name: "get_weather", Description: "Current weather", Strict: proto.Bool(false),
-			Parameters: mustStruct(t, map[string]any{"type": "object", "properties": map[string]any{}}),
+			ParametersJson: `{"type":"object","properties":{}}`,
 		}}},
 		ToolChoice:        &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_FunctionName{FunctionName: "get_weather"}},
 		User:              "user-1",

@@ -34,8 +34,7 @@ func (d *decoder) optStr() (*string, error) {
 }
 
 // intern returns constant strings for the values that recur in every request
-// and response (roles, types, finish reasons, JSON Schema keywords of tool
-// definitions), so decoding them does not allocate; anything else is copied.
+// and response (roles, types, finish reasons), so decoding them does not allocate; anything else is copied.
 // Copying rather than aliasing the input keeps a long-lived string (say a
 // model name used as a metrics label) from pinning a whole body in memory.
 func intern(b []byte) string {
@@ -96,42 +95,6 @@ func intern(b []byte) string {
 		return "float"
 	case "base64":
 		return "base64"
-	case "object":
-		return "object"
-	case "string":
-		return "string"
-	case "number":
-		return "number"
-	case "integer":
-		return "integer"
-	case "boolean":
-		return "boolean"
-	case "array":
-		return "array"
-	case "null":
-		return "null"
-	case "properties":
-		return "properties"
-	case "description":
-		return "description"
-	case "enum":
-		return "enum"
-	case "items":
-		return "items"
-	case "additionalProperties":
-		return "additionalProperties"
-	case "default":
-		return "default"
-	case "title":
-		return "title"
-	case "format":
-		return "format"
-	case "minimum":
-		return "minimum"
-	case "maximum":
-		return "maximum"
-	case "anyOf":
-		return "anyOf"
 	}
 	return string(b)
 }

@@ -6,8 +6,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Free-form JSON objects (a tool's parameters, a response_format schema) are
-// google.protobuf.Struct in the data model. They are decoded straight from
+// Free-form JSON objects that are google.protobuf.Struct in the data model
+// (a legacy completion's logprobs). They are decoded straight from
 // the input rather than via protojson, which would need the raw object cut
 // out and parsed a second time.
 
@@ -51,9 +51,9 @@ func (d *decoder) fillStruct(s *structpb.Struct, depth int) error {
 	}
 }
 
-// structValue decodes any JSON value. Schemas are mostly Values, so each
-// Value is allocated in one block with its oneof wrapper (and its Struct or
-// ListValue), which halves the allocations of a tool definition.
+// structValue decodes any JSON value. Each Value is allocated in one block
+// with its oneof wrapper (and its Struct or ListValue), which halves the
+// allocations of a nested object.
 func (d *decoder) structValue(depth int) (*structpb.Value, error) {
 	switch d.next() {
 	case '{':
@@ -127,8 +127,7 @@ func (d *decoder) structValue(depth int) (*structpb.Value, error) {
 
 // structObject writes a Struct as the JSON object it was decoded from. Keys
 // are sorted: a Struct does not keep the original order, and a stable order
-// keeps the prompt a node renders from a tool schema identical between
-// requests (which prefix caches depend on).
+// keeps the output identical for equal values.
 func (e *encoder) structObject(s *structpb.Struct) {
 	fields := s.GetFields()
 	var buf [16]string // no allocation for the usual small schema object

@@ -50,6 +50,8 @@ type Faults struct {
 type Request struct {
 	Header http.Header
 	Body   map[string]any
+	// Raw is the body as sent, for checks that the map loses (key order).
+	Raw []byte
 }
 
 // Server is the simulated API; it is an http.Handler.
@@ -216,7 +218,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request) {
 	var raw map[string]any
 	_ = json.Unmarshal(body, &raw)
 	s.mu.Lock()
-	s.last = &Request{Header: r.Header.Clone(), Body: raw}
+	s.last = &Request{Header: r.Header.Clone(), Body: raw, Raw: body}
 	s.mu.Unlock()
 
 	if f := *s.faults.Load(); f.Status != 0 {

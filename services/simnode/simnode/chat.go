@@ -140,6 +140,7 @@ func checkStop(raw json.RawMessage) error {
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	s.serveInference(w, r, func(c *call, body []byte) {
+		s.bodies.keep(r.URL.Path, body)
 		var req chatRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			badRequest(w, err.Error())

@@ -139,3 +139,16 @@ func mustStats(t *testing.T, base string) Stats {
 	}
 	return st
 }
+
+func TestLastChatRequestIsKeptAsSent(t *testing.T) {
+	node, ts := startNode(t, Config{Tokens: 1})
+	if got := node.LastRequest("/v1/chat/completions"); got != nil {
+		t.Fatalf("LastRequest before any chat = %q, want nil", got)
+	}
+	body := `{"model":"` + testModel + `","messages":[],"response_format":{"type":"json_schema","json_schema":{"schema":{"zeta":1,"alpha":2}}}}`
+	resp, out := post(t, ts.URL+"/v1/chat/completions", body)
+	checkStatus(t, resp, out, http.StatusOK)
+	if got := string(node.LastRequest("/v1/chat/completions")); got != body {
+		t.Errorf("LastRequest = %s, want %s", got, body)
+	}
+}

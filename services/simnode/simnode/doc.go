@@ -35,7 +35,8 @@
 //	POST /api/embed, /api/embeddings  Ollama native embeddings (same vectors).
 //	POST /api/show           Ollama native model description.
 //	                         Unknown models get Ollama's 404 {"error":"model 'x' not found"}.
-//	                         LastNativeRequest(path) returns the last body received.
+//	                         LastRequest(path) returns the last body received
+//	                         (also for /v1/chat/completions).
 //	POST /simnode/faults     admin: replace the active faults (below).
 //	GET /simnode/faults      admin: the active faults as JSON.
 //	GET /simnode/stats       admin: Stats as JSON {"requests":{...},"in_flight":N,"canceled":N}.

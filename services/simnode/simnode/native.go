@@ -60,14 +60,14 @@ type nativeObject struct {
 	EvalDuration       int64          `json:"eval_duration,omitempty"`
 }
 
-// nativeBodies keeps the last body of each native endpoint, so tests can
-// check what reached the node.
-type nativeBodies struct {
+// lastBodies keeps the last body of each Ollama native endpoint and of
+// /v1/chat/completions, so tests can check what reached the node.
+type lastBodies struct {
 	mu   sync.Mutex
 	last map[string][]byte
 }
 
-func (n *nativeBodies) keep(path string, body []byte) {
+func (n *lastBodies) keep(path string, body []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.last == nil {
@@ -76,12 +76,13 @@ func (n *nativeBodies) keep(path string, body []byte) {
 	n.last[path] = body
 }
 
-// LastNativeRequest is the body of the last request to an Ollama native
-// endpoint such as "/api/chat" (nil if there was none).
-func (s *Server) LastNativeRequest(path string) []byte {
-	s.native.mu.Lock()
-	defer s.native.mu.Unlock()
-	return s.native.last[path]
+// LastRequest is the body of the last request to an Ollama native
+// endpoint such as "/api/chat", or to "/v1/chat/completions", as received
+// (nil if there was none).
+func (s *Server) LastRequest(path string) []byte {
+	s.bodies.mu.Lock()
+	defer s.bodies.mu.Unlock()
+	return s.bodies.last[path]
 }
 
 func writeOllamaError(w http.ResponseWriter, status int, msg string) {
@@ -112,7 +113,7 @@ func (s *Server) handleNativeGenerate(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveNative(w http.ResponseWriter, r *http.Request, generate bool) {
 	s.serveInference(w, r, func(c *call, body []byte) {
-		s.native.keep(r.URL.Path, body)
+		s.bodies.keep(r.URL.Path, body)
 		var req nativeRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			writeOllamaError(w, http.StatusBadRequest, err.Error())
@@ -251,7 +252,7 @@ func (s *Server) serveNative(w http.ResponseWriter, r *http.Request, generate bo
 func (s *Server) handleNativeEmbed(w http.ResponseWriter, r *http.Request) {
 	legacy := r.URL.Path == "/api/embeddings"
 	s.serveInference(w, r, func(c *call, body []byte) {
-		s.native.keep(r.URL.Path, body)
+		s.bodies.keep(r.URL.Path, body)
 		var req struct {
 			Model  string          `json:"model"`
 			Input  json.RawMessage `json:"input"`

@@ -26,7 +26,7 @@ type Server struct {
 
 	routes map[string]*route // keyed by "METHOD /path"
 
-	native nativeBodies // last body per Ollama native endpoint
+	bodies lastBodies // last body per Ollama native endpoint and chat completions
 
 	// Requests that match no route are rare (typos, scanners), so a
 	// mutex-guarded map is simpler than pre-allocated counters.

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
@@ -159,9 +158,9 @@ func TestChatFolded(t *testing.T) {
 }
 
 func weatherTool(t *testing.T) *openaiv1.Tool {
-	params, err := structpb.NewStruct(map[string]any{"type": "object", "properties": map[string]any{"query": map[string]any{"type": "string"}}})
-	require.NoError(t, err)
-	return &openaiv1.Tool{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "search", Description: "search the web", Parameters: params}}
+	t.Helper()
+	return &openaiv1.Tool{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "search", Description: "search the web",
+		ParametersJson: `{"type":"object","properties":{"query":{"type":"string"}}}`}}
 }
 
 func TestToolCalls(t *testing.T) {
@@ -243,6 +242,8 @@ func TestErrors(t *testing.T) {
 			ResponseFormat: &openaiv1.ResponseFormat{Type: "json_object"}}, codes.InvalidArgument, 0},
 		{"unknown role", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: []*openaiv1.ChatMessage{msg("robot", "x")}}, codes.InvalidArgument, 0},
 		{"only a system prompt", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: []*openaiv1.ChatMessage{msg("system", "x")}}, codes.InvalidArgument, 0},
+		{"tool parameters not an object", anthropicsim.Faults{}, &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5", Messages: user,
+			Tools: []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "f", ParametersJson: `[1]`}}}}, codes.InvalidArgument, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -373,14 +374,27 @@ func TestSamplingThatClaudeRefuses(t *testing.T) {
 // OpenAI takes parameters {} for a tool without parameters; Anthropic's
 // input_schema must say it is an object.
 func TestToolWithoutParametersGetsAnObjectSchema(t *testing.T) {
+	for _, tt := range []struct{ params, want string }{
+		{`{}`, `{"type":"object"}`},
+		{`{"properties":{"zone":{"type":"string"}}}`, `{"type":"object","properties":{"zone":{"type":"string"}}}`},
+	} {
+		c, sim := start(t, anthropicsim.Config{Tokens: 1})
+		_, err := c.Chat(t.Context(), &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5",
+			Messages: []*openaiv1.ChatMessage{msg("user", "what time is it?")},
+			Tools:    []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "now", ParametersJson: tt.params}}}})
+		require.NoError(t, err)
+		assert.Contains(t, string(sim.LastRequest().Raw), `"input_schema":`+tt.want)
+	}
+}
+
+// A tool's input_schema is the client's schema text: the order of its
+// properties is the order the model fills the arguments in.
+func TestInputSchemaKeepsKeyOrder(t *testing.T) {
 	c, sim := start(t, anthropicsim.Config{Tokens: 1})
-	empty, err := structpb.NewStruct(map[string]any{})
+	params := `{"type":"object","properties":{"zeta":{"type":"integer","maximum":1E3},"alpha":{"type":"boolean"}},"required":["zeta","alpha"]}`
+	_, err := c.Chat(t.Context(), &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5",
+		Messages: []*openaiv1.ChatMessage{msg("user", "go")},
+		Tools:    []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "f", ParametersJson: params}}}})
 	require.NoError(t, err)
-	_, err = c.Chat(t.Context(), &openaiv1.ChatCompletionRequest{Model: "claude-sonnet-4-5",
-		Messages: []*openaiv1.ChatMessage{msg("user", "what time is it?")},
-		Tools:    []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "now", Parameters: empty}}}})
-	require.NoError(t, err)
-	tools := sim.LastRequest().Body["tools"].([]any)
-	require.Len(t, tools, 1)
-	assert.Equal(t, map[string]any{"type": "object"}, tools[0].(map[string]any)["input_schema"])
+	assert.Contains(t, string(sim.LastRequest().Raw), `"input_schema":`+params)
 }

@@ -7,9 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 )
@@ -194,6 +192,25 @@ func toMessages(req *openaiv1.ChatCompletionRequest, stream bool) (*messagesRequ
 	return out, nil
 }
 
+// inputSchema is a tool's parameters as an input_schema: the client's JSON
+// text with its key order kept (a model fills arguments in that order),
+// and "type":"object" put first when missing — OpenAI takes {} for "no
+// parameters", an input_schema must say it is an object.
+func inputSchema(params string) (json.RawMessage, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(params), &top); err != nil {
+		return nil, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if _, typed := top["type"]; typed {
+		return json.RawMessage(params), nil
+	}
+	rest := strings.TrimSpace(strings.TrimSpace(params)[1:]) // after '{'
+	if rest == "}" {
+		return json.RawMessage(`{"type":"object"}`), nil
+	}
+	return json.RawMessage(`{"type":"object",` + rest), nil
+}
+
 // addTools translates function tools and tool_choice.
 func addTools(out *messagesRequest, req *openaiv1.ChatCompletionRequest) error {
 	for i, t := range req.GetTools() {
@@ -201,21 +218,11 @@ func addTools(out *messagesRequest, req *openaiv1.ChatCompletionRequest) error {
 			return &badRequest{fmt.Sprintf("tools[%d].type %q: anthropic nodes take function tools only", i, t.GetType()), "tools"}
 		}
 		schema := json.RawMessage(`{"type":"object"}`)
-		if p := t.GetFunction().GetParameters(); p != nil {
-			if _, typed := p.GetFields()["type"]; !typed {
-				// OpenAI takes {} for "no parameters"; an input_schema
-				// must say it is an object.
-				p = proto.CloneOf(p)
-				if p.Fields == nil {
-					p.Fields = map[string]*structpb.Value{}
-				}
-				p.Fields["type"] = structpb.NewStringValue("object")
-			}
-			b, err := protojson.Marshal(p)
-			if err != nil {
+		if p := t.GetFunction().GetParametersJson(); p != "" {
+			var err error
+			if schema, err = inputSchema(p); err != nil {
 				return &badRequest{fmt.Sprintf("tools[%d].function.parameters: %v", i, err), "tools"}
 			}
-			schema = b
 		}
 		out.Tools = append(out.Tools, tool{Name: t.GetFunction().GetName(), Description: t.GetFunction().GetDescription(), InputSchema: schema})
 	}

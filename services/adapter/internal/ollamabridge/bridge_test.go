@@ -46,6 +46,7 @@ type node struct {
 type received struct {
 	route string // "POST /v1/chat/completions"
 	body  map[string]any
+	raw   string // the body as sent, for what the map loses (key order)
 }
 
 func (n *node) last(t *testing.T) received {
@@ -72,6 +73,7 @@ func newBridgeFor(t *testing.T, spec *nodev1.Node, mt nodev1.ModelType, answer h
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := received{route: r.Method + " " + r.URL.Path}
 		if raw, _ := io.ReadAll(r.Body); len(raw) > 0 {
+			rec.raw = string(raw)
 			assert.NoError(t, json.Unmarshal(raw, &rec.body), "the node got invalid JSON: %s", raw)
 		}
 		n.mu.Lock()
@@ -282,6 +284,21 @@ func TestRequestTranslation(t *testing.T) {
 	}
 }
 
+// A format schema and tool parameters reach the node as the client wrote
+// them: the model writes the answer's fields (and a call's arguments) in
+// the order of the schema's properties.
+func TestSchemasKeepKeyOrder(t *testing.T) {
+	schema := `{"type":"object","properties":{"zeta":{"type":"integer"},"alpha":{"type":"boolean","description":"1.50 \u00e9"}},"required":["zeta","alpha"],"x":1.50}`
+	b, n := newBridge(t, completion("{}", ""))
+	body := `{"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}],"format":` + schema +
+		`,"tools":[{"type":"function","function":{"name":"f","parameters":` + schema + `}}]}`
+	_, err := serve(t, b, chatEP, body, 0)
+	require.NoError(t, err)
+	raw := n.last(t).raw
+	assert.Contains(t, raw, `"json_schema":{"name":"format","schema":`+schema+`}`)
+	assert.Contains(t, raw, `"parameters":`+schema+`}`)
+}
+
 func TestInvalidRequests(t *testing.T) {
 	tests := []struct {
 		name, body, msg string
@@ -291,6 +308,9 @@ func TestInvalidRequests(t *testing.T) {
 		{"messages not a list", `{"model":"m","messages":"hi"}`, "invalid JSON body", chatEP},
 		{"format neither json nor schema", `{"model":"m","format":"xml"}`, `format must be "json" or a JSON schema`, chatEP},
 		{"format a number", `{"model":"m","format":3}`, "format must be", genEP},
+		{"format an array", `{"model":"m","format":[{}]}`, "format must be", chatEP},
+		{"tool parameters a string", `{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":"{}"}}]}`,
+			"tools[0].function.parameters must be a JSON Schema object", chatEP},
 		{"embed without input", `{"model":"m"}`, "input is required", embedEP},
 		{"embed input of numbers", `{"model":"m","input":[1,2]}`, "input must be a string or an array of strings", embedEP},
 		{"show bad JSON", `[`, "invalid JSON body", showEP},

@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
-	"google.golang.org/protobuf/types/known/structpb"
+	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 )
 
 // options are the Ollama model options an OpenAI request can carry.
@@ -51,9 +51,9 @@ type message struct {
 type tool struct {
 	Type     string `json:"type"`
 	Function struct {
-		Name        string         `json:"name"`
-		Description string         `json:"description"`
-		Parameters  map[string]any `json:"parameters"`
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
 	} `json:"function"`
 }
 
@@ -141,16 +141,19 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 		out.Messages = append(out.Messages, om)
 	}
 	for i, t := range r.Tools {
-		params, err := structpb.NewStruct(t.Function.Parameters)
-		if err != nil {
-			return nil, fmt.Errorf("tools[%d].function.parameters: %v", i, err)
+		var params string
+		if len(t.Function.Parameters) > 0 && string(t.Function.Parameters) != "null" {
+			var err error
+			if params, err = openaijson.JSONObject(t.Function.Parameters); err != nil {
+				return nil, fmt.Errorf("tools[%d].function.parameters must be a JSON Schema object: %v", i, err)
+			}
 		}
 		typ := t.Type
 		if typ == "" {
 			typ = "function"
 		}
 		out.Tools = append(out.Tools, &openaiv1.Tool{Type: typ, Function: &openaiv1.FunctionDefinition{
-			Name: t.Function.Name, Description: t.Function.Description, Parameters: params}})
+			Name: t.Function.Name, Description: t.Function.Description, ParametersJson: params}})
 	}
 	rf, err := responseFormat(r.Format)
 	if err != nil {
@@ -197,15 +200,13 @@ func responseFormat(raw json.RawMessage) (*openaiv1.ResponseFormat, error) {
 		}
 		return &openaiv1.ResponseFormat{Type: "json_object"}, nil
 	}
-	var schema map[string]any
-	if err := json.Unmarshal(raw, &schema); err != nil {
+	// The schema's text goes on as it is: its key order is the order the
+	// model writes the answer's fields in.
+	schema, err := openaijson.JSONObject(raw)
+	if err != nil {
 		return nil, fmt.Errorf("format must be \"json\" or a JSON schema object")
 	}
-	st, err := structpb.NewStruct(schema)
-	if err != nil {
-		return nil, fmt.Errorf("format: %v", err)
-	}
-	return &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{Name: "format", Schema: st}}, nil
+	return &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{Name: "format", SchemaJson: schema}}, nil
 }
 
 // chat is what a generate request asks, as a chat: the system prompt and

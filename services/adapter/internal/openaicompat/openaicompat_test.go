@@ -107,3 +107,32 @@ func TestCompletionChunks(t *testing.T) {
 	assert.Empty(t, chunks[1].GetChoices())
 	assert.EqualValues(t, 7, chunks[1].GetUsage().GetTotalTokens())
 }
+
+// The node gets the schema and tool parameters as the client wrote them: a
+// model writes structured output in the order of the schema's properties.
+func TestSchemaKeyOrderReachesTheNode(t *testing.T) {
+	const schema = `{"type":"object","properties":{"zeta":{"type":"integer"},"alpha":{"type":"boolean"}},"required":["zeta","alpha"],"x":1.50}`
+	const params = `{"type":"object","properties":{"reasoning":{"type":"string"},"answer":{"type":"string"}}}`
+	bodies := make(chan string, 2)
+	c := client(t, nodev1.Kind_KIND_OLLAMA, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- string(b)
+		if strings.Contains(string(b), `"stream":true`) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"{}\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+			return
+		}
+		_, _ = io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"{}"},"finish_reason":"stop"}]}`)
+	})
+	req := &openaiv1.ChatCompletionRequest{Model: "m", Messages: []*openaiv1.ChatMessage{{Role: "user", Content: &openaiv1.MessageContent{Kind: &openaiv1.MessageContent_Text{Text: "hi"}}}},
+		ResponseFormat: &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{Name: "s", SchemaJson: schema}},
+		Tools:          []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "f", ParametersJson: params}}}}
+	_, err := c.Chat(t.Context(), req)
+	require.NoError(t, err)
+	require.NoError(t, c.ChatStream(t.Context(), req, func(*openaiv1.ChatCompletionChunk) error { return nil }))
+	for range 2 {
+		body := <-bodies
+		assert.Contains(t, body, `"json_schema":{"name":"s","schema":`+schema+`}`)
+		assert.Contains(t, body, `"parameters":`+params+`}`)
+	}
+}

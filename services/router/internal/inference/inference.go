@@ -14,6 +14,7 @@ import (
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
@@ -236,6 +237,9 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 			}
 		}
 	}
+	if err := validateSchemas(req); err != nil {
+		return err
+	}
 	if err := validateToolChoice(req); err != nil {
 		return err
 	}
@@ -273,6 +277,30 @@ func validateCompletion(req *openaiv1.CompletionRequest) error {
 // partTypes are the content part types a message may carry (the REST
 // codec refuses others while decoding; native gRPC requests come here).
 var partTypes = map[string]bool{"text": true, "image_url": true, "input_audio": true}
+
+// validateSchemas checks that the response_format schema and tool
+// parameters, carried as JSON text, are JSON objects (the REST codec
+// checks while decoding; native gRPC clients fill the text themselves).
+func validateSchemas(req *openaiv1.ChatCompletionRequest) error {
+	check := func(param, text string) error {
+		if text == "" {
+			return nil
+		}
+		if _, err := openaijson.JSONObject([]byte(text)); err != nil {
+			return invalid(param, "%s must be the JSON text of an object: %v", param, err)
+		}
+		return nil
+	}
+	if err := check("response_format.json_schema.schema", req.GetResponseFormat().GetJsonSchema().GetSchemaJson()); err != nil {
+		return err
+	}
+	for i, t := range req.GetTools() {
+		if err := check(fmt.Sprintf("tools[%d].function.parameters", i), t.GetFunction().GetParametersJson()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // validateToolChoice checks tool_choice against tools, as OpenAI does: a
 // known mode, and a forced function that the request defines.

@@ -233,6 +233,19 @@ func TestChatValidation(t *testing.T) {
 			r.ToolChoice = &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_Mode{Mode: "bogus"}}
 			return r
 		}, wantParam: "tool_choice"},
+		{name: "schema text not a JSON object (native gRPC; REST refuses it while decoding)", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.ResponseFormat = &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{Name: "s", SchemaJson: `["type"]`}}
+			return r
+		}, wantParam: "response_format.json_schema.schema"},
+		{name: "schema text not JSON", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.ResponseFormat = &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{Name: "s", SchemaJson: `{"type":object}`}}
+			return r
+		}, wantParam: "response_format.json_schema.schema"},
+		{name: "tool parameters text with trailing garbage", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
+			r.Tools = []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "a", ParametersJson: `{}`}},
+				{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "b", ParametersJson: `{} x`}}}
+			return r
+		}, wantParam: "tools[1].function.parameters"},
 		{name: "tool_choice required without tools", mutate: func(r *openaiv1.ChatCompletionRequest) *openaiv1.ChatCompletionRequest {
 			r.ToolChoice = &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_Mode{Mode: "required"}}
 			return r
@@ -262,8 +275,10 @@ func TestChatValidation(t *testing.T) {
 		req := validChat()
 		req.MaxTokens, req.MaxCompletionTokens = i32(1), i32(1)
 		req.Temperature, req.TopP, req.FrequencyPenalty = f64(2), f64(0), f64(-2)
-		req.Tools = []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "weather"}}}
+		req.Tools = []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "weather",
+			ParametersJson: ` {"type": "object", "properties": {"city": {"type": "string"}}} `}}}
 		req.ToolChoice = &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_FunctionName{FunctionName: "weather"}}
+		req.ResponseFormat = &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{Name: "s", SchemaJson: `{}`}}
 		req.Messages = append(req.Messages, &openaiv1.ChatMessage{Role: "system"}, &openaiv1.ChatMessage{Role: "developer"},
 			&openaiv1.ChatMessage{Role: "assistant"}, &openaiv1.ChatMessage{Role: "tool"})
 		resp, err := c.CreateChatCompletion(ctx, &routerv1.CreateChatCompletionRequest{Request: req})

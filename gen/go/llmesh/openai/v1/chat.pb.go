@@ -9,7 +9,6 @@ package openaiv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -736,11 +735,17 @@ func (x *ResponseFormat) GetJsonSchema() *JSONSchema {
 
 // JSONSchema is response_format.json_schema.
 type JSONSchema struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	Schema        *structpb.Struct       `protobuf:"bytes,3,opt,name=schema,proto3" json:"schema,omitempty"`
-	Strict        *bool                  `protobuf:"varint,4,opt,name=strict,proto3,oneof" json:"strict,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// schema_json is the JSON text of the schema object ("schema" in the
+	// OpenAI JSON), carried verbatim: key order and numbers as written, so
+	// structured output comes back with its fields in the schema's order.
+	// Empty means no schema. Native gRPC clients set it to a JSON object,
+	// e.g. {"type":"object","properties":{...}}; anything else is
+	// INVALID_ARGUMENT.
+	SchemaJson    string `protobuf:"bytes,5,opt,name=schema_json,json=schemaJson,proto3" json:"schema_json,omitempty"`
+	Strict        *bool  `protobuf:"varint,4,opt,name=strict,proto3,oneof" json:"strict,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -789,11 +794,11 @@ func (x *JSONSchema) GetDescription() string {
 	return ""
 }
 
-func (x *JSONSchema) GetSchema() *structpb.Struct {
+func (x *JSONSchema) GetSchemaJson() string {
 	if x != nil {
-		return x.Schema
+		return x.SchemaJson
 	}
-	return nil
+	return ""
 }
 
 func (x *JSONSchema) GetStrict() bool {
@@ -862,11 +867,14 @@ type FunctionDefinition struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	// parameters is a JSON Schema object.
-	Parameters    *structpb.Struct `protobuf:"bytes,3,opt,name=parameters,proto3" json:"parameters,omitempty"`
-	Strict        *bool            `protobuf:"varint,4,opt,name=strict,proto3,oneof" json:"strict,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// parameters_json is the JSON text of the parameters JSON Schema object
+	// ("parameters" in the OpenAI JSON), carried verbatim: key order and
+	// numbers as written. Empty means none. Native gRPC clients set it to a
+	// JSON object; anything else is INVALID_ARGUMENT.
+	ParametersJson string `protobuf:"bytes,5,opt,name=parameters_json,json=parametersJson,proto3" json:"parameters_json,omitempty"`
+	Strict         *bool  `protobuf:"varint,4,opt,name=strict,proto3,oneof" json:"strict,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *FunctionDefinition) Reset() {
@@ -913,11 +921,11 @@ func (x *FunctionDefinition) GetDescription() string {
 	return ""
 }
 
-func (x *FunctionDefinition) GetParameters() *structpb.Struct {
+func (x *FunctionDefinition) GetParametersJson() string {
 	if x != nil {
-		return x.Parameters
+		return x.ParametersJson
 	}
-	return nil
+	return ""
 }
 
 func (x *FunctionDefinition) GetStrict() bool {
@@ -1997,7 +2005,7 @@ var File_llmesh_openai_v1_chat_proto protoreflect.FileDescriptor
 
 const file_llmesh_openai_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x1bllmesh/openai/v1/chat.proto\x12\x10llmesh.openai.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xc5\t\n" +
+	"\x1bllmesh/openai/v1/chat.proto\x12\x10llmesh.openai.v1\"\xc5\t\n" +
 	"\x15ChatCompletionRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x129\n" +
 	"\bmessages\x18\x02 \x03(\v2\x1d.llmesh.openai.v1.ChatMessageR\bmessages\x12\x16\n" +
@@ -2073,25 +2081,25 @@ const file_llmesh_openai_v1_chat_proto_rawDesc = "" +
 	"\x0eResponseFormat\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12=\n" +
 	"\vjson_schema\x18\x02 \x01(\v2\x1c.llmesh.openai.v1.JSONSchemaR\n" +
-	"jsonSchema\"\x9b\x01\n" +
+	"jsonSchema\"\x99\x01\n" +
 	"\n" +
 	"JSONSchema\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\x12/\n" +
-	"\x06schema\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06schema\x12\x1b\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1f\n" +
+	"\vschema_json\x18\x05 \x01(\tR\n" +
+	"schemaJson\x12\x1b\n" +
 	"\x06strict\x18\x04 \x01(\bH\x00R\x06strict\x88\x01\x01B\t\n" +
-	"\a_strict\"\\\n" +
+	"\a_strictJ\x04\b\x03\x10\x04R\x06schema\"\\\n" +
 	"\x04Tool\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12@\n" +
-	"\bfunction\x18\x02 \x01(\v2$.llmesh.openai.v1.FunctionDefinitionR\bfunction\"\xab\x01\n" +
+	"\bfunction\x18\x02 \x01(\v2$.llmesh.openai.v1.FunctionDefinitionR\bfunction\"\xad\x01\n" +
 	"\x12FunctionDefinition\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\x127\n" +
-	"\n" +
-	"parameters\x18\x03 \x01(\v2\x17.google.protobuf.StructR\n" +
-	"parameters\x12\x1b\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12'\n" +
+	"\x0fparameters_json\x18\x05 \x01(\tR\x0eparametersJson\x12\x1b\n" +
 	"\x06strict\x18\x04 \x01(\bH\x00R\x06strict\x88\x01\x01B\t\n" +
-	"\a_strict\"Q\n" +
+	"\a_strictJ\x04\b\x03\x10\x04R\n" +
+	"parameters\"Q\n" +
 	"\n" +
 	"ToolChoice\x12\x14\n" +
 	"\x04mode\x18\x01 \x01(\tH\x00R\x04mode\x12%\n" +
@@ -2224,7 +2232,6 @@ var file_llmesh_openai_v1_chat_proto_goTypes = []any{
 	(*PromptTokensDetails)(nil),     // 25: llmesh.openai.v1.PromptTokensDetails
 	(*CompletionTokensDetails)(nil), // 26: llmesh.openai.v1.CompletionTokensDetails
 	nil,                             // 27: llmesh.openai.v1.ChatCompletionRequest.LogitBiasEntry
-	(*structpb.Struct)(nil),         // 28: google.protobuf.Struct
 }
 var file_llmesh_openai_v1_chat_proto_depIdxs = []int32{
 	2,  // 0: llmesh.openai.v1.ChatCompletionRequest.messages:type_name -> llmesh.openai.v1.ChatMessage
@@ -2240,30 +2247,28 @@ var file_llmesh_openai_v1_chat_proto_depIdxs = []int32{
 	6,  // 10: llmesh.openai.v1.ContentPart.image_url:type_name -> llmesh.openai.v1.ImageURL
 	7,  // 11: llmesh.openai.v1.ContentPart.input_audio:type_name -> llmesh.openai.v1.InputAudio
 	9,  // 12: llmesh.openai.v1.ResponseFormat.json_schema:type_name -> llmesh.openai.v1.JSONSchema
-	28, // 13: llmesh.openai.v1.JSONSchema.schema:type_name -> google.protobuf.Struct
-	11, // 14: llmesh.openai.v1.Tool.function:type_name -> llmesh.openai.v1.FunctionDefinition
-	28, // 15: llmesh.openai.v1.FunctionDefinition.parameters:type_name -> google.protobuf.Struct
-	14, // 16: llmesh.openai.v1.ToolCall.function:type_name -> llmesh.openai.v1.FunctionCall
-	16, // 17: llmesh.openai.v1.ChatCompletion.choices:type_name -> llmesh.openai.v1.ChatCompletionChoice
-	24, // 18: llmesh.openai.v1.ChatCompletion.usage:type_name -> llmesh.openai.v1.Usage
-	17, // 19: llmesh.openai.v1.ChatCompletionChoice.message:type_name -> llmesh.openai.v1.ResponseMessage
-	21, // 20: llmesh.openai.v1.ChatCompletionChoice.logprobs:type_name -> llmesh.openai.v1.Logprobs
-	13, // 21: llmesh.openai.v1.ResponseMessage.tool_calls:type_name -> llmesh.openai.v1.ToolCall
-	19, // 22: llmesh.openai.v1.ChatCompletionChunk.choices:type_name -> llmesh.openai.v1.ChunkChoice
-	24, // 23: llmesh.openai.v1.ChatCompletionChunk.usage:type_name -> llmesh.openai.v1.Usage
-	20, // 24: llmesh.openai.v1.ChunkChoice.delta:type_name -> llmesh.openai.v1.ChunkDelta
-	21, // 25: llmesh.openai.v1.ChunkChoice.logprobs:type_name -> llmesh.openai.v1.Logprobs
-	13, // 26: llmesh.openai.v1.ChunkDelta.tool_calls:type_name -> llmesh.openai.v1.ToolCall
-	22, // 27: llmesh.openai.v1.Logprobs.content:type_name -> llmesh.openai.v1.TokenLogprob
-	22, // 28: llmesh.openai.v1.Logprobs.refusal:type_name -> llmesh.openai.v1.TokenLogprob
-	23, // 29: llmesh.openai.v1.TokenLogprob.top_logprobs:type_name -> llmesh.openai.v1.TopLogprob
-	25, // 30: llmesh.openai.v1.Usage.prompt_tokens_details:type_name -> llmesh.openai.v1.PromptTokensDetails
-	26, // 31: llmesh.openai.v1.Usage.completion_tokens_details:type_name -> llmesh.openai.v1.CompletionTokensDetails
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	11, // 13: llmesh.openai.v1.Tool.function:type_name -> llmesh.openai.v1.FunctionDefinition
+	14, // 14: llmesh.openai.v1.ToolCall.function:type_name -> llmesh.openai.v1.FunctionCall
+	16, // 15: llmesh.openai.v1.ChatCompletion.choices:type_name -> llmesh.openai.v1.ChatCompletionChoice
+	24, // 16: llmesh.openai.v1.ChatCompletion.usage:type_name -> llmesh.openai.v1.Usage
+	17, // 17: llmesh.openai.v1.ChatCompletionChoice.message:type_name -> llmesh.openai.v1.ResponseMessage
+	21, // 18: llmesh.openai.v1.ChatCompletionChoice.logprobs:type_name -> llmesh.openai.v1.Logprobs
+	13, // 19: llmesh.openai.v1.ResponseMessage.tool_calls:type_name -> llmesh.openai.v1.ToolCall
+	19, // 20: llmesh.openai.v1.ChatCompletionChunk.choices:type_name -> llmesh.openai.v1.ChunkChoice
+	24, // 21: llmesh.openai.v1.ChatCompletionChunk.usage:type_name -> llmesh.openai.v1.Usage
+	20, // 22: llmesh.openai.v1.ChunkChoice.delta:type_name -> llmesh.openai.v1.ChunkDelta
+	21, // 23: llmesh.openai.v1.ChunkChoice.logprobs:type_name -> llmesh.openai.v1.Logprobs
+	13, // 24: llmesh.openai.v1.ChunkDelta.tool_calls:type_name -> llmesh.openai.v1.ToolCall
+	22, // 25: llmesh.openai.v1.Logprobs.content:type_name -> llmesh.openai.v1.TokenLogprob
+	22, // 26: llmesh.openai.v1.Logprobs.refusal:type_name -> llmesh.openai.v1.TokenLogprob
+	23, // 27: llmesh.openai.v1.TokenLogprob.top_logprobs:type_name -> llmesh.openai.v1.TopLogprob
+	25, // 28: llmesh.openai.v1.Usage.prompt_tokens_details:type_name -> llmesh.openai.v1.PromptTokensDetails
+	26, // 29: llmesh.openai.v1.Usage.completion_tokens_details:type_name -> llmesh.openai.v1.CompletionTokensDetails
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_openai_v1_chat_proto_init() }
