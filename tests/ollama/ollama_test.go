@@ -76,6 +76,27 @@ func TestOpenAISDKAgainstRealOllama(t *testing.T) {
 		assert.Greater(t, acc.Usage.PromptTokens, int64(0))
 	})
 
+	t.Run("structured output keeps the schema's key order", func(t *testing.T) {
+		// Ollama builds its grammar from the schema as written, so the
+		// answer's keys come in the schema's order — if the mesh kept it.
+		body := `{"model":"tiny-chat","max_tokens":60,"temperature":0,"messages":[{"role":"user","content":"json"}],
+			"response_format":{"type":"json_schema","json_schema":{"name":"z","schema":{"type":"object",
+			"properties":{"zeta":{"type":"integer"},"alpha":{"type":"boolean"}},"required":["zeta","alpha"]}}}}`
+		resp, err := http.Post(m.RESTURL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		var cc struct {
+			Choices []struct{ Message struct{ Content string } }
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&cc))
+		require.Len(t, cc.Choices, 1)
+		content := cc.Choices[0].Message.Content
+		zeta, alpha := strings.Index(content, `"zeta"`), strings.Index(content, `"alpha"`)
+		require.True(t, zeta >= 0 && alpha >= 0, "both keys in %q", content)
+		assert.Less(t, zeta, alpha, "zeta first, as the schema says: %q", content)
+	})
+
 	t.Run("embeddings", func(t *testing.T) {
 		ctx := meshtest.Context(t, time.Minute)
 		resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{
