@@ -163,17 +163,24 @@ func (c *Client) chatFanOut(ctx context.Context, req *openaiv1.ChatCompletionReq
 		return nil, err
 	}
 	out := answers[0]
-	var choices []*openaiv1.ChatCompletionChoice
+	out.Choices, out.Usage = merged(answers, (*openaiv1.ChatCompletion).GetChoices,
+		func(ch *openaiv1.ChatCompletionChoice, i int32) { ch.Index = i })
+	return out, nil
+}
+
+// merged puts the choices of the answers together in order, numbered from
+// 0, and sums the answers' usage.
+func merged[A interface{ GetUsage() *openaiv1.Usage }, C any](answers []A, choicesOf func(A) []C, number func(C, int32)) ([]C, *openaiv1.Usage) {
+	var choices []C
 	var usage *openaiv1.Usage
-	for _, cc := range answers {
-		for _, ch := range cc.GetChoices() {
-			ch.Index = int32(len(choices))
+	for _, a := range answers {
+		for _, ch := range choicesOf(a) {
+			number(ch, int32(len(choices)))
 			choices = append(choices, ch)
 		}
-		usage = addUsage(usage, cc.GetUsage())
+		usage = addUsage(usage, a.GetUsage())
 	}
-	out.Choices, out.Usage = choices, usage
-	return out, nil
+	return choices, usage
 }
 
 // completeFanOut answers a non-streamed completion with one request per
@@ -186,16 +193,8 @@ func (c *Client) completeFanOut(ctx context.Context, reqs []*openaiv1.Completion
 		return nil, err
 	}
 	out := answers[0]
-	var choices []*openaiv1.CompletionChoice
-	var usage *openaiv1.Usage
-	for _, a := range answers {
-		for _, ch := range a.GetChoices() {
-			ch.Index = int32(len(choices))
-			choices = append(choices, ch)
-		}
-		usage = addUsage(usage, a.GetUsage())
-	}
-	out.Choices, out.Usage = choices, usage
+	out.Choices, out.Usage = merged(answers, (*openaiv1.Completion).GetChoices,
+		func(ch *openaiv1.CompletionChoice, i int32) { ch.Index = i })
 	return out, nil
 }
 
