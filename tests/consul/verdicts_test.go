@@ -119,7 +119,10 @@ func TestReregisteredNodeAwaitsItsFirstProbe(t *testing.T) {
 	require.Eventually(t, func() bool { st, _ := check(t, c, "n"); return st == api.HealthPassing }, 10*time.Second, 20*time.Millisecond)
 	llmesh(t, agent, "node", "deregister", "-id", "n")
 	require.Eventually(t, func() bool { st, _ := check(t, c, "n"); return st == "" }, 10*time.Second, 20*time.Millisecond)
-	time.Sleep(1500 * time.Millisecond) // healthmon's watch sees the node gone
+	require.Eventually(t, func() bool { // healthmon saw it leave: it dropped the node's state from KV
+		pair, _, err := c.KV().Get("llmesh/nodes/n", nil)
+		return err == nil && pair == nil
+	}, 10*time.Second, 20*time.Millisecond)
 
 	llmesh(t, agent, "node", "register", "-id", "n", "-url", hungURL(t), "-kind", "ollama")
 	deadline := time.Now().Add(15 * time.Second)
@@ -250,6 +253,15 @@ func TestStaticNodeConflictingWithConsul(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	assert.Equal(t, http.StatusOK, chat(t, m, "consul"))
 	assert.NotEqual(t, http.StatusOK, chat(t, m, "file"))
-	time.Sleep(2500 * time.Millisecond) // a few more watch cycles (-consul-wait 1s)
-	assert.Equal(t, 1, countLogs(m, "healthmon", "static node conflicts with consul"))
+	// Two more views of Consul, each with the conflict in it: another node
+	// joins, then leaves.
+	other := meshtest.StartNode(t, "other", simnode.Config{Models: []string{"o"}})
+	registerOnAgent(t, c, "other", other.URL)
+	require.Eventually(t, func() bool { st, _ := check(t, c, "other"); return st == api.HealthPassing }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, c.Agent().ServiceDeregister("other"))
+	require.Eventually(t, func() bool {
+		pair, _, err := c.KV().Get("llmesh/nodes/other", nil)
+		return err == nil && pair == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 1, countLogs(m, "healthmon", "static node conflicts with consul"), "logged once, not per view")
 }

@@ -126,10 +126,8 @@ func TestNativeGRPC(t *testing.T) {
 
 	t.Run("deadline is honoured", func(t *testing.T) {
 		ctx := meshtest.Context(t, 300*time.Millisecond)
-		start := time.Now()
 		_, err := client.CreateChatCompletion(ctx, &routerv1.CreateChatCompletionRequest{Request: userChat("hang-model")})
 		assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "%v", err)
-		assert.Less(t, time.Since(start), 5*time.Second)
 		require.Eventually(t, func() bool { return hang.Stats().Canceled == 1 }, 10*time.Second, 10*time.Millisecond,
 			"the node's request outlived the caller's deadline")
 	})

@@ -55,13 +55,11 @@ func TestChatFoldedHungNode(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r.Body) // so the server notices the client leaving
 		<-r.Context().Done()               // accepts, never answers
 	})
-	start := time.Now()
 	_, err := c.ChatFolded(t.Context(), chatReq(), 50*time.Millisecond, time.Minute)
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.Unavailable, e.Code)
 	assert.Equal(t, apierror.ReasonAnswerFailed, e.Reason, "a hung node fails its answer: out of rotation until a trial succeeds")
-	assert.Contains(t, e.Message, "no first token within 50ms")
-	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Contains(t, e.Message, "no first token within 50ms", "the first-token bound ended it, not the caller's deadline")
 }
 
 func TestChatFoldedNodeSilentMidAnswer(t *testing.T) {
