@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/simnode/simnode"
+	"github.com/llmesh/llmesh/tests/loopport"
 	"github.com/llmesh/llmesh/tests/meshtest"
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/assert"
@@ -282,6 +284,35 @@ func TestRouterKeepsServingWhenHealthmonStops(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
 	m.WaitModels(t, 1)
+}
+
+// A router follows a healthmon that comes back after a long outage within
+// a few seconds: the mesh's own reconnect backoff is capped (gRPC's
+// default grows to 120 s, and a router once took 16 s to pick the stream
+// up again).
+func TestRouterFollowsARestartedHealthmonSoon(t *testing.T) {
+	ports, err := loopport.Pick(1)
+	require.NoError(t, err)
+	n := meshtest.StartNode(t, "n", simnode.Config{Models: []string{"m"}})
+	m := meshtest.Start(t, bins, []*meshtest.Node{n}, meshtest.Options{
+		HealthmonArgs: []string{"-grpc-addr", fmt.Sprintf("127.0.0.1:%d", ports[0])},
+	})
+	m.WaitRouterOnHealthmon(t)
+	m.Kill(t, "healthmon")
+	// Down long enough for gRPC's default backoff to have grown past 10 s;
+	// the router keeps serving from its last view meanwhile.
+	outage := time.Now().Add(20 * time.Second)
+	for time.Now().Before(outage) {
+		ctx := meshtest.Context(t, 10*time.Second)
+		resp := post(t, ctx, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		time.Sleep(500 * time.Millisecond)
+	}
+	m.StartHealthmon(t)
+	require.Eventually(t, func() bool {
+		src, err := m.RouterSource()
+		return err == nil && src == "healthmon"
+	}, 5*time.Second, 20*time.Millisecond, "the router did not follow the restarted healthmon within 5s")
 }
 
 func TestSessionHeaderKeepsAConversationOnOneNode(t *testing.T) {

@@ -168,6 +168,9 @@ type Mesh struct {
 	HealthmonAddr  string
 	procs          []*proc
 	dir            string
+	healthmonBin   string
+	healthmonArgs  []string
+	healthmonEnv   []string
 	routerBin      string
 	routerArgs     []string
 	routerEnv      []string
@@ -259,8 +262,9 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 		hargs = append(hargs, "-consul", "-consul-wait", "1s")
 		henv = consulEnv
 	}
+	m.healthmonBin, m.healthmonArgs, m.healthmonEnv = bins["healthmon"], append(hargs, opts.HealthmonArgs...), henv
 	for i := range max(opts.Healthmons, 1) {
-		healthmon := m.run(t, bins["healthmon"], dir, henv, append(hargs, opts.HealthmonArgs...)...)
+		healthmon := m.run(t, m.healthmonBin, dir, henv, m.healthmonArgs...)
 		if i == 0 {
 			m.HealthmonAddr = healthmon.addr(t, "grpc")
 		}
@@ -379,6 +383,15 @@ func (m *Mesh) Stop(t testing.TB, name string) {
 			p.terminate(t)
 		}
 	}
+}
+
+// StartHealthmon runs one more healthmon, configured like the first (on
+// the same address when HealthmonArgs fixed one: to bring back a healthmon
+// that was stopped).
+func (m *Mesh) StartHealthmon(t testing.TB) {
+	t.Helper()
+	p := m.run(t, m.healthmonBin, m.dir, m.healthmonEnv, m.healthmonArgs...)
+	p.addr(t, "grpc")
 }
 
 // StartRouter runs one more router, configured like the first, and

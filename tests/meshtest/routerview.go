@@ -62,6 +62,13 @@ func (m *Mesh) WaitRouterOnHealthmon(t testing.TB) {
 	}
 }
 
+// RouterSource is where the first router's node view comes from right
+// now: "healthmon", "consul" or "last known".
+func (m *Mesh) RouterSource() (string, error) {
+	v, err := m.routerView()
+	return v.Source, err
+}
+
 type routerView struct {
 	Source string
 	Nodes  []RouterNode

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -31,10 +32,23 @@ type Server struct {
 // gRPC server bounds what clients send by its -max-body-bytes instead.
 const MaxMessageBytes = 256 << 20
 
-// CallOptions are the dial options of a client of llmesh's own services:
-// messages up to MaxMessageBytes either way.
-func CallOptions() grpc.DialOption {
-	return grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))
+// ReconnectMaxDelay caps the wait between two attempts to reconnect to
+// one of llmesh's own services. gRPC's default grows to 120 s, so a
+// router could take minutes to follow a healthmon (or reach an adapter)
+// that came back after a long outage.
+const ReconnectMaxDelay = 2 * time.Second
+
+// ClientOptions are the dial options of a client of llmesh's own
+// services: messages up to MaxMessageBytes either way, and reconnects at
+// most ReconnectMaxDelay apart.
+func ClientOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: ReconnectMaxDelay},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+	}
 }
 
 // New makes a server taking messages up to MaxMessageBytes (opts may say

@@ -56,7 +56,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 
-	adapterTarget, dialOpts := cfg.AdapterAddr, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpcserver.CallOptions()}
+	adapterTarget, dialOpts := cfg.AdapterAddr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, grpcserver.ClientOptions()...)
 	if cfg.AdapterFromConsul {
 		adapterTarget = consulresolver.Target("llmesh-adapter")
 		dialOpts = append(dialOpts, consulresolver.DialOptions(consul, log)...)

@@ -56,7 +56,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	dial := func(addr string, fromConsul bool, service string) (*grpc.ClientConn, string, error) {
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpcserver.CallOptions()}
+		opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, grpcserver.ClientOptions()...)
 		if fromConsul {
 			addr = consulresolver.Target(service)
 			opts = append(opts, consulresolver.DialOptions(consul, log)...)

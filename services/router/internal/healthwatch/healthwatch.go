@@ -23,7 +23,12 @@ type Watcher struct {
 	Table      *nodetable.Table
 	Log        *slog.Logger
 	MinBackoff time.Duration // first retry delay; default 100ms
-	MaxBackoff time.Duration // retry delay cap; default 5s
+	// MaxBackoff caps the retry delay; default 1s. A retry while the
+	// connection is down fails at once in the client (the connection
+	// itself retries at most grpcserver.ReconnectMaxDelay apart), so
+	// retrying often costs nothing and finds healthmon soon after it is
+	// back.
+	MaxBackoff time.Duration
 	// OnLost and OnResumed, when set, are called when the stream is lost
 	// and when it delivers again (before its snapshot is applied).
 	OnLost, OnResumed func()
@@ -46,7 +51,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		minB = 100 * time.Millisecond
 	}
 	if maxB <= 0 {
-		maxB = 5 * time.Second
+		maxB = time.Second
 	}
 	backoff := minB
 	lost := false
