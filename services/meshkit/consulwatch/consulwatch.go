@@ -26,8 +26,12 @@ type Watch struct {
 	// wait running out reveals that the index went backwards.
 	Wait        time.Duration
 	MinInterval time.Duration // least time between two queries; default 250ms
-	MaxBackoff  time.Duration // retry delay cap while Consul is unreachable; default 30s
-	Log         *slog.Logger
+	// MaxBackoff caps the retry delay while Consul is unreachable; default
+	// 2s, so that when Consul comes back (perhaps without its state, to be
+	// filled again by re-registrations) the watcher sees it within
+	// seconds. A query to an unreachable Consul costs next to nothing.
+	MaxBackoff time.Duration
+	Log        *slog.Logger
 }
 
 // Run calls onView with the service's entries after every answer — at
@@ -38,7 +42,7 @@ type Watch struct {
 func (w *Watch) Run(ctx context.Context, onView func([]*api.ServiceEntry)) {
 	wait := orDefault(w.Wait, 10*time.Second)
 	minInterval := orDefault(w.MinInterval, 250*time.Millisecond)
-	maxBackoff := orDefault(w.MaxBackoff, 30*time.Second)
+	maxBackoff := orDefault(w.MaxBackoff, 2*time.Second)
 	var index uint64
 	backoff := minInterval
 	down := false
@@ -61,6 +65,10 @@ func (w *Watch) Run(ctx context.Context, onView func([]*api.ServiceEntry)) {
 			}
 			sleep(ctx, jitter(backoff))
 			backoff = min(backoff*2, maxBackoff)
+			// Consul may come back without its state, at a lower index:
+			// a query at the old one would block for a whole Wait before
+			// that shows. The first query after an outage asks afresh.
+			index = 0
 			continue
 		}
 		if down {

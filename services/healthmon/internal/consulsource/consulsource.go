@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -406,12 +407,15 @@ func (s *Source) write(ctx context.Context, id string, p placement, v verdict) (
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if p.external {
-		opts := (&api.WriteOptions{}).WithContext(ctx)
-		_, err = s.Client.Catalog().Register(&api.CatalogRegistration{
-			Node: p.consulNode, Address: p.address, SkipNodeUpdate: true,
-			Check: &api.AgentCheck{Node: p.consulNode, CheckID: consulnodes.CheckID(id), Name: consulnodes.CheckName, ServiceID: id,
-				Status: v.status, Output: v.output},
-		}, opts)
+		err = s.catalogCheck(ctx, id, p, v)
+		if n := s.static(id); n != nil && unknownService(err) {
+			// Consul lost the node (it came back without its state):
+			// register it again now rather than at the watch's next view.
+			if err = consulnodes.RegisterExternal(ctx, s.Client, s.Service, n); err == nil {
+				s.Log.Info("registered static node in consul again: consul had lost it", "node", id)
+				err = s.catalogCheck(ctx, id, p, v)
+			}
+		}
 		return err == nil, err
 	}
 	// Registered by an agent: only that agent may hold the check. The
@@ -426,6 +430,33 @@ func (s *Source) write(ctx context.Context, id string, p placement, v verdict) (
 	}
 	err = s.agentTTL(opts, id, v.status, v.output)
 	return err == nil, err
+}
+
+// catalogCheck sets llmesh's check on an external node's service.
+func (s *Source) catalogCheck(ctx context.Context, id string, p placement, v verdict) error {
+	_, err := s.Client.Catalog().Register(&api.CatalogRegistration{
+		Node: p.consulNode, Address: p.address, SkipNodeUpdate: true,
+		Check: &api.AgentCheck{Node: p.consulNode, CheckID: consulnodes.CheckID(id), Name: consulnodes.CheckName, ServiceID: id,
+			Status: v.status, Output: v.output},
+	}, (&api.WriteOptions{}).WithContext(ctx))
+	return err
+}
+
+// static returns the static node with id, nil when there is none.
+func (s *Source) static(id string) *nodev1.Node {
+	for _, n := range s.Static {
+		if n.GetId() == id {
+			return n
+		}
+	}
+	return nil
+}
+
+// unknownService says whether err is Consul refusing a check because the
+// service it belongs to is not registered ("Unknown service ID 'n1' for
+// check ID 'llmesh:n1'"), as after Consul lost its state.
+func unknownService(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "unknown service")
 }
 
 func (s *Source) checkTTL() time.Duration {
