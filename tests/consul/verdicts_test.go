@@ -251,6 +251,12 @@ func TestStaticNodeConflictingWithConsul(t *testing.T) {
 		st, out := check(t, c, "dup")
 		return st == api.HealthPassing && strings.Contains(out, "the nodes file's ollama node at "+fromFile.URL+" is ignored")
 	}, 10*time.Second, 20*time.Millisecond)
+	// Consul's check can pass before the router has applied healthmon's
+	// verdict: wait for the router's own view.
+	m.WaitRouterView(t, func(nodes map[string]meshtest.RouterNode) bool {
+		n, ok := nodes["dup"]
+		return ok && n.Status == "up" && len(n.Models) == 1 && n.Models[0].ID == "consul"
+	})
 	assert.Equal(t, http.StatusOK, chat(t, m, "consul"))
 	assert.NotEqual(t, http.StatusOK, chat(t, m, "file"))
 	// Two more views of Consul, each with the conflict in it: another node
