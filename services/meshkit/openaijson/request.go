@@ -4,8 +4,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
 
 // Decoding: the router reads a client's request body.
