@@ -31,6 +31,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/ollamaedge"
 	"github.com/llmesh/llmesh/services/router/internal/outcome"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
+	"github.com/llmesh/llmesh/services/router/internal/reqbody"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -105,7 +106,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ollama := ollamaedge.New(ollamaedge.Options{Routing: router, Table: table, Routes: cfg.Routes, Log: log,
 		MaxBodyBytes: cfg.MaxBodyBytes})
-	hsrv := &http.Server{Handler: bothAPIs(rest, ollama), ReadHeaderTimeout: 10 * time.Second}
+	// Headers must arrive within 10 s and a body within -body-read-timeout;
+	// answers have no time limit (a stream may run for hours).
+	hsrv := &http.Server{Handler: reqbody.WithTimeout(bothAPIs(rest, ollama), cfg.BodyReadTimeout), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
 		"adapter", adapterTarget, "healthmon", healthmonTarget)
 
