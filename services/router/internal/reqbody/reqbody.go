@@ -74,6 +74,8 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	case err == io.EOF && !b.done:
 		// The body is in; from now on the connection is only watched
 		// for the client going away, for as long as the answer takes.
+		// (net/http lifts the deadline itself when it starts watching;
+		// this does not rely on it.)
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
