@@ -23,6 +23,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"github.com/llmesh/llmesh/services/router/internal/consulfallback"
 	"github.com/llmesh/llmesh/services/router/internal/edge"
+	"github.com/llmesh/llmesh/services/router/internal/grpcutf8"
 	"github.com/llmesh/llmesh/services/router/internal/healthwatch"
 	"github.com/llmesh/llmesh/services/router/internal/inference"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
@@ -96,7 +97,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen http: %w", err)
 	}
 	// Native clients may send what REST clients may: -max-body-bytes.
-	gsrv := grpcserver.New(log, grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, math.MaxInt32))))
+	// A string that is not UTF-8 is INVALID_ARGUMENT naming the field.
+	gsrv := grpcserver.New(log, append(grpcutf8.ServerOptions(), grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, math.MaxInt32))))...)
 	routerv1.RegisterInferenceServiceServer(gsrv.GRPC, svc)
 	rest, err := edge.New(ctx, svc, edge.Options{Log: log, MaxBodyBytes: cfg.MaxBodyBytes})
 	if err != nil {
