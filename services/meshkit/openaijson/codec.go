@@ -59,8 +59,9 @@ func Marshal(m proto.Message) ([]byte, error) {
 
 // Unmarshal decodes OpenAI JSON into m (the types Marshal supports),
 // replacing its contents; on error m is left empty. Unknown fields are
-// ignored and null means absent. Malformed JSON or a wrongly typed field is a
-// *DecodeError.
+// ignored and null means absent. Malformed JSON, a wrongly typed field or,
+// in a request (chat, completion, embeddings), a string that is not UTF-8
+// is a *DecodeError.
 func Unmarshal(data []byte, m proto.Message) error {
 	if m == nil || !m.ProtoReflect().IsValid() {
 		return errors.New("openaijson: cannot unmarshal into a nil message")
@@ -68,6 +69,10 @@ func Unmarshal(data []byte, m proto.Message) error {
 	proto.Reset(m)
 	d := decoder{data: data}
 	var err error
+	switch m.(type) {
+	case *openaiv1.ChatCompletionRequest, *openaiv1.EmbeddingRequest, *openaiv1.CompletionRequest:
+		d.strict = true // a client's request: JSON text must be UTF-8
+	}
 	switch m := m.(type) {
 	case *openaiv1.ChatCompletionRequest:
 		err = d.body(func() error { return d.chatRequest(m) })

@@ -21,6 +21,10 @@ type decoder struct {
 	// buf holds unescaped string bytes; strView results that point into it
 	// are valid only until the next string is read.
 	buf []byte
+	// strict refuses strings that are not UTF-8 (a client's request: JSON
+	// text must be UTF-8) instead of replacing the bad bytes with U+FFFD
+	// (what a node sends back, which is relayed as best it can be).
+	strict bool
 }
 
 // syntaxError is malformed JSON; Unmarshal turns it into a DecodeError with
@@ -255,12 +259,12 @@ func (d *decoder) skip(depth int) error {
 		}
 		d.pos++
 		for i := 0; ; i++ {
-			_, more, err := d.member(i)
+			key, more, err := d.member(i)
 			if err != nil || !more {
 				return err
 			}
 			if err := d.skip(depth + 1); err != nil {
-				return err
+				return inField(err, key)
 			}
 		}
 	case '[':
@@ -274,7 +278,7 @@ func (d *decoder) skip(depth int) error {
 				return err
 			}
 			if err := d.skip(depth + 1); err != nil {
-				return err
+				return atIndex(err, i)
 			}
 		}
 	case '"':

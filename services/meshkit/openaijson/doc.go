@@ -17,8 +17,12 @@
 // their presence, so "max_tokens":0 is set to 0 while an absent max_tokens
 // stays nil. Integers may be written with a fraction or exponent when the
 // value is integral (5.0); anything else where an integer is expected is an
-// error. Strings are made valid UTF-8 (invalid bytes and lone surrogates
-// become U+FFFD) because proto3 strings must be.
+// error. A request's strings (keys and values, unknown fields included)
+// must be UTF-8, as JSON text must be (RFC 8259): a byte that is not is a
+// DecodeError naming the field. In what nodes send back such bytes become
+// U+FFFD, and a lone surrogate escape (\ud800) becomes U+FFFD everywhere,
+// because proto3 strings must be valid UTF-8. An error message quotes at
+// most a short prefix of a client's value (apierror.Clip).
 //
 // The unions:
 //   - message content: a string is MessageContent.text, an array of parts is

@@ -1,6 +1,10 @@
 package openaijson
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
+)
 
 // DecodeError is a body that cannot be decoded: malformed JSON (Param is "")
 // or a field of the wrong type (Param is its JSON path, such as
@@ -24,15 +28,18 @@ func (e *DecodeError) Error() string {
 // in. Paths are built only on the way out of a failed decode, so successful
 // decodes pay nothing for them. Syntax errors pass through untouched because
 // their Param stays empty.
+// A key is clipped (apierror.Clip): an unknown member's key is the
+// client's to choose and may be megabytes long.
 func inField(err error, key []byte) error {
 	if de, ok := err.(*DecodeError); ok {
+		k := apierror.Clip(string(key))
 		switch {
 		case de.Param == "":
-			de.Param = string(key)
+			de.Param = k
 		case de.Param[0] == '[':
-			de.Param = string(key) + de.Param
+			de.Param = k + de.Param
 		default:
-			de.Param = string(key) + "." + de.Param
+			de.Param = k + "." + de.Param
 		}
 	}
 	return err

@@ -3,6 +3,8 @@ package openaijson
 import (
 	"math"
 	"strconv"
+
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
 
 // number consumes a JSON number and returns its literal. It reports whether
@@ -79,7 +81,7 @@ func (d *decoder) float(bits int) (float64, error) {
 	}
 	f, err := strconv.ParseFloat(string(lit), bits)
 	if err != nil {
-		return 0, &DecodeError{Msg: "number " + string(lit) + " is out of range"}
+		return 0, &DecodeError{Msg: "number " + apierror.Clip(string(lit)) + " is out of range"}
 	}
 	return f, nil
 }
@@ -118,14 +120,14 @@ func (d *decoder) integer(lo, hi int64) (int64, error) {
 		if v, ok := parseInt(lit); ok && lo <= v && v <= hi {
 			return v, nil
 		}
-		return 0, &DecodeError{Msg: "number " + string(lit) + " is out of range"}
+		return 0, &DecodeError{Msg: "number " + apierror.Clip(string(lit)) + " is out of range"}
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil || f != math.Trunc(f) {
-		return 0, &DecodeError{Msg: "expected an integer, got " + string(lit)}
+		return 0, &DecodeError{Msg: "expected an integer, got " + apierror.Clip(string(lit))}
 	}
 	if f < float64(lo) || f >= float64(hi)+1 {
-		return 0, &DecodeError{Msg: "number " + string(lit) + " is out of range"}
+		return 0, &DecodeError{Msg: "number " + apierror.Clip(string(lit)) + " is out of range"}
 	}
 	return int64(f), nil
 }

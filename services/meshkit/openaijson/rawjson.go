@@ -26,7 +26,8 @@ func (d *decoder) rawObject() (string, error) {
 
 // JSONObject checks that data is one JSON object and returns its compact
 // text with the members in their order and numbers as written. Invalid
-// UTF-8 inside strings becomes U+FFFD, as in every other decoded string.
+// UTF-8 inside strings becomes U+FFFD (a request body's schema is refused
+// for it instead, while the body is decoded).
 // The error is a *DecodeError.
 func JSONObject(data []byte) (string, error) {
 	d := decoder{data: data}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
 
 // Decoding: the router reads a client's request body.
@@ -164,7 +165,7 @@ func (d *decoder) contentPart(p *openaiv1.ContentPart) error {
 	case "text", "image_url", "input_audio":
 		return nil
 	}
-	return &DecodeError{Param: "type", Msg: "unsupported content part type " + strconv.Quote(p.Type)}
+	return &DecodeError{Param: "type", Msg: "unsupported content part type " + strconv.Quote(apierror.Clip(p.Type))}
 }
 
 // imageURL decodes an image_url payload: OpenAI's {"url","detail"} object,
@@ -313,7 +314,7 @@ func (d *decoder) toolChoice() (*openaiv1.ToolChoice, error) {
 			return nil, err
 		}
 		if typ != "function" {
-			return nil, &DecodeError{Param: "type", Msg: "unsupported tool_choice type " + strconv.Quote(typ)}
+			return nil, &DecodeError{Param: "type", Msg: "unsupported tool_choice type " + strconv.Quote(apierror.Clip(typ))}
 		}
 		return &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_FunctionName{FunctionName: name}}, nil
 	case 'n':

@@ -1,6 +1,7 @@
 package openaijson
 
 import (
+	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -117,9 +118,11 @@ func (d *decoder) strView() ([]byte, error) {
 }
 
 // strSlow continues strView from i, the first byte that may need work:
-// escapes are resolved and invalid UTF-8 or lone surrogates become U+FFFD
-// (as encoding/json does), because proto3 strings must be valid UTF-8.
-// Valid non-ASCII text without escapes is still returned as an input slice.
+// escapes are resolved and lone surrogates become U+FFFD (as encoding/json
+// does), because proto3 strings must be valid UTF-8. Bytes that are not
+// UTF-8 are refused in strict mode (a client's request) and otherwise
+// become U+FFFD too. Valid non-ASCII text without escapes is still
+// returned as an input slice.
 func (d *decoder) strSlow(start, i int) ([]byte, error) {
 	data := d.data
 	buf := d.buf[:0]
@@ -154,6 +157,11 @@ func (d *decoder) strSlow(start, i int) ([]byte, error) {
 		default:
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size == 1 {
+				if d.strict {
+					d.pos = i
+					return nil, &DecodeError{Msg: "string is not valid UTF-8 (byte 0x" +
+						strconv.FormatUint(uint64(c), 16) + " at offset " + strconv.Itoa(i) + "); JSON text must be UTF-8"}
+				}
 				buf = append(buf, data[lit:i]...)
 				buf = utf8.AppendRune(buf, utf8.RuneError)
 				copied = true
@@ -236,4 +244,21 @@ func hex4(b []byte) (rune, bool) {
 		r = r<<4 | rune(c)
 	}
 	return r, true
+}
+
+// CheckUTF8 finds the first string, key or value, of the JSON text data
+// that is not valid UTF-8, and reports it as a *DecodeError whose Param is
+// its JSON path ("messages[0].content"). It returns nil when every string
+// is UTF-8, and also when data is not JSON at all: the caller's own parser
+// reports that. It is for bodies that are passed on rather than decoded
+// here (the Ollama edge); Unmarshal checks requests itself.
+func CheckUTF8(data []byte) error {
+	if utf8.Valid(data) {
+		return nil
+	}
+	d := decoder{data: data, strict: true}
+	if de, ok := d.skip(0).(*DecodeError); ok {
+		return de
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
 
 // DefaultMaxTokens is max_tokens when the OpenAI request sets none: the
@@ -116,7 +117,7 @@ func toMessages(req *openaiv1.ChatCompletionRequest, stream bool) (*messagesRequ
 	}
 	if t := req.GetResponseFormat().GetType(); t != "" && t != "text" {
 		// Quietly answering in prose would break a client that parses it.
-		return nil, &badRequest{fmt.Sprintf("anthropic nodes cannot be held to response_format %q; describe the format in the prompt instead", t), "response_format"}
+		return nil, &badRequest{fmt.Sprintf("anthropic nodes cannot be held to response_format %q; describe the format in the prompt instead", apierror.Clip(t)), "response_format"}
 	}
 	out := &messagesRequest{Model: req.GetModel(), MaxTokens: DefaultMaxTokens, Stream: stream}
 	sampling(req, out)
@@ -171,7 +172,7 @@ func toMessages(req *openaiv1.ChatCompletionRequest, stream bool) (*messagesRequ
 			}
 			turn = message{Role: "user", Content: []block{res}}
 		default:
-			return nil, &badRequest{fmt.Sprintf("%s.role %q: want system, developer, user, assistant or tool", param, m.GetRole()), param + ".role"}
+			return nil, &badRequest{fmt.Sprintf("%s.role %q: want system, developer, user, assistant or tool", param, apierror.Clip(m.GetRole())), param + ".role"}
 		}
 		if len(turn.Content) == 0 {
 			continue // an empty turn is not allowed and says nothing
@@ -215,7 +216,7 @@ func inputSchema(params string) (json.RawMessage, error) {
 func addTools(out *messagesRequest, req *openaiv1.ChatCompletionRequest) error {
 	for i, t := range req.GetTools() {
 		if t.GetType() != "" && t.GetType() != "function" {
-			return &badRequest{fmt.Sprintf("tools[%d].type %q: anthropic nodes take function tools only", i, t.GetType()), "tools"}
+			return &badRequest{fmt.Sprintf("tools[%d].type %q: anthropic nodes take function tools only", i, apierror.Clip(t.GetType())), "tools"}
 		}
 		schema := json.RawMessage(`{"type":"object"}`)
 		if p := t.GetFunction().GetParametersJson(); p != "" {
@@ -237,7 +238,7 @@ func addTools(out *messagesRequest, req *openaiv1.ChatCompletionRequest) error {
 	case tc.GetMode() == "auto" || (len(out.Tools) > 0 && req.ParallelToolCalls != nil):
 		out.ToolChoice = &toolChoice{Type: "auto"}
 	case tc.GetMode() != "":
-		return &badRequest{fmt.Sprintf("tool_choice %q: want auto, required, none or a function", tc.GetMode()), "tool_choice"}
+		return &badRequest{fmt.Sprintf("tool_choice %q: want auto, required, none or a function", apierror.Clip(tc.GetMode())), "tool_choice"}
 	}
 	if out.ToolChoice != nil && req.ParallelToolCalls != nil && !req.GetParallelToolCalls() && out.ToolChoice.Type != "none" {
 		out.ToolChoice.DisableParallelToolUse = true
@@ -299,7 +300,7 @@ func contentBlocks(c *openaiv1.MessageContent, param string) ([]block, error) {
 			}
 			out = append(out, block{Type: "image", Source: src})
 		default:
-			return nil, &badRequest{fmt.Sprintf("%s.content[%d].type %q: anthropic nodes take text and image_url parts", param, i, p.GetType()), param}
+			return nil, &badRequest{fmt.Sprintf("%s.content[%d].type %q: anthropic nodes take text and image_url parts", param, i, apierror.Clip(p.GetType())), param}
 		}
 	}
 	return out, nil

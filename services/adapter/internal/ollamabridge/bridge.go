@@ -435,7 +435,7 @@ func (b *Bridge) show(ctx context.Context, body []byte, send func([]byte) error)
 		}
 	}
 	if found == nil {
-		return &apierror.Error{Code: codes.NotFound, HTTPStatus: 404, Node: b.nodeID, Message: fmt.Sprintf("model '%s' not found", model)}
+		return &apierror.Error{Code: codes.NotFound, HTTPStatus: 404, Node: b.nodeID, Message: fmt.Sprintf("model '%s' not found", apierror.Clip(model))}
 	}
 	out := map[string]any{
 		"modelfile": "", "parameters": "", "template": "",

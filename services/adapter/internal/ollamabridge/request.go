@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 )
 
@@ -133,7 +134,7 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 		case m.Role == "tool":
 			var ok bool
 			if om.ToolCallId, pending, ok = answer(pending, m.ToolName); !ok {
-				return nil, fmt.Errorf("messages[%d]: a tool result (tool_name %q) must answer a call of the assistant message before it (or name it in tool_call_id)", i, m.ToolName)
+				return nil, fmt.Errorf("messages[%d]: a tool result (tool_name %q) must answer a call of the assistant message before it (or name it in tool_call_id)", i, apierror.Clip(m.ToolName))
 			}
 		case len(om.ToolCalls) > 0:
 			pending = slices.Clone(om.ToolCalls)
@@ -196,7 +197,7 @@ func responseFormat(raw json.RawMessage) (*openaiv1.ResponseFormat, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		if s != "json" {
-			return nil, fmt.Errorf("format must be \"json\" or a JSON schema, not %q", s)
+			return nil, fmt.Errorf("format must be \"json\" or a JSON schema, not %q", apierror.Clip(s))
 		}
 		return &openaiv1.ResponseFormat{Type: "json_object"}, nil
 	}

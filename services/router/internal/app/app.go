@@ -23,6 +23,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"github.com/llmesh/llmesh/services/router/internal/consulfallback"
 	"github.com/llmesh/llmesh/services/router/internal/edge"
+	"github.com/llmesh/llmesh/services/router/internal/grpcutf8"
 	"github.com/llmesh/llmesh/services/router/internal/healthwatch"
 	"github.com/llmesh/llmesh/services/router/internal/inference"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
@@ -31,6 +32,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/ollamaedge"
 	"github.com/llmesh/llmesh/services/router/internal/outcome"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
+	"github.com/llmesh/llmesh/services/router/internal/reqbody"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -95,7 +97,8 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen http: %w", err)
 	}
 	// Native clients may send what REST clients may: -max-body-bytes.
-	gsrv := grpcserver.New(log, grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, math.MaxInt32))))
+	// A string that is not UTF-8 is INVALID_ARGUMENT naming the field.
+	gsrv := grpcserver.New(log, append(grpcutf8.ServerOptions(), grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, math.MaxInt32))))...)
 	routerv1.RegisterInferenceServiceServer(gsrv.GRPC, svc)
 	rest, err := edge.New(ctx, svc, edge.Options{Log: log, MaxBodyBytes: cfg.MaxBodyBytes})
 	if err != nil {
@@ -105,7 +108,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ollama := ollamaedge.New(ollamaedge.Options{Routing: router, Table: table, Routes: cfg.Routes, Log: log,
 		MaxBodyBytes: cfg.MaxBodyBytes})
-	hsrv := &http.Server{Handler: bothAPIs(rest, ollama), ReadHeaderTimeout: 10 * time.Second}
+	// Headers must arrive within 10 s and a body within -body-read-timeout;
+	// answers have no time limit (a stream may run for hours).
+	hsrv := &http.Server{Handler: reqbody.WithTimeout(bothAPIs(rest, ollama), cfg.BodyReadTimeout), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
 		"adapter", adapterTarget, "healthmon", healthmonTarget)
 

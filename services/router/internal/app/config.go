@@ -17,6 +17,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
+	"github.com/llmesh/llmesh/services/router/internal/reqbody"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 )
 
@@ -33,8 +34,11 @@ type Config struct {
 	Queue         routing.Queue
 	Routes        *modelroutes.Table
 	MaxBodyBytes  int64
-	Grace         time.Duration
-	AdminAddr     string
+	// BodyReadTimeout bounds how long a REST client may take to send a
+	// request body (408 after it); 0 means no limit.
+	BodyReadTimeout time.Duration
+	Grace           time.Duration
+	AdminAddr       string
 	// Consul registers the router and, unless their addresses are given,
 	// finds adapters and healthmons there.
 	Consul              bool
@@ -73,6 +77,7 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	fs.Func("model-alias", "NAME=MODEL or NAME=MODEL@GROUP: requests for NAME go to MODEL (on the nodes of GROUP only), e.g. default=llama3.2:3b (repeatable)", c.Routes.AddAlias)
 	fs.Func("model-tiers", "NAME=MODE: where cloud nodes stand for model or alias NAME: local-first (default), cloud-first, local-only or cloud-only (repeatable)", c.Routes.AddTiers)
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body")
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", reqbody.DefaultTimeout, "longest a REST client may take to send a request body before 408 (0: no limit); answers, streamed or not, are not limited")
 	fs.DurationVar(&c.Grace, "grace", 10*time.Second, "how long shutdown waits for requests in flight")
 	consulDefault, err := envvar.Bool(os.LookupEnv, "LLMESH_CONSUL")
 	if err != nil {
@@ -109,6 +114,9 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("-max-attempts %d: must be at least 1", c.MaxAttempts))
+	}
+	if c.BodyReadTimeout < 0 {
+		errs = append(errs, fmt.Errorf("-body-read-timeout %s: must not be negative", c.BodyReadTimeout))
 	}
 	if c.MaxBodyBytes < 1 {
 		errs = append(errs, fmt.Errorf("-max-body-bytes %d: must be positive", c.MaxBodyBytes))

@@ -16,11 +16,13 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
+	"github.com/llmesh/llmesh/services/router/internal/reqbody"
 	"google.golang.org/grpc/codes"
 )
 
@@ -92,15 +94,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mux.ServeHTTP(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	body, err := reqbody.Read(w, r, h.maxBody)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.errors.write(w, &apierror.Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
-				Type: "invalid_request_error", Message: fmt.Sprintf("request body is larger than %d bytes", h.maxBody)})
-			return
-		}
-		h.errors.write(w, &apierror.Error{Code: codes.InvalidArgument, Message: "reading request body: " + err.Error()})
+		h.errors.write(w, bodyError(err))
 		return
 	}
 	r.Body = &requestBody{Reader: bytes.NewReader(body)}
@@ -112,6 +108,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serveStream(w, r, streamPath)
 }
 
+// bodyError is the answer to a body that could not be read: 413 over the
+// size limit, 408 when it did not arrive in time (the connection is then
+// closed), 400 otherwise.
+func bodyError(err error) error {
+	var tooBig *reqbody.TooLargeError
+	var timeout *reqbody.TimeoutError
+	switch {
+	case errors.As(err, &tooBig):
+		return &apierror.Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
+			Type: "invalid_request_error", Message: tooBig.Error()}
+	case errors.As(err, &timeout):
+		return &apierror.Error{Code: codes.DeadlineExceeded, HTTPStatus: http.StatusRequestTimeout,
+			Type: "invalid_request_error", Message: timeout.Error()}
+	}
+	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: err.Error()}
+}
+
 // modelPrefix starts GET /v1/models/{model}. Model names hold "/" and ":"
 // ("library/llama3.2:3b"), which grpc-gateway path templates cannot
 // match, so the edge routes it itself.
@@ -120,6 +133,11 @@ const modelPrefix = "/v1/models/"
 func (h *handler) serveModel(w http.ResponseWriter, r *http.Request, model string) {
 	if r.Method != http.MethodGet {
 		h.errors.routing(r.Context(), h.mux, nil, w, r, http.StatusMethodNotAllowed)
+		return
+	}
+	if !utf8.ValidString(model) {
+		h.errors.write(w, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model",
+			Message: "model: the model name in the path is not valid UTF-8"})
 		return
 	}
 	out, err := h.srv.GetModel(r.Context(), &routerv1.GetModelRequest{Model: model})

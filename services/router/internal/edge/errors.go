@@ -68,7 +68,7 @@ func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.
 // does.
 func (ew *errorWriter) routing(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
 	ew.write(w, &apierror.Error{Code: codes.NotFound, HTTPStatus: httpStatus, Type: "invalid_request_error",
-		Message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")"})
+		Message: "Invalid URL (" + apierror.Clip(r.Method) + " " + apierror.Clip(r.URL.Path) + ")"})
 }
 
 // streamError is grpc-gateway's stream error handler: it runs for a

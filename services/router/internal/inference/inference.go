@@ -127,13 +127,13 @@ func (s *Service) GetModel(ctx context.Context, in *routerv1.GetModelRequest) (*
 		}
 	}
 	return nil, &apierror.Error{Code: codes.NotFound, Param: "model", ErrCode: "model_not_found", Type: "invalid_request_error",
-		Message: fmt.Sprintf("The model `%s` does not exist or is not served by any healthy node.", in.GetModel())}
+		Message: fmt.Sprintf("The model `%s` does not exist or is not served by any healthy node.", apierror.Clip(in.GetModel()))}
 }
 
 // CreateCompletion answers a legacy prompt completion in one response.
 func (s *Service) CreateCompletion(ctx context.Context, in *routerv1.CreateCompletionRequest) (*routerv1.CreateCompletionResponse, error) {
 	req := in.GetRequest()
-	if err := validateCompletion(req); err != nil {
+	if err := validateCompletion(req, false); err != nil {
 		return nil, err
 	}
 	req = proto.CloneOf(req)
@@ -149,7 +149,7 @@ func (s *Service) CreateCompletion(ctx context.Context, in *routerv1.CreateCompl
 // StreamCompletion answers a legacy prompt completion as chunks.
 func (s *Service) StreamCompletion(in *routerv1.StreamCompletionRequest, stream grpc.ServerStreamingServer[routerv1.StreamCompletionResponse]) error {
 	req := in.GetRequest()
-	if err := validateCompletion(req); err != nil {
+	if err := validateCompletion(req, true); err != nil {
 		return err
 	}
 	req = proto.CloneOf(req)
@@ -229,13 +229,19 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 			return invalid(fmt.Sprintf("messages[%d].role", i), `role "function" is deprecated and not supported; answer a tool call with role "tool" and its tool_call_id`)
 		}
 		if !roles[m.GetRole()] {
-			return invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: want system, developer, user, assistant or tool", m.GetRole())
+			return invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: want system, developer, user, assistant or tool", apierror.Clip(m.GetRole()))
 		}
 		for j, p := range m.GetContent().GetParts().GetParts() {
 			if !partTypes[p.GetType()] {
-				return invalid(fmt.Sprintf("messages[%d].content[%d].type", i, j), "unsupported content part type %q: want text, image_url or input_audio", p.GetType())
+				return invalid(fmt.Sprintf("messages[%d].content[%d].type", i, j), "unsupported content part type %q: want text, image_url or input_audio", apierror.Clip(p.GetType()))
 			}
 		}
+		if err := validateMessage(i, m); err != nil {
+			return err
+		}
+	}
+	if err := validateChatOptions(req); err != nil {
+		return err
 	}
 	if err := validateSchemas(req); err != nil {
 		return err
@@ -258,7 +264,7 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 	return nil
 }
 
-func validateCompletion(req *openaiv1.CompletionRequest) error {
+func validateCompletion(req *openaiv1.CompletionRequest, streamed bool) error {
 	switch {
 	case req == nil:
 		return invalid("", "request body is required")
@@ -270,6 +276,9 @@ func validateCompletion(req *openaiv1.CompletionRequest) error {
 		return invalid("max_tokens", "max_tokens must not be negative")
 	case req.N != nil && (req.GetN() < 1 || req.GetN() > maxChoices):
 		return invalid("n", "n must be between 1 and %d", maxChoices)
+	}
+	if err := validateCompletionOptions(req, streamed); err != nil {
+		return err
 	}
 	return validateSampling(req)
 }
@@ -313,7 +322,7 @@ func validateToolChoice(req *openaiv1.ChatCompletionRequest) error {
 		switch mode.Mode {
 		case "none", "auto", "required":
 		default:
-			return invalid("tool_choice", "invalid tool_choice %q: want none, auto, required or a function", mode.Mode)
+			return invalid("tool_choice", "invalid tool_choice %q: want none, auto, required or a function", apierror.Clip(mode.Mode))
 		}
 		if mode.Mode != "none" && len(req.GetTools()) == 0 {
 			return invalid("tool_choice", "tool_choice %q is only allowed when tools are specified", mode.Mode)
@@ -326,7 +335,7 @@ func validateToolChoice(req *openaiv1.ChatCompletionRequest) error {
 			return nil
 		}
 	}
-	return invalid("tool_choice", "tool_choice names function %q, which is not among the request's tools", name)
+	return invalid("tool_choice", "tool_choice names function %q, which is not among the request's tools", apierror.Clip(name))
 }
 
 // sampling is what chat and legacy completion requests share of
@@ -377,10 +386,30 @@ func validateInput(in *openaiv1.EmbeddingInput) error {
 		if len(k.Tokens.GetValues()) == 0 {
 			return invalid("input", msg)
 		}
+		return validTokens(k.Tokens.GetValues())
 	case *openaiv1.EmbeddingInput_TokenLists:
 		if len(k.TokenLists.GetValues()) == 0 || slices.ContainsFunc(k.TokenLists.GetValues(), func(l *openaiv1.TokenList) bool { return len(l.GetValues()) == 0 }) {
 			return invalid("input", msg)
 		}
+		if n := len(k.TokenLists.GetValues()); n > maxInputs {
+			return invalid("input", "at most %d inputs in one request, not %d", maxInputs, n)
+		}
+		for _, l := range k.TokenLists.GetValues() {
+			if err := validTokens(l.GetValues()); err != nil {
+				return err
+			}
+		}
+	}
+	if n := len(in.GetTexts().GetValues()); n > maxInputs {
+		return invalid("input", "at most %d inputs in one request, not %d", maxInputs, n)
+	}
+	return nil
+}
+
+// validTokens refuses negative token ids.
+func validTokens(ids []int64) error {
+	if slices.ContainsFunc(ids, func(id int64) bool { return id < 0 }) {
+		return invalid("input", "token ids must not be negative")
 	}
 	return nil
 }
@@ -397,10 +426,13 @@ func validateEmbeddings(req *openaiv1.EmbeddingRequest) error {
 	if err := validateInput(req.GetInput()); err != nil {
 		return err
 	}
+	if req.Dimensions != nil && req.GetDimensions() < 1 {
+		return invalid("dimensions", "dimensions must be at least 1, not %d", req.GetDimensions())
+	}
 	switch f := req.GetEncodingFormat(); f {
 	case "", "float", "base64":
 	default:
-		return invalid("encoding_format", "encoding_format must be float or base64, not %q", f)
+		return invalid("encoding_format", "encoding_format must be float or base64, not %q", apierror.Clip(f))
 	}
 	return nil
 }

@@ -279,8 +279,15 @@ func TestChatValidation(t *testing.T) {
 			ParametersJson: ` {"type": "object", "properties": {"city": {"type": "string"}}} `}}}
 		req.ToolChoice = &openaiv1.ToolChoice{Kind: &openaiv1.ToolChoice_FunctionName{FunctionName: "weather"}}
 		req.ResponseFormat = &openaiv1.ResponseFormat{Type: "json_schema", JsonSchema: &openaiv1.JSONSchema{Name: "s", SchemaJson: `{}`}}
-		req.Messages = append(req.Messages, &openaiv1.ChatMessage{Role: "system"}, &openaiv1.ChatMessage{Role: "developer"},
-			&openaiv1.ChatMessage{Role: "assistant"}, &openaiv1.ChatMessage{Role: "tool"})
+		text := func(s string) *openaiv1.MessageContent {
+			return &openaiv1.MessageContent{Kind: &openaiv1.MessageContent_Text{Text: s}}
+		}
+		req.Messages = append(req.Messages, &openaiv1.ChatMessage{Role: "system", Content: text("be brief")},
+			&openaiv1.ChatMessage{Role: "developer", Content: text("")},
+			&openaiv1.ChatMessage{Role: "assistant", ToolCalls: []*openaiv1.ToolCall{{Id: "c1", Type: "function",
+				Function: &openaiv1.FunctionCall{Name: "weather", Arguments: "{}"}}}},
+			&openaiv1.ChatMessage{Role: "tool", ToolCallId: "c1", Content: text("sunny")},
+			&openaiv1.ChatMessage{Role: "assistant", Content: text("It is sunny.")})
 		resp, err := c.CreateChatCompletion(ctx, &routerv1.CreateChatCompletionRequest{Request: req})
 		require.NoError(t, err)
 		assert.Equal(t, "cmpl-1", resp.GetCompletion().GetId())

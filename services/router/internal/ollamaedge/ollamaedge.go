@@ -32,8 +32,10 @@ import (
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/reqbody"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"google.golang.org/grpc/codes"
 )
@@ -103,10 +105,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case inference[path] != adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_UNSPECIFIED && r.Method == http.MethodPost:
 		h.serveInference(w, r, inference[path])
 	case strings.HasPrefix(path, "/api/blobs/") || modelAdmin[path]:
-		writeError(w, http.StatusNotImplemented, fmt.Sprintf("%s is not served by llmesh: the mesh does not manage models; run it on a node directly", path))
+		writeError(w, http.StatusNotImplemented, fmt.Sprintf("%s is not served by llmesh: the mesh does not manage models; run it on a node directly", apierror.Clip(path)))
 	case path == "/" || inference[path] != adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_UNSPECIFIED ||
 		path == "/api/version" || path == "/api/tags" || path == "/api/ps":
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", r.Method, path))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", apierror.Clip(r.Method), apierror.Clip(path)))
 	default:
 		writeError(w, http.StatusNotFound, "404 page not found")
 	}
@@ -121,19 +123,29 @@ type request struct {
 }
 
 func (h *Handler) serveInference(w http.ResponseWriter, r *http.Request, ep adapterv1.OllamaEndpoint) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	body, err := reqbody.Read(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", h.opts.MaxBodyBytes))
-			return
+		var tooBig *reqbody.TooLargeError
+		var timeout *reqbody.TimeoutError
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		case errors.As(err, &timeout):
+			writeError(w, http.StatusRequestTimeout, err.Error())
+		default:
+			writeError(w, http.StatusBadRequest, err.Error())
 		}
-		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
 		return
 	}
 	var req request
 	if len(bytes.TrimSpace(body)) == 0 {
 		writeError(w, http.StatusBadRequest, "missing request body")
+		return
+	}
+	// JSON text must be UTF-8. encoding/json would replace bad bytes, and
+	// the body goes on to the node verbatim.
+	if err := openaijson.CheckUTF8(body); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
 		return
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -216,7 +228,7 @@ func (h *Handler) describe(err error, model string) (int, string) {
 	msg := e.Message
 	switch {
 	case e.Code == codes.NotFound && e.Node == "":
-		msg = fmt.Sprintf("model '%s' not found", model)
+		msg = fmt.Sprintf("model '%s' not found", apierror.Clip(model))
 	case e.Code == codes.Internal || e.Code == codes.Unknown || e.Code == codes.DataLoss:
 		h.opts.Log.Error("internal error", "err", err)
 		if e.HTTPStatus == 0 {
@@ -232,7 +244,7 @@ func (h *Handler) describe(err error, model string) (int, string) {
 func jsonProblem(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("%s must be %s, not %s", te.Field, te.Type, te.Value)
+		return fmt.Sprintf("%s must be %s, not %s", apierror.Clip(te.Field), te.Type, apierror.Clip(te.Value))
 	}
 	return err.Error()
 }

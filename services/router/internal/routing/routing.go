@@ -181,7 +181,7 @@ func (r *Router) chatModel(model string) error {
 	}
 	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model", ErrCode: "model_not_supported",
 		Reason:  apierror.ReasonMesh,
-		Message: fmt.Sprintf("The model `%s` is an embedding model: it serves /v1/embeddings, not chat.", model)}
+		Message: fmt.Sprintf("The model `%s` is an embedding model: it serves /v1/embeddings, not chat.", apierror.Clip(model))}
 }
 
 // firstTokenLimit is how long c may take to its first token: short where
@@ -622,7 +622,7 @@ func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Cand
 
 func (r *Router) saturated(model string) error {
 	return &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
-		Message: fmt.Sprintf("every node serving model %q is at its limit of requests in flight and the wait queue is full or timed out; retry shortly", model)}
+		Message: fmt.Sprintf("every node serving model %q is at its limit of requests in flight and the wait queue is full or timed out; retry shortly", apierror.Clip(model))}
 }
 
 // noneAllowed explains that up nodes serve the model, but none the route
@@ -640,7 +640,7 @@ func noneAllowed(route modelroutes.Route, all []nodetable.Candidate) error {
 		rule = append(rule, fmt.Sprintf("allowed by tiers %s", route.Tiers))
 	}
 	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonMesh,
-		Message: fmt.Sprintf("no up node %s serves model %q (it is served by %s)", strings.Join(rule, " and "), route.Model, strings.Join(ids, ", "))}
+		Message: fmt.Sprintf("no up node %s serves model %q (it is served by %s)", strings.Join(rule, " and "), apierror.Clip(route.Model), strings.Join(ids, ", "))}
 }
 
 // soonest is the shortest wait any failed node asked for: the client may
@@ -702,7 +702,7 @@ func noCandidate(snap *nodetable.Snapshot, model string) error {
 	switch {
 	case len(had) > 0:
 		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
-			Message: fmt.Sprintf("no healthy node serves model %q; down: %s", model, strings.Join(had, "; "))}
+			Message: fmt.Sprintf("no healthy node serves model %q; down: %s", apierror.Clip(model), strings.Join(had, "; "))}
 	case snap.Len() == 0:
 		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
 			Message: "no LLM nodes are known yet (healthmon has not reported any)"}
@@ -712,11 +712,11 @@ func noCandidate(snap *nodetable.Snapshot, model string) error {
 			all = append(all, d.ID+": "+d.Reason)
 		}
 		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
-			Message: fmt.Sprintf("no healthy node for model %q; down: %s", model, strings.Join(all, "; "))}
+			Message: fmt.Sprintf("no healthy node for model %q; down: %s", apierror.Clip(model), strings.Join(all, "; "))}
 	}
 	return &apierror.Error{Code: codes.NotFound, Param: "model", ErrCode: "model_not_found",
 		Type:    "invalid_request_error",
-		Message: fmt.Sprintf("The model `%s` does not exist or is not served by any healthy node.", model)}
+		Message: fmt.Sprintf("The model `%s` does not exist or is not served by any healthy node.", apierror.Clip(model))}
 }
 
 // exhausted is the error after every tried node failed. When all failed
@@ -736,12 +736,12 @@ func exhausted(model string, failures []failure) error {
 	if same && last.Code != codes.Unavailable {
 		out := *last
 		if len(failures) > 1 {
-			out.Message = fmt.Sprintf("every node failed for model %q: %s", model, tried)
+			out.Message = fmt.Sprintf("every node failed for model %q: %s", apierror.Clip(model), tried)
 			out.Node = ""
 			out.RetryAfter = soonest(failures)
 		}
 		return &out
 	}
 	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, RetryAfter: soonest(failures),
-		Message: fmt.Sprintf("no reachable node for model %q; tried %s", model, tried)}
+		Message: fmt.Sprintf("no reachable node for model %q; tried %s", apierror.Clip(model), tried)}
 }
