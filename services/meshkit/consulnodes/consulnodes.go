@@ -2,7 +2,7 @@
 // instance of a Consul service (default name "llm") whose Meta says what
 // the adapter needs; credentials are named, never stored:
 //
-//	llmesh-kind                      ollama | openai | vllm | llamacpp | lmstudio | anthropic (required)
+//	llmesh-kind                      ollama | openai | vllm | llamacpp | lmstudio | anthropic | auto (missing: auto)
 //	llmesh-scheme                    http (default) | https
 //	llmesh-base-path                 path prefix of the API, e.g. /v1 (optional; kind openai gets /v1 without it)
 //	llmesh-api-key-env               name of the adapter's env var holding the key (optional)
@@ -16,6 +16,10 @@
 //	llmesh-max-in-flight             cap on requests routers send it at once (optional; default: its kind's)
 //	llmesh-num-parallel              requests it works on at once, when known (optional)
 //	llmesh-group                     node group, for model aliases NAME=MODEL@GROUP (optional)
+//
+// A node of kind auto (or without llmesh-kind) is a node whose kind the
+// adapter's probe recognises from its answers (Node.recognize_kind):
+// until then an openai node, its base path the API base.
 //
 // The node's id is the service instance id, its address the service
 // address (or the Consul node's address when the service has none) and
@@ -69,6 +73,18 @@ var Kinds = map[string]nodev1.Kind{
 	"llamacpp":  nodev1.Kind_KIND_LLAMACPP,
 	"lmstudio":  nodev1.Kind_KIND_LMSTUDIO,
 	"anthropic": nodev1.Kind_KIND_ANTHROPIC,
+}
+
+// KindAuto is the llmesh-kind value of a node whose kind is recognised.
+const KindAuto = "auto"
+
+// KindOf is the llmesh-kind value of n: KindAuto for a node whose kind is
+// recognised, else KindName of its kind.
+func KindOf(n *nodev1.Node) string {
+	if n.GetRecognizeKind() {
+		return KindAuto
+	}
+	return KindName(n.GetKind())
 }
 
 // KindName is the llmesh-kind value of k ("" when unknown).
@@ -126,8 +142,12 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	meta := s.Meta
 	var errs []error
 	kind, ok := Kinds[meta[MetaKind]]
+	recognize := meta[MetaKind] == "" || meta[MetaKind] == KindAuto
+	if recognize {
+		kind, ok = nodev1.Kind_KIND_OPENAI, true
+	}
 	if !ok {
-		errs = append(errs, fmt.Errorf("meta %s %q: want ollama, openai, vllm, llamacpp, lmstudio or anthropic", MetaKind, meta[MetaKind]))
+		errs = append(errs, fmt.Errorf("meta %s %q: want auto (or none), ollama, openai, vllm, llamacpp, lmstudio or anthropic", MetaKind, meta[MetaKind]))
 	}
 	scheme := meta[MetaScheme]
 	if scheme == "" {
@@ -170,7 +190,7 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 		return nil, err
 	}
 	n := &nodev1.Node{
-		Id: s.ID, Kind: kind, BaseUrl: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(s.Port)) + basePath,
+		Id: s.ID, Kind: kind, RecognizeKind: recognize, BaseUrl: scheme + "://" + net.JoinHostPort(host, strconv.Itoa(s.Port)) + basePath,
 		ApiKeyEnv: meta[MetaAPIKeyEnv], TlsServerName: meta[MetaTLSServerName], TlsCaFile: meta[MetaTLSCAFile],
 		TlsCertFile: meta[MetaTLSCertFile], TlsKeyFile: meta[MetaTLSKeyFile], TlsInsecureSkipVerify: insecure,
 		MaxInFlight: maxInFlight, NumParallel: numParallel, Group: meta[MetaGroup],
@@ -204,7 +224,7 @@ func Meta(n *nodev1.Node) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]string{MetaKind: KindName(n.GetKind()), MetaScheme: u.Scheme}
+	m := map[string]string{MetaKind: KindOf(n), MetaScheme: u.Scheme}
 	set := func(key, v string) {
 		if v != "" {
 			m[key] = v

@@ -37,6 +37,16 @@ func TestFromEntry(t *testing.T) {
 				TlsServerName: "api.example.com", ApiKeyEnv: "CLOUD_KEY"},
 		},
 		{
+			name: "kind auto: recognised by the probe, an openai node until then",
+			e:    entry("auto-1", "10.0.0.5", 11434, map[string]string{MetaKind: "auto"}),
+			want: &nodev1.Node{Id: "auto-1", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://10.0.0.5:11434/v1"},
+		},
+		{
+			name: "no kind is kind auto",
+			e:    entry("auto-2", "10.0.0.5", 8000, map[string]string{MetaBasePath: "/v1"}),
+			want: &nodev1.Node{Id: "auto-2", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://10.0.0.5:8000/v1"},
+		},
+		{
 			name: "address from the Consul node, IPv6 service address",
 			e:    entry("v6", "::1", 8000, map[string]string{MetaKind: "vllm"}),
 			want: &nodev1.Node{Id: "v6", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "http://[::1]:8000"},
@@ -94,9 +104,9 @@ func TestFromEntry(t *testing.T) {
 			wantErr: []string{"tls settings need an https url", "header Content-Type: set by the adapter itself"},
 		},
 		{
-			name:    "no kind",
-			e:       entry("nokind", "10.0.0.5", 1, nil),
-			wantErr: []string{`llmesh-kind ""`},
+			name:    "an unknown kind",
+			e:       entry("tgi", "10.0.0.5", 1, map[string]string{MetaKind: "tgi"}),
+			wantErr: []string{`llmesh-kind "tgi": want auto (or none), ollama`},
 		},
 	}
 	for _, tc := range cases {
@@ -139,6 +149,7 @@ func TestMetaRoundTrip(t *testing.T) {
 	for _, n := range []*nodev1.Node{
 		{Id: "a", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://10.0.0.5:11434", MaxInFlight: 3, NumParallel: 1, Group: "lan"},
 		{Id: "b", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "https://api.example.com:8443/v1", ApiKeyEnv: "K", TlsServerName: "x"},
+		{Id: "d", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://10.0.0.5:11434/v1"},
 		{Id: "c", Kind: nodev1.Kind_KIND_VLLM, BaseUrl: "https://10.0.0.5:11434/proxy", TlsCaFile: "/ca.pem", TlsCertFile: "/c.pem",
 			TlsKeyFile: "/c.key", TlsInsecureSkipVerify: false, Headers: []*nodev1.Header{{Name: "X-A", Value: "1"}, {Name: "X-B", ValueEnv: "B"}}},
 	} {

@@ -185,7 +185,7 @@ func (s *Server) checkModel(w http.ResponseWriter, model string) bool {
 	case model == "":
 		badRequest(w, "model is required")
 		return false
-	case !s.models[model]:
+	case !s.serves(model):
 		writeOpenAIError(w, http.StatusNotFound, apiError{
 			Message: fmt.Sprintf("model %q not found, try pulling it first", model),
 			Type:    "api_error",

@@ -56,7 +56,7 @@ type Config struct {
 
 	// Flavor is the server software simulated besides the OpenAI API:
 	// "ollama" (the default: /api/version, /api/tags, /api/ps, /api/show),
-	// "vllm" (/health, /version, /metrics), "llamacpp" (/health, /slots)
+	// "vllm" (/health, /version, /metrics), "llamacpp" (/health, /props, /slots)
 	// or "lmstudio" (/api/v0/models).
 	Flavor string
 

@@ -47,8 +47,11 @@
 // server's: "vllm" serves GET /health (empty 200), /version and /metrics
 // (vllm:num_requests_running = requests in flight); "llamacpp" serves
 // GET /health ({"status":"ok"}, or 503 "Loading model" — also on /v1/ —
-// with Faults.Loading) and /slots (Config.Slots slots, filled by requests
-// in flight); "lmstudio" serves GET /api/v0/models with state and type.
+// with Faults.Loading), /props (its settings) and /slots (Config.Slots
+// slots, filled by requests in flight); "lmstudio" serves GET
+// /api/v0/models with state and type. GET /v1/models gives each flavour's
+// owned_by: Ollama's "library", "vllm", "llamacpp", LM Studio's
+// "organization_owner".
 //
 // Model metadata is fixed: modified_at is 2026-01-02T03:04:05Z (and
 // "created" its Unix time), digest is the hex SHA-256 of the name, size is

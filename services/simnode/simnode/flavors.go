@@ -22,6 +22,7 @@ func (s *Server) flavorRoutes() map[string]*route {
 		return map[string]*route{
 			"GET /health": {handle: s.handleHealth},
 			"GET /slots":  {handle: s.handleSlots},
+			"GET /props":  {handle: s.handleProps},
 		}
 	case "lmstudio":
 		return map[string]*route{"GET /api/v0/models": {handle: s.handleLMStudioModels}}
@@ -92,6 +93,21 @@ func (s *Server) handleSlots(w http.ResponseWriter, _ *http.Request) {
 		slots[i] = map[string]any{"id": i, "n_ctx": contextLength, "is_processing": i < busy}
 	}
 	writeJSON(w, http.StatusOK, slots)
+}
+
+// handleProps serves llama-server's /props: its settings, the model it
+// serves and its slots.
+func (s *Server) handleProps(w http.ResponseWriter, _ *http.Request) {
+	model := ""
+	if len(s.cfg.Models) > 0 {
+		model = s.cfg.Models[0]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"default_generation_settings": map[string]any{"n_ctx": contextLength, "params": map[string]any{"temperature": 0.8}},
+		"total_slots":                 s.cfg.Slots,
+		"model_path":                  "/models/" + model,
+		"build_info":                  "simnode",
+	})
 }
 
 // handleLMStudioModels serves LM Studio's /api/v0/models.

@@ -96,7 +96,7 @@ func (s *Server) checkNativeModel(w http.ResponseWriter, model string) bool {
 	case model == "":
 		writeOllamaError(w, http.StatusBadRequest, "model is required")
 		return false
-	case !s.models[model]:
+	case !s.serves(model):
 		writeOllamaError(w, http.StatusNotFound, fmt.Sprintf("model '%s' not found", model))
 		return false
 	}

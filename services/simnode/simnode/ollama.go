@@ -159,13 +159,26 @@ type openAIModel struct {
 	OwnedBy string `json:"owned_by"`
 }
 
+// owner is the owned_by the flavour's server gives its models.
+func (s *Server) owner() string {
+	switch s.cfg.Flavor {
+	case "vllm":
+		return "vllm"
+	case "llamacpp":
+		return "llamacpp"
+	case "lmstudio":
+		return "organization_owner"
+	}
+	return "library"
+}
+
 func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) {
 	if s.probeFault(w, true) {
 		return
 	}
 	data := make([]openAIModel, 0, len(s.cfg.Models))
 	for _, m := range s.cfg.Models {
-		data = append(data, openAIModel{ID: m, Object: "model", Created: modifiedAt().Unix(), OwnedBy: "library"})
+		data = append(data, openAIModel{ID: m, Object: "model", Created: modifiedAt().Unix(), OwnedBy: s.owner()})
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Object string        `json:"object"`

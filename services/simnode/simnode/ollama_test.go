@@ -3,7 +3,9 @@ package simnode
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,5 +142,36 @@ func TestProbeStatusFault(t *testing.T) {
 	checkStatus(t, resp, body, http.StatusTooManyRequests)
 	if want := openAIErr("Too Many Requests", "invalid_request_error"); body != want {
 		t.Errorf("body = %s, want %s", body, want)
+	}
+}
+
+// Ollama's name rule: a model named without its tag is its ":latest",
+// on the native API and on /v1 alike; other flavours have no such rule.
+func TestModelWithoutItsTag(t *testing.T) {
+	for flavor, want := range map[string]int{"": http.StatusOK, "vllm": http.StatusNotFound} {
+		s, err := New(Config{Flavor: flavor, Models: []string{"tiny:latest", "org/m:latest"}, Tokens: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ path, body string }{
+			{"/v1/chat/completions", `{"model":"tiny","messages":[{"role":"user","content":"hi"}]}`},
+			{"/v1/chat/completions", `{"model":"org/m","messages":[{"role":"user","content":"hi"}]}`},
+			{"/api/chat", `{"model":"tiny","messages":[{"role":"user","content":"hi"}],"stream":false}`},
+		} {
+			if flavor != "" && tc.path == "/api/chat" {
+				continue
+			}
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body)))
+			if rec.Code != want {
+				t.Errorf("flavor %q: POST %s %s: %d, want %d: %s", flavor, tc.path, tc.body, rec.Code, want, rec.Body)
+			}
+		}
+	}
+	s, _ := New(Config{Models: []string{"tiny:q4"}, Tokens: 1})
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/chat", strings.NewReader(`{"model":"tiny","stream":false}`)))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("tiny is tiny:latest, not tiny:q4: %d", rec.Code)
 	}
 }

@@ -166,3 +166,17 @@ func (s *Server) authorized(r *http.Request) bool {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.APIKey)) == 1
 }
+
+// serves reports whether model names one of the node's models. The
+// Ollama flavour has Ollama's rule: a name without a tag is the model's
+// ":latest" ("tiny" is "tiny:latest").
+func (s *Server) serves(model string) bool {
+	if s.models[model] {
+		return true
+	}
+	if s.cfg.Flavor != "ollama" || model == "" {
+		return false
+	}
+	name := model[strings.LastIndex(model, "/")+1:]
+	return !strings.Contains(name, ":") && s.models[model+":latest"]
+}

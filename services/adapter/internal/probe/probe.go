@@ -47,7 +47,8 @@ func New(pool *nodeconn.Pool, timeout time.Duration) *Prober {
 	return &Prober{pool: pool, timeout: timeout}
 }
 
-// Probe probes n. The error is non-nil only when n cannot be probed at all
+// Probe probes n; a node whose kind is to be recognised (recognize_kind)
+// is probed as the kind its answers show (see probeRecognizing). The error is non-nil only when n cannot be probed at all
 // (an invalid description: INVALID_ARGUMENT) or when ctx ended before
 // the probe did (CANCELLED / DEADLINE_EXCEEDED); a node that is down,
 // slow, or answers wrongly is a result with up=false and the reason.
@@ -70,7 +71,12 @@ func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult
 	defer cancel()
 
 	start := time.Now()
-	res := probeKind(p, probeCtx, conn)
+	var res *nodev1.ProbeResult
+	if n.GetRecognizeKind() && recognizable(n.GetKind()) {
+		res = p.probeRecognizing(probeCtx, n, conn)
+	} else {
+		res = probeKind(p, probeCtx, conn)
+	}
 	elapsed := time.Since(start)
 
 	if err := ctx.Err(); err != nil {
@@ -80,6 +86,7 @@ func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult
 	if probeCtx.Err() != nil && !res.GetUp() {
 		res.Reason = fmt.Sprintf("no answer within %s", roundDuration(budget))
 		res.Status = nodev1.Status_STATUS_UNSPECIFIED
+		res.RecognizedKind, res.RecognizedBaseUrl = nodev1.Kind_KIND_UNSPECIFIED, ""
 	}
 	res.ProbedAt = timestamppb.New(start)
 	res.LatencyMicros = elapsed.Microseconds()

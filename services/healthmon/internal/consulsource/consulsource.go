@@ -202,7 +202,7 @@ func (s *Source) putStates(ctx context.Context, msg *healthmonv1.WatchNodesRespo
 		}
 		// changed_at is left out so that an unchanged state is unchanged bytes.
 		b, err := protojson.Marshal(&nodev1.NodeState{Node: st.GetNode(), Status: st.GetStatus(), Reason: st.GetReason(),
-			Models: st.GetModels(), Version: st.GetVersion()})
+			Models: st.GetModels(), Version: st.GetVersion(), KindRecognized: st.GetKindRecognized()})
 		if err != nil {
 			continue
 		}
@@ -256,9 +256,9 @@ func (s *Source) withStatic(ctx context.Context, nodes []*nodev1.Node) []*nodev1
 	conflicts := map[string]string{}
 	for _, n := range s.Static {
 		if c, ok := listed[n.GetId()]; ok {
-			if c.GetKind() != n.GetKind() || c.GetBaseUrl() != n.GetBaseUrl() {
+			if consulnodes.KindOf(c) != consulnodes.KindOf(n) || c.GetBaseUrl() != n.GetBaseUrl() {
 				conflicts[n.GetId()] = fmt.Sprintf("the nodes file's %s node at %s is ignored: Consul registers this id as a %s node at %s",
-					consulnodes.KindName(n.GetKind()), n.GetBaseUrl(), consulnodes.KindName(c.GetKind()), c.GetBaseUrl())
+					consulnodes.KindOf(n), n.GetBaseUrl(), consulnodes.KindOf(c), c.GetBaseUrl())
 			}
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,7 @@ type Monitor struct {
 }
 
 type tracked struct {
+	node    *nodev1.Node      // as configured (SetNodes)
 	state   *nodev1.NodeState // published state; replaced, never mutated
 	streak  int               // consecutive results against the current status
 	stop    context.CancelFunc
@@ -82,6 +84,22 @@ type tracked struct {
 	unprobed   bool   // the node's probes could not be run since its last one that ran
 	reason     string // the published reason without the note
 	note       string // appended to the reason (see SetNotes)
+	// recognized is node with the kind and base URL its answers showed,
+	// for a node whose kind is to be recognised (recognize_kind); nil
+	// until a probe recognises it. It is the node published and probed.
+	recognized *nodev1.Node
+	// recheck asks the next probe of a recognised node to recognise it
+	// again: its last probe failed, so it may be another server now.
+	recheck bool
+}
+
+// published is the node as routers should see it: as recognised, once
+// it is.
+func (t *tracked) published() *nodev1.Node {
+	if t.recognized != nil {
+		return t.recognized
+	}
+	return t.node
 }
 
 // MinNudgeGap is the least time between probes of one node that nudges
@@ -143,7 +161,7 @@ func (m *Monitor) SetNodes(ctx context.Context, nodes []*nodev1.Node) {
 	}
 	var removed []string
 	for id, t := range m.nodes {
-		if n, ok := want[id]; ok && proto.Equal(n, t.state.GetNode()) {
+		if n, ok := want[id]; ok && proto.Equal(n, t.node) {
 			delete(want, id)
 			continue
 		}
@@ -159,7 +177,7 @@ func (m *Monitor) SetNodes(ctx context.Context, nodes []*nodev1.Node) {
 	}
 	for id, n := range want {
 		lctx, cancel := context.WithCancel(ctx)
-		t := &tracked{state: &nodev1.NodeState{Node: n, Reason: "not probed yet", ChangedAt: timestamppb.Now()},
+		t := &tracked{node: n, state: &nodev1.NodeState{Node: n, Reason: "not probed yet", ChangedAt: timestamppb.Now()},
 			reason: "not probed yet", stop: cancel, stopped: make(chan struct{}), nudge: make(chan struct{}, 1)}
 		m.nodes[id] = t
 		m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{t.state}})
@@ -244,8 +262,9 @@ const AnswerSlack = 500 * time.Millisecond
 // probe ran (false when the adapter could not be asked).
 func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	started := time.Now()
+	target := m.target(n)
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout+AnswerSlack)
-	res, err := m.prober.Probe(pctx, n)
+	res, err := m.prober.Probe(pctx, target)
 	cancel()
 	if ctx.Err() != nil {
 		return true
@@ -253,7 +272,7 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.nodes[n.GetId()]
-	if !ok || !proto.Equal(t.state.GetNode(), n) {
+	if !ok || !proto.Equal(t.node, n) {
 		return err == nil // removed or replaced while probing
 	}
 	if err != nil {
@@ -271,7 +290,15 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 		m.log.Info("adapter reachable again")
 		m.adapterDown = false
 	}
+	recognized := m.recognizeLocked(t, res)
 	next, changed := m.judge(t, res)
+	judged := changed
+	if recognized && !changed {
+		// The status waits for more probes, but the node is another kind.
+		next = proto.CloneOf(t.state)
+		next.Node, next.KindRecognized, next.ChangedAt = t.published(), true, timestamppb.Now()
+		changed = true
+	}
 	confirms := !t.reportedAt.IsZero() && started.After(t.reportedAt) && res.GetUp()
 	var confirmed []string
 	if confirms && (next.GetStatus() == nodev1.Status_STATUS_UP || (!changed && t.state.GetStatus() == nodev1.Status_STATUS_UP)) {
@@ -289,9 +316,61 @@ func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 		m.log.Info("node status", "node", n.GetId(), "status", next.GetStatus().String(), "reason", next.GetReason())
 	}
 	t.state = next
-	t.reason = res.GetReason()
+	if judged {
+		t.reason = res.GetReason()
+	}
 	m.publishLocked(&healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{next}, ConfirmedNodeIds: confirmed})
 	return true
+}
+
+// target is the node to probe for n: n itself until its kind is
+// recognised (recognize_kind), then the node as recognised — without
+// recognize_kind, so the steady probe asks nothing beyond its kind's own
+// URLs, unless the last probe failed and the node is to be recognised
+// again.
+func (m *Monitor) target(n *nodev1.Node) *nodev1.Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.nodes[n.GetId()]
+	if !ok || !n.GetRecognizeKind() || t.recognized == nil || !proto.Equal(t.node, n) {
+		return n
+	}
+	target := proto.CloneOf(t.recognized)
+	target.RecognizeKind = t.recheck
+	return target
+}
+
+// recognizeLocked takes what a probe recognised the node as. It reports
+// whether the node changed: recognised for the first time, or as another
+// kind (or at another base URL) than before, which it logs.
+func (m *Monitor) recognizeLocked(t *tracked, res *nodev1.ProbeResult) bool {
+	if !t.node.GetRecognizeKind() {
+		return false
+	}
+	k := res.GetRecognizedKind()
+	if k == nodev1.Kind_KIND_UNSPECIFIED {
+		if !res.GetUp() && t.recognized != nil {
+			t.recheck = true
+		}
+		return false
+	}
+	t.recheck = false
+	rec := proto.CloneOf(t.node)
+	rec.Kind, rec.BaseUrl = k, res.GetRecognizedBaseUrl()
+	if t.recognized != nil && proto.Equal(rec, t.recognized) {
+		return false
+	}
+	attrs := []any{"node", rec.GetId(), "kind", kindName(k), "url", rec.GetBaseUrl()}
+	if t.recognized != nil {
+		attrs = append(attrs, "was", kindName(t.recognized.GetKind()))
+	}
+	m.log.Info("node kind recognised", attrs...)
+	t.recognized = rec
+	return true
+}
+
+func kindName(k nodev1.Kind) string {
+	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
 }
 
 // judge applies hysteresis: an unknown node takes the first verdict; an up
@@ -323,15 +402,15 @@ func (m *Monitor) judge(t *tracked, res *nodev1.ProbeResult) (*nodev1.NodeState,
 		t.streak = 0
 		status = verdict
 	}
-	next := &nodev1.NodeState{Node: cur.GetNode(), Status: status, Reason: withNote(res.GetReason(), t.note),
-		Models: cur.GetModels(), Version: cur.GetVersion(), ChangedAt: cur.GetChangedAt()}
+	next := &nodev1.NodeState{Node: t.published(), KindRecognized: t.recognized != nil, Status: status,
+		Reason: withNote(res.GetReason(), t.note), Models: cur.GetModels(), Version: cur.GetVersion(), ChangedAt: cur.GetChangedAt()}
 	if res.GetUp() {
 		next.Models = res.GetModels()
 		next.Version = res.GetVersion()
 		next.Load = res.GetLoad()
 	}
 	if status == cur.GetStatus() && sameModels(next.GetModels(), cur.GetModels()) && next.GetVersion() == cur.GetVersion() &&
-		proto.Equal(next.GetLoad(), cur.GetLoad()) {
+		proto.Equal(next.GetLoad(), cur.GetLoad()) && proto.Equal(next.GetNode(), cur.GetNode()) {
 		return nil, false // nothing a router cares about changed
 	}
 	next.ChangedAt = timestamppb.Now()

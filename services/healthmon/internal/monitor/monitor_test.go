@@ -40,6 +40,7 @@ type queue struct {
 	pending chan struct{} // ack of the reply being judged
 	calls   int
 	active  int
+	probed  *nodev1.Node // the node of the latest Probe call
 }
 
 // fakeProber stands in for the adapter's probes: every Probe blocks until
@@ -71,6 +72,7 @@ func (p *fakeProber) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeRe
 	q.mu.Lock()
 	q.calls++
 	q.active++
+	q.probed = n
 	if q.pending != nil {
 		close(q.pending)
 		q.pending = nil

@@ -21,7 +21,7 @@ import (
 )
 
 const usage = `usage:
-  llmesh node register -id ID -url URL -kind KIND [-api-key-env VAR] [-service llm]
+  llmesh node register -id ID -url URL [-kind KIND] [-api-key-env VAR] [-service llm]
       [-tls-ca-file PEM] [-tls-cert-file PEM -tls-key-file PEM] [-tls-server-name NAME] [-tls-insecure-skip-verify]
       [-header 'Name: value']... [-header-env 'Name=VAR']...
   llmesh node deregister -id ID [-service llm]
@@ -62,7 +62,7 @@ func register(ctx context.Context, c *api.Client, args []string, stdout, stderr 
 	fs.SetOutput(stderr)
 	fs.StringVar(&e.ID, "id", "", "node id, unique in the mesh (e.g. gpu-1)")
 	fs.StringVar(&e.URL, "url", "", "node URL (e.g. http://10.0.0.5:11434; for kind openai the API base with /v1)")
-	fs.StringVar(&e.Kind, "kind", "", "ollama, openai, vllm, llamacpp, lmstudio or anthropic")
+	fs.StringVar(&e.Kind, "kind", "", "ollama, openai, vllm, llamacpp, lmstudio, anthropic, or auto (the default: recognised from its answers)")
 	fs.StringVar(&e.APIKeyEnv, "api-key-env", "", "the adapter's environment variable holding the node's API key")
 	fs.StringVar(&e.TLSServerName, "tls-server-name", "", "TLS server name override")
 	fs.Func("max-in-flight", "cap on requests the mesh sends the node at once (0: the kind's default)", int32Flag(&e.MaxInFlight))
@@ -86,7 +86,7 @@ func register(ctx context.Context, c *api.Client, args []string, stdout, stderr 
 	if err := consulnodes.RegisterExternal(ctx, c, *service, n); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "registered %s (%s, %s) as Consul node %s\n", n.GetId(), e.Kind, n.GetBaseUrl(), consulnodes.ExternalNodeName(n.GetId()))
+	fmt.Fprintf(stdout, "registered %s (%s, %s) as Consul node %s\n", n.GetId(), consulnodes.KindOf(n), n.GetBaseUrl(), consulnodes.ExternalNodeName(n.GetId()))
 	return nil
 }
 
@@ -177,7 +177,7 @@ func list(ctx context.Context, c *api.Client, args []string, stdout, stderr io.W
 		if st == "" {
 			st = "(none)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.GetId(), consulnodes.KindName(n.GetKind()), n.GetBaseUrl(), st)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.GetId(), consulnodes.KindOf(n), n.GetBaseUrl(), st)
 	}
 	for _, bad := range invalid {
 		fmt.Fprintf(tw, "%s\t-\t-\tinvalid: %s\n", bad.ID, bad.Reason)

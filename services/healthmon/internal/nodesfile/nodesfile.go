@@ -26,7 +26,7 @@ const DefaultOllamaURL = "http://127.0.0.1:11434"
 //
 //	nodes:
 //	  - id: gpu-1
-//	    kind: ollama          # ollama | openai | vllm | llamacpp | lmstudio | anthropic
+//	    kind: ollama          # ollama | openai | vllm | llamacpp | lmstudio | anthropic | auto (the default)
 //	    url: http://10.0.0.5:11434   # any form meshkit/nodeurl accepts
 //	    api_key_env: GPU1_KEY # optional: the adapter's env var with the key
 //	    tls_server_name: ""   # optional, https only
@@ -90,6 +90,11 @@ var kinds = map[string]nodev1.Kind{
 	"lmstudio":  nodev1.Kind_KIND_LMSTUDIO,
 	"anthropic": nodev1.Kind_KIND_ANTHROPIC,
 }
+
+// Auto is the kind of a node whose kind the adapter's probe recognises
+// from its answers (also what an entry without a kind gets): until then
+// it is an openai node, its url the API base.
+const Auto = "auto"
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -159,11 +164,15 @@ func (e Entry) Node() (*nodev1.Node, error) {
 		errs = append(errs, fmt.Errorf("id %q: want 1-64 letters, digits, '.', '_' or '-'", e.ID))
 	}
 	kind, ok := kinds[strings.ToLower(e.Kind)]
+	recognize := e.Kind == "" || strings.EqualFold(e.Kind, Auto)
+	if recognize {
+		kind, ok = nodev1.Kind_KIND_OPENAI, true
+	}
 	if !ok {
-		errs = append(errs, fmt.Errorf("kind %q: want ollama, openai, vllm, llamacpp, lmstudio or anthropic", e.Kind))
+		errs = append(errs, fmt.Errorf("kind %q: want auto (or none), ollama, openai, vllm, llamacpp, lmstudio or anthropic", e.Kind))
 	}
 	n := &nodev1.Node{
-		Id: e.ID, Kind: kind, BaseUrl: e.URL, ApiKeyEnv: e.APIKeyEnv, TlsServerName: e.TLSServerName,
+		Id: e.ID, Kind: kind, RecognizeKind: recognize, BaseUrl: e.URL, ApiKeyEnv: e.APIKeyEnv, TlsServerName: e.TLSServerName,
 		TlsCaFile: e.TLSCAFile, TlsCertFile: e.TLSCertFile, TlsKeyFile: e.TLSKeyFile, TlsInsecureSkipVerify: e.TLSInsecureSkipVerify,
 		MaxInFlight: e.MaxInFlight, NumParallel: e.NumParallel, Group: e.Group,
 	}
@@ -194,13 +203,14 @@ func FromEnv() Env {
 
 // Resolve picks the node list: the nodes file when path is set; else one
 // OpenAI-compatible node from OPENAI_BASE_URL (with OPENAI_API_KEY as its
-// key when set); else the local Ollama.
+// key when set), whose kind the probe recognises (Ollama's /v1, vLLM, …);
+// else the local Ollama.
 func Resolve(path string, env Env) ([]*nodev1.Node, error) {
 	switch {
 	case path != "":
 		return Load(path)
 	case env.OpenAIBaseURL != "":
-		n := &nodev1.Node{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: env.OpenAIBaseURL}
+		n := &nodev1.Node{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: env.OpenAIBaseURL}
 		if env.OpenAIKeyIsSet {
 			n.ApiKeyEnv = "OPENAI_API_KEY"
 		}

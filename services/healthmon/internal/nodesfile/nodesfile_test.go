@@ -130,9 +130,13 @@ func TestParse(t *testing.T) {
 			wantErrs: []string{"nodes[0]", `kind "tgi"`},
 		},
 		{
-			name:     "missing kind",
-			yaml:     "nodes:\n  - id: a\n    url: http://a\n",
-			wantErrs: []string{`kind ""`},
+			name: "no kind, or kind auto: recognised, an openai node until then",
+			yaml: "nodes:\n  - id: a\n    url: http://a:11434\n  - id: b\n    kind: Auto\n    url: http://b:8000/v1\n  - id: c\n    kind: openai\n    url: http://c:8000/v1\n",
+			want: []*nodev1.Node{
+				{Id: "a", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://a:11434/v1"},
+				{Id: "b", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://b:8000/v1"},
+				{Id: "c", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "http://c:8000/v1"},
+			},
 		},
 		{
 			name:     "bad id",
@@ -274,17 +278,22 @@ func TestResolve(t *testing.T) {
 		{
 			name: "OPENAI_BASE_URL with a key",
 			env:  Env{OpenAIBaseURL: "https://api.openai.com/v1/", OpenAIKeyIsSet: true},
-			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "https://api.openai.com/v1", ApiKeyEnv: "OPENAI_API_KEY"}},
+			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "https://api.openai.com/v1", ApiKeyEnv: "OPENAI_API_KEY"}},
 		},
 		{
 			name: "OPENAI_BASE_URL without a key",
 			env:  Env{OpenAIBaseURL: "http://localhost:8000/v1"},
-			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "http://localhost:8000/v1"}},
+			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://localhost:8000/v1"}},
+		},
+		{
+			name: "OPENAI_BASE_URL at Ollama's OpenAI API: recognised by the probe",
+			env:  Env{OpenAIBaseURL: "http://127.0.0.1:11434/v1"},
+			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://127.0.0.1:11434/v1"}},
 		},
 		{
 			name: "OPENAI_BASE_URL without /v1 or scheme",
 			env:  Env{OpenAIBaseURL: " localhost:8000 "},
-			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: "http://localhost:8000/v1"}},
+			want: []*nodev1.Node{{Id: "openai", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://localhost:8000/v1"}},
 		},
 		{
 			name: "default is the local Ollama",

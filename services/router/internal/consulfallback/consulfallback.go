@@ -25,6 +25,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
 	"github.com/llmesh/llmesh/services/meshkit/consulwatch"
+	"github.com/llmesh/llmesh/services/meshkit/nodeurl"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -75,7 +76,11 @@ func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
 		if !ok {
 			continue // no models known: nothing to route there
 		}
-		view.Nodes = append(view.Nodes, &nodev1.NodeState{Node: n, Status: nodev1.Status_STATUS_UP,
+		recognized := n.GetRecognizeKind() && st.GetKindRecognized()
+		if recognized {
+			n = recognizedAs(n, st.GetNode().GetKind())
+		}
+		view.Nodes = append(view.Nodes, &nodev1.NodeState{Node: n, Status: nodev1.Status_STATUS_UP, KindRecognized: recognized,
 			Reason: "healthmon's last verdict, from consul (healthmon unreachable): " + st.GetReason(), Models: st.GetModels(), Version: st.GetVersion()})
 	}
 	f.mu.Lock()
@@ -85,6 +90,20 @@ func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
 		f.base = view
 		f.Table.Apply(view)
 	}
+}
+
+// recognizedAs is n, a node whose kind is recognised, as a node of the
+// kind healthmon recognised: the kind from its last verdict, the base URL
+// still the registration's, read for that kind (the server root for all
+// but openai).
+func recognizedAs(n *nodev1.Node, kind nodev1.Kind) *nodev1.Node {
+	u, err := nodeurl.ForKind(n.GetBaseUrl(), kind)
+	if err != nil {
+		return n
+	}
+	out := proto.CloneOf(n)
+	out.Kind, out.BaseUrl = kind, u.String()
+	return out
 }
 
 // ttlExpired starts the output Consul gives a TTL check that nobody

@@ -5,6 +5,8 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/stretchr/testify/assert"
+
+	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 )
 
 func TestUsable(t *testing.T) {
@@ -35,4 +37,16 @@ func TestUsable(t *testing.T) {
 			assert.Equal(t, tc.want, Usable(e))
 		})
 	}
+}
+
+// A node registered with kind auto falls back as the kind healthmon
+// recognised, at the server root read from its own registration.
+func TestRecognizedAs(t *testing.T) {
+	n := &nodev1.Node{Id: "auto", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true, BaseUrl: "http://10.0.0.5:11434/v1"}
+	got := recognizedAs(n, nodev1.Kind_KIND_OLLAMA)
+	assert.Equal(t, nodev1.Kind_KIND_OLLAMA, got.GetKind())
+	assert.Equal(t, "http://10.0.0.5:11434", got.GetBaseUrl())
+	assert.True(t, got.GetRecognizeKind())
+	assert.Equal(t, "http://10.0.0.5:11434/v1", n.GetBaseUrl(), "n itself is left alone")
+	assert.Equal(t, "http://10.0.0.5:11434/v1", recognizedAs(n, nodev1.Kind_KIND_OPENAI).GetBaseUrl())
 }

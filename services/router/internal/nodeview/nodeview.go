@@ -40,12 +40,17 @@ const (
 
 // Node is one node as the router sees it.
 type Node struct {
-	ID     string  `json:"id"`
-	Kind   string  `json:"kind"`            // "ollama", "vllm", …
-	Group  string  `json:"group,omitempty"` // the node group model routes may name
-	Status string  `json:"status"`          // "up", "down", "misconfigured", "loading"
-	Reason string  `json:"reason"`          // from the probe that set the status
-	Models []Model `json:"models"`
+	ID   string `json:"id"`
+	Kind string `json:"kind"` // "ollama", "vllm", …
+	// KindSource says where Kind comes from: "configured" (the nodes
+	// file, Consul), "recognized" (the node's kind was not configured —
+	// OPENAI_BASE_URL, kind auto — and its answers showed it) or "default"
+	// (not configured and not recognised yet: treated as openai).
+	KindSource string  `json:"kind_source"`
+	Group      string  `json:"group,omitempty"` // the node group model routes may name
+	Status     string  `json:"status"`          // "up", "down", "misconfigured", "loading"
+	Reason     string  `json:"reason"`          // from the probe that set the status
+	Models     []Model `json:"models"`
 	// InFlight are this router's requests on the node now.
 	InFlight int64 `json:"in_flight"`
 	// TTFTMillis is this router's moving average of the node's time to
@@ -81,7 +86,7 @@ func Of(source string, snap *nodetable.Snapshot, stats *nodestats.Stats) View {
 		id := st.GetNode().GetId()
 		l := stats.Load(id)
 		n := Node{
-			ID: id, Kind: name(st.GetNode().GetKind().String(), "KIND_"), Group: st.GetNode().GetGroup(),
+			ID: id, Kind: name(st.GetNode().GetKind().String(), "KIND_"), KindSource: kindSource(st), Group: st.GetNode().GetGroup(),
 			Status: name(st.GetStatus().String(), "STATUS_"), Reason: st.GetReason(), Models: []Model{},
 			InFlight: l.InFlight, TTFTMillis: float64(l.TTFT) / float64(time.Millisecond), OutOfRotation: l.Open,
 			Load: loadOf(st.GetLoad()),
@@ -92,6 +97,23 @@ func Of(source string, snap *nodetable.Snapshot, stats *nodestats.Stats) View {
 		v.Nodes = append(v.Nodes, n)
 	}
 	return v
+}
+
+// Where a node's kind comes from.
+const (
+	KindConfigured = "configured"
+	KindRecognized = "recognized"
+	KindDefault    = "default"
+)
+
+func kindSource(st *nodev1.NodeState) string {
+	switch {
+	case !st.GetNode().GetRecognizeKind():
+		return KindConfigured
+	case st.GetKindRecognized():
+		return KindRecognized
+	}
+	return KindDefault
 }
 
 func name(enum, prefix string) string {

@@ -93,3 +93,23 @@ func TestRefusesWrites(t *testing.T) {
 		t.Errorf("POST: %s, Allow %q", resp.Status, resp.Header.Get("Allow"))
 	}
 }
+
+func TestShowsWhereAKindComesFrom(t *testing.T) {
+	table := nodetable.New()
+	table.Apply(&healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: []*nodev1.NodeState{
+		{Node: &nodev1.Node{Id: "a", Kind: nodev1.Kind_KIND_OPENAI}, Status: nodev1.Status_STATUS_UP},
+		{Node: &nodev1.Node{Id: "b", Kind: nodev1.Kind_KIND_OLLAMA, RecognizeKind: true}, KindRecognized: true, Status: nodev1.Status_STATUS_UP},
+		{Node: &nodev1.Node{Id: "c", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true}, Status: nodev1.Status_STATUS_DOWN},
+	}})
+	v := nodeview.Of(nodeview.SourceHealthmon, table.Snapshot(), nodestats.New(time.Minute, nil))
+	got := map[string]string{}
+	for _, n := range v.Nodes {
+		got[n.ID] = n.Kind + " " + n.KindSource
+	}
+	want := map[string]string{"a": "openai configured", "b": "ollama recognized", "c": "openai default"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("node %s: kind %q, want %q", id, got[id], w)
+		}
+	}
+}

@@ -246,7 +246,16 @@ type Node struct {
 	TlsInsecureSkipVerify bool `protobuf:"varint,13,opt,name=tls_insecure_skip_verify,json=tlsInsecureSkipVerify,proto3" json:"tls_insecure_skip_verify,omitempty"`
 	// headers are sent with every request to the node, e.g. for a gateway in
 	// front of it.
-	Headers       []*Header `protobuf:"bytes,14,rep,name=headers,proto3" json:"headers,omitempty"`
+	Headers []*Header `protobuf:"bytes,14,rep,name=headers,proto3" json:"headers,omitempty"`
+	// recognize_kind says the node's kind was not configured (it came from
+	// OPENAI_BASE_URL, or a nodes-file entry or Consul registration without
+	// a kind, or with kind auto): kind and base_url are a belief, KIND_OPENAI
+	// and the API base until the adapter's probe recognises the server
+	// behind it (ProbeResult.recognized_kind). healthmon then streams the
+	// node with the recognised kind and base URL (NodeState.kind_recognized),
+	// so everyone treats it as a node configured with that kind. Only a
+	// probe reads it.
+	RecognizeKind bool `protobuf:"varint,15,opt,name=recognize_kind,json=recognizeKind,proto3" json:"recognize_kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -370,6 +379,13 @@ func (x *Node) GetHeaders() []*Header {
 		return x.Headers
 	}
 	return nil
+}
+
+func (x *Node) GetRecognizeKind() bool {
+	if x != nil {
+		return x.RecognizeKind
+	}
+	return false
 }
 
 // Header is one extra HTTP header the adapter sends to a node. Its value
@@ -737,9 +753,20 @@ type ProbeResult struct {
 	Status Status `protobuf:"varint,10,opt,name=status,proto3,enum=llmesh.node.v1.Status" json:"status,omitempty"`
 	// load is how busy the node is, for kinds that report it; a failure to
 	// read it never makes the node down.
-	Load          *NodeLoad `protobuf:"bytes,11,opt,name=load,proto3" json:"load,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Load *NodeLoad `protobuf:"bytes,11,opt,name=load,proto3" json:"load,omitempty"`
+	// recognized_kind is, for a probed node with recognize_kind, what the
+	// server was recognised as from its answers (KIND_OPENAI: a generic
+	// OpenAI-compatible server, none of the kinds the adapter knows by
+	// their answers); the rest of the result is the probe of that kind.
+	// Unspecified when the probe could not tell (the node did not answer)
+	// or the node has no recognize_kind.
+	RecognizedKind Kind `protobuf:"varint,12,opt,name=recognized_kind,json=recognizedKind,proto3,enum=llmesh.node.v1.Kind" json:"recognized_kind,omitempty"`
+	// recognized_base_url is the node's base URL for recognized_kind (the
+	// server root for every kind but KIND_OPENAI, whose base is the API
+	// base), in the canonical form of meshkit/nodeurl.ForKind.
+	RecognizedBaseUrl string `protobuf:"bytes,13,opt,name=recognized_base_url,json=recognizedBaseUrl,proto3" json:"recognized_base_url,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ProbeResult) Reset() {
@@ -828,6 +855,20 @@ func (x *ProbeResult) GetLoad() *NodeLoad {
 	return nil
 }
 
+func (x *ProbeResult) GetRecognizedKind() Kind {
+	if x != nil {
+		return x.RecognizedKind
+	}
+	return Kind_KIND_UNSPECIFIED
+}
+
+func (x *ProbeResult) GetRecognizedBaseUrl() string {
+	if x != nil {
+		return x.RecognizedBaseUrl
+	}
+	return ""
+}
+
 // NodeState is a node and the health verdict on it.
 type NodeState struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -840,9 +881,14 @@ type NodeState struct {
 	Version   string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
 	ChangedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
 	// load is the node's load from its last probe, when its kind reports it.
-	Load          *NodeLoad `protobuf:"bytes,10,opt,name=load,proto3" json:"load,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Load *NodeLoad `protobuf:"bytes,10,opt,name=load,proto3" json:"load,omitempty"`
+	// kind_recognized is true when node.kind (and node.base_url) were
+	// recognised from the node's answers (node.recognize_kind) rather than
+	// configured; a node with recognize_kind that is not recognised yet is
+	// treated as KIND_OPENAI.
+	KindRecognized bool `protobuf:"varint,11,opt,name=kind_recognized,json=kindRecognized,proto3" json:"kind_recognized,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *NodeState) Reset() {
@@ -924,11 +970,18 @@ func (x *NodeState) GetLoad() *NodeLoad {
 	return nil
 }
 
+func (x *NodeState) GetKindRecognized() bool {
+	if x != nil {
+		return x.KindRecognized
+	}
+	return false
+}
+
 var File_llmesh_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x19llmesh/node/v1/node.proto\x12\x0ellmesh.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x03\n" +
+	"\x19llmesh/node/v1/node.proto\x12\x0ellmesh.node.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\x03\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.llmesh.node.v1.KindR\x04kind\x12\x19\n" +
@@ -944,7 +997,8 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\ftls_key_file\x18\f \x01(\tR\n" +
 	"tlsKeyFile\x127\n" +
 	"\x18tls_insecure_skip_verify\x18\r \x01(\bR\x15tlsInsecureSkipVerify\x120\n" +
-	"\aheaders\x18\x0e \x03(\v2\x16.llmesh.node.v1.HeaderR\aheaders\"O\n" +
+	"\aheaders\x18\x0e \x03(\v2\x16.llmesh.node.v1.HeaderR\aheaders\x12%\n" +
+	"\x0erecognize_kind\x18\x0f \x01(\bR\rrecognizeKind\"O\n" +
 	"\x06Header\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1b\n" +
@@ -982,7 +1036,7 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\bfamilies\x18\x11 \x03(\tR\bfamilies\x12%\n" +
 	"\x0eparameter_size\x18\x12 \x01(\tR\rparameterSize\x12-\n" +
 	"\x12quantization_level\x18\x13 \x01(\tR\x11quantizationLevel\x12*\n" +
-	"\x11loaded_size_bytes\x18\x14 \x01(\x03R\x0floadedSizeBytes\"\xc0\x02\n" +
+	"\x11loaded_size_bytes\x18\x14 \x01(\x03R\x0floadedSizeBytes\"\xaf\x03\n" +
 	"\vProbeResult\x12\x0e\n" +
 	"\x02up\x18\x01 \x01(\bR\x02up\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x18\n" +
@@ -992,7 +1046,9 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\x0elatency_micros\x18\x06 \x01(\x03R\rlatencyMicros\x12.\n" +
 	"\x06status\x18\n" +
 	" \x01(\x0e2\x16.llmesh.node.v1.StatusR\x06status\x12,\n" +
-	"\x04load\x18\v \x01(\v2\x18.llmesh.node.v1.NodeLoadR\x04load\"\xb3\x02\n" +
+	"\x04load\x18\v \x01(\v2\x18.llmesh.node.v1.NodeLoadR\x04load\x12=\n" +
+	"\x0frecognized_kind\x18\f \x01(\x0e2\x14.llmesh.node.v1.KindR\x0erecognizedKind\x12.\n" +
+	"\x13recognized_base_url\x18\r \x01(\tR\x11recognizedBaseUrl\"\xdc\x02\n" +
 	"\tNodeState\x12(\n" +
 	"\x04node\x18\x01 \x01(\v2\x14.llmesh.node.v1.NodeR\x04node\x12.\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x16.llmesh.node.v1.StatusR\x06status\x12\x16\n" +
@@ -1002,7 +1058,8 @@ const file_llmesh_node_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"changed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt\x12,\n" +
 	"\x04load\x18\n" +
-	" \x01(\v2\x18.llmesh.node.v1.NodeLoadR\x04load*\x87\x01\n" +
+	" \x01(\v2\x18.llmesh.node.v1.NodeLoadR\x04load\x12'\n" +
+	"\x0fkind_recognized\x18\v \x01(\bR\x0ekindRecognized*\x87\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vKIND_OLLAMA\x10\x01\x12\x0f\n" +
@@ -1057,16 +1114,17 @@ var file_llmesh_node_v1_node_proto_depIdxs = []int32{
 	9,  // 5: llmesh.node.v1.ProbeResult.probed_at:type_name -> google.protobuf.Timestamp
 	1,  // 6: llmesh.node.v1.ProbeResult.status:type_name -> llmesh.node.v1.Status
 	5,  // 7: llmesh.node.v1.ProbeResult.load:type_name -> llmesh.node.v1.NodeLoad
-	3,  // 8: llmesh.node.v1.NodeState.node:type_name -> llmesh.node.v1.Node
-	1,  // 9: llmesh.node.v1.NodeState.status:type_name -> llmesh.node.v1.Status
-	6,  // 10: llmesh.node.v1.NodeState.models:type_name -> llmesh.node.v1.ModelInfo
-	9,  // 11: llmesh.node.v1.NodeState.changed_at:type_name -> google.protobuf.Timestamp
-	5,  // 12: llmesh.node.v1.NodeState.load:type_name -> llmesh.node.v1.NodeLoad
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 8: llmesh.node.v1.ProbeResult.recognized_kind:type_name -> llmesh.node.v1.Kind
+	3,  // 9: llmesh.node.v1.NodeState.node:type_name -> llmesh.node.v1.Node
+	1,  // 10: llmesh.node.v1.NodeState.status:type_name -> llmesh.node.v1.Status
+	6,  // 11: llmesh.node.v1.NodeState.models:type_name -> llmesh.node.v1.ModelInfo
+	9,  // 12: llmesh.node.v1.NodeState.changed_at:type_name -> google.protobuf.Timestamp
+	5,  // 13: llmesh.node.v1.NodeState.load:type_name -> llmesh.node.v1.NodeLoad
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_llmesh_node_v1_node_proto_init() }
