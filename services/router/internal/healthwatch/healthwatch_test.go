@@ -422,8 +422,8 @@ func TestOnDownWhenAnUpNodeGoesDown(t *testing.T) {
 	loading := up("c", "m1")
 	loading.Status = nodev1.Status_STATUS_LOADING
 	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{down("b", "still refused", "m1")}} // down already
-	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{loading}}                         // not down
-	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{down("a", "no answer", "m1")}}    // a goes down
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{loading}}                          // not down
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{down("a", "no answer", "m1")}}     // a goes down
 	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("marker", "m1")}}
 	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{down("marker", "gone", "m1")}}
 	require.Eventually(t, func() bool {

@@ -37,20 +37,22 @@ func TestQueueWaitsWithinTheFirstTokenBudget(t *testing.T) {
 
 // Why a queued request gives up, each with its own code: a spent
 // first-token budget is 503 (the node would have been called hung), the
-// optional -queue-wait cap is 429, the client's timeout is 504 — and
-// none of them reached a node.
+// optional -queue-wait cap is 429, the client's timeout or a gRPC
+// deadline is 504 — and none of them reached a node.
 func TestQueueGivesUpForItsReason(t *testing.T) {
 	cases := []struct {
 		name    string
 		limits  string
 		queue   Queue
-		timeout time.Duration
+		timeout time.Duration // the client's (x-stainless-timeout)
+		grpc    time.Duration // the context's deadline (a gRPC deadline)
 		code    codes.Code
 		message string
 	}{
-		{"first-token budget", "first-token=30ms", Queue{Size: 8}, 0, codes.Unavailable, "first-token budget of 30ms"},
-		{"queue-wait cap", "first-token=1h", Queue{Size: 8, Wait: 30 * time.Millisecond}, 0, codes.ResourceExhausted, "longest queue wait of 30ms"},
-		{"client timeout", "first-token=1h", Queue{Size: 8, Wait: time.Hour}, 30 * time.Millisecond, codes.DeadlineExceeded, "client's timeout of 30ms"},
+		{"first-token budget", "first-token=30ms", Queue{Size: 8}, 0, 0, codes.Unavailable, "first-token budget of 30ms"},
+		{"queue-wait cap", "first-token=1h", Queue{Size: 8, Wait: 30 * time.Millisecond}, 0, 0, codes.ResourceExhausted, "longest queue wait of 30ms"},
+		{"client timeout", "first-token=1h", Queue{Size: 8, Wait: time.Hour}, 30 * time.Millisecond, 0, codes.DeadlineExceeded, "client's timeout of 30ms"},
+		{"grpc deadline", "first-token=1h", Queue{Size: 8}, 0, 30 * time.Millisecond, codes.DeadlineExceeded, "deadline exceeded"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,7 +61,14 @@ func TestQueueGivesUpForItsReason(t *testing.T) {
 			r := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats, Queue: tc.queue, Limits: limitsOf(t, tc.limits)})
 			end, _ := stats.Begin("a", 0)
 			defer end(time.Millisecond, nodestats.Served)
-			_, err := r.Chat(WithClientTimeout(context.Background(), tc.timeout), chatReq())
+			ctx := WithClientTimeout(context.Background(), tc.timeout)
+			if tc.grpc > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.grpc)
+				defer cancel()
+			}
+			// Streamed, so the client's timeout bounds only the wait.
+			err := r.ChatStream(ctx, chatReq(), func(*openaiv1.ChatCompletionChunk) error { return nil })
 			e, _ := apierror.FromError(err)
 			assert.Equal(t, tc.code, e.Code, "%v", err)
 			assert.Contains(t, e.Message, tc.message)
@@ -188,4 +197,22 @@ func TestStartedAnswersAreNotMoved(t *testing.T) {
 	b.next()
 	first, ok = b.deliver()
 	assert.True(t, first && ok, "the next attempt delivers")
+}
+
+// A non-streamed request's whole answer is bounded by its client's
+// timeout (its answer starts only when complete); when the timeout ends
+// its wait in the queue it says so.
+func TestClientTimeoutOfAUnaryRequest(t *testing.T) {
+	fake := &fakeAdapter{scripts: map[string]script{"a": {}}}
+	stats := nodestats.New(0, nil)
+	r := New(table(capped("a*", 1)), serveAdapter(t, fake), Options{Stats: stats, Queue: Queue{Size: 8}, Limits: limitsOf(t, "first-token=1h")})
+	end, _ := stats.Begin("a", 0)
+	defer end(time.Millisecond, nodestats.Served)
+	for range 5 { // the queue's timer and the context's deadline fire together
+		_, err := r.Chat(WithClientTimeout(context.Background(), 20*time.Millisecond), chatReq())
+		e, _ := apierror.FromError(err)
+		assert.Equal(t, codes.DeadlineExceeded, e.Code, "%v", err)
+		assert.Contains(t, e.Message, "client's timeout of 20ms")
+	}
+	assert.Empty(t, fake.Calls())
 }

@@ -565,8 +565,11 @@ var errAllFull = errors.New("every planned node is at its in-flight cap")
 func (r *Router) tryPlan(ctx context.Context, route modelroutes.Route, key string, cands []nodetable.Candidate, ans *answer, attempt func(context.Context, nodetable.Candidate) (time.Duration, error)) error {
 	var failures []failure
 	for _, c := range cands {
+		if ctx.Err() != nil {
+			return ctx.Err() // nobody is waiting for the answer any more
+		}
 		if err := clientGone(ctx, route.Model); err != nil {
-			return err // nobody is waiting for the answer any more
+			return err
 		}
 		err := r.attemptNode(ctx, c, ans, attempt)
 		if err == nil {
@@ -799,6 +802,9 @@ func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Cand
 		case <-timeout:
 			return nil, why
 		case <-ctx.Done():
+			if err := clientGone(ctx, model); err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, err // a non-streamed request's deadline is its client's timeout
+			}
 			return nil, ctx.Err()
 		}
 	}
