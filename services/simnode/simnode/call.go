@@ -33,8 +33,10 @@ type call struct {
 // accounting, reading the body, and the Status and Hang faults, which apply
 // before the body is even parsed. serve runs only if no fault answered.
 func (s *Server) serveInference(w http.ResponseWriter, r *http.Request, serve func(c *call, body []byte)) {
-	s.inFlight.Add(1)
+	now := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
+	for peak := s.peak.Load(); now > peak && !s.peak.CompareAndSwap(peak, now); peak = s.peak.Load() {
+	}
 	s.lastUse.Store(time.Now().UnixNano())
 	c := &call{s: s, ctx: r.Context(), faults: s.currentFaults()}
 

@@ -21,6 +21,7 @@ type Server struct {
 
 	nextID   atomic.Int64 // source of chatcmpl-<n> ids
 	inFlight atomic.Int64
+	peak     atomic.Int64 // most inFlight ever seen at once
 	canceled atomic.Int64
 	lastUse  atomic.Int64 // unix nanoseconds of the last inference request (or start)
 
@@ -47,6 +48,9 @@ type Stats struct {
 	Requests map[string]int64 `json:"requests"`
 	// InFlight is the number of chat and embeddings requests being handled.
 	InFlight int64 `json:"in_flight"`
+	// PeakInFlight is the most chat and embeddings requests ever handled
+	// at once: the node's own proof of how many it was sent together.
+	PeakInFlight int64 `json:"peak_in_flight"`
 	// Canceled counts chat and embeddings requests whose client went away
 	// before the answer was complete. Each such request counts once, as
 	// soon as the handler notices.
@@ -103,9 +107,10 @@ func (s *Server) currentFaults() Faults { return *s.faults.Load() }
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	st := Stats{
-		Requests: make(map[string]int64),
-		InFlight: s.inFlight.Load(),
-		Canceled: s.canceled.Load(),
+		Requests:     make(map[string]int64),
+		InFlight:     s.inFlight.Load(),
+		PeakInFlight: s.peak.Load(),
+		Canceled:     s.canceled.Load(),
 	}
 	for key, rt := range s.routes {
 		if n := rt.hits.Load(); n > 0 {

@@ -1,8 +1,11 @@
 package simnode
 
 import (
+	"context"
 	"maps"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -35,5 +38,27 @@ func TestStatsCountRequestsByMethodAndPath(t *testing.T) {
 	node.Stats().Requests["GET /api/tags"] = 99
 	if n := node.Stats().Requests["GET /api/tags"]; n != 2 {
 		t.Errorf("count = %d after mutating a snapshot, want 2", n)
+	}
+}
+
+// PeakInFlight is the most requests the node ever handled at once.
+func TestStatsPeakInFlight(t *testing.T) {
+	node, ts := startNode(t, Config{Faults: Faults{Hang: true}})
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.URL+"/v1/chat/completions", strings.NewReader(chatReq))
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+	}
+	waitFor(t, "3 requests in flight", func() bool { return node.Stats().InFlight == 3 })
+	cancel()
+	wg.Wait()
+	waitFor(t, "no request in flight", func() bool { return node.Stats().InFlight == 0 })
+	if got := node.Stats(); got.PeakInFlight != 3 {
+		t.Errorf("PeakInFlight = %d after 3 requests at once, want 3", got.PeakInFlight)
 	}
 }

@@ -137,7 +137,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		})
 	}
 	w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log,
-		OnUp: stats.Recovered}
+		OnUp: stats.Recovered, OnDown: stats.Leave}
 	if consul != nil {
 		fb := &consulfallback.Fallback{Client: consul, Service: cfg.ConsulService, Table: table, Log: log}
 		w.OnLost, w.OnResumed = fb.Activate, fb.Deactivate

@@ -71,8 +71,8 @@ func parse(args []string, stderr io.Writer) (Config, error) {
 		}
 	}
 	fs.Func("node-limits", "timeouts and in-flight caps per node kind: "+limits.Syntax+" (repeatable; env LLMESH_ROUTER_NODE_LIMITS, ;-separated) [LLMESH_ROUTER_NODE_LIMITS]", c.Limits.Set)
-	fs.IntVar(&c.Queue.Size, "queue-size", 256, "requests that may wait for a free node when every candidate is at its in-flight cap")
-	fs.DurationVar(&c.Queue.Wait, "queue-wait", 10*time.Second, "longest wait for a free node before 429")
+	fs.IntVar(&c.Queue.Size, "queue-size", 256, "requests that may wait for a free node when every candidate is at its in-flight cap; one more is refused with 429 (0: none wait)")
+	fs.DurationVar(&c.Queue.Wait, "queue-wait", 0, "optional cap on a request's wait for a free node, then 429; 0: it waits as long as its deadline (client timeout, x-stainless-timeout) and its first-token budget allow")
 	c.Routes = &modelroutes.Table{}
 	fs.Func("model-alias", "NAME=MODEL or NAME=MODEL@GROUP: requests for NAME go to MODEL (on the nodes of GROUP only), e.g. default=llama3.2:3b (repeatable)", c.Routes.AddAlias)
 	fs.Func("model-tiers", "NAME=MODE: where cloud nodes stand for model or alias NAME: local-first (default), cloud-first, local-only or cloud-only (repeatable)", c.Routes.AddTiers)

@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -23,6 +26,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 	"github.com/llmesh/llmesh/services/router/internal/reqbody"
+	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"google.golang.org/grpc/codes"
 )
 
@@ -80,6 +84,9 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d, ok := ClientTimeout(r.Header); ok {
+		r = r.WithContext(routing.WithClientTimeout(r.Context(), d))
+	}
 	if strings.HasSuffix(r.URL.Path, ":stream") {
 		// Internal route: the public URL is the path without it, with
 		// "stream": true.
@@ -123,6 +130,33 @@ func bodyError(err error) error {
 			Type: "invalid_request_error", Message: timeout.Error()}
 	}
 	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: err.Error()}
+}
+
+// TimeoutHeader is the client's timeout in seconds, sent by the official
+// OpenAI SDKs (Python, Node, …) with every request.
+const TimeoutHeader = "X-Stainless-Timeout"
+
+// maxClientTimeout bounds what a TimeoutHeader may say (a day), so an
+// absurd value cannot overflow a deadline.
+const maxClientTimeout = 24 * time.Hour
+
+// ClientTimeout is the client's timeout from h's TimeoutHeader: how long
+// it waits for the answer to start (for a non-streamed answer, the whole
+// answer). ok is false when the header is missing, not a positive number
+// of seconds, or 0 (an SDK rounds a sub-second timeout down to 0).
+func ClientTimeout(h http.Header) (time.Duration, bool) {
+	v := h.Get(TimeoutHeader)
+	if v == "" {
+		return 0, false
+	}
+	secs, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(secs) || secs <= 0 {
+		return 0, false
+	}
+	if secs >= maxClientTimeout.Seconds() {
+		return maxClientTimeout, true
+	}
+	return time.Duration(secs * float64(time.Second)), true
 }
 
 // modelPrefix starts GET /v1/models/{model}. Model names hold "/" and ":"

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
@@ -100,5 +101,34 @@ func TestStreamFraming(t *testing.T) {
 				assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 			}
 		})
+	}
+}
+
+// The OpenAI SDKs send their timeout in seconds (Node truncates to whole
+// seconds, Python may send "600.0"); anything else is no timeout.
+func TestClientTimeoutHeader(t *testing.T) {
+	cases := []struct {
+		value string
+		want  time.Duration
+		ok    bool
+	}{
+		{"600", 10 * time.Minute, true},
+		{"600.0", 10 * time.Minute, true},
+		{" 2.5 ", 2500 * time.Millisecond, true},
+		{"1e300", 24 * time.Hour, true},
+		{"", 0, false},
+		{"0", 0, false},
+		{"-3", 0, false},
+		{"NaN", 0, false},
+		{"soon", 0, false},
+	}
+	for _, tc := range cases {
+		h := http.Header{}
+		if tc.value != "" {
+			h.Set("x-stainless-timeout", tc.value)
+		}
+		got, ok := ClientTimeout(h)
+		assert.Equal(t, tc.ok, ok, "%q", tc.value)
+		assert.Equal(t, tc.want, got, "%q", tc.value)
 	}
 }

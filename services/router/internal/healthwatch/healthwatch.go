@@ -35,6 +35,9 @@ type Watcher struct {
 	// OnUp, when set, is called for each node that turns up, and for each
 	// node healthmon confirms serving after a router reported it failing.
 	OnUp func(nodeID string)
+	// OnDown, when set, is called for each node healthmon declares down
+	// that was up, so requests still waiting on it can move on.
+	OnDown func(nodeID string)
 
 	live atomic.Bool
 }
@@ -114,6 +117,13 @@ func (w *Watcher) watch(ctx context.Context, lost *bool) (received bool, err err
 		before := w.Table.Snapshot()
 		w.Table.Apply(msg)
 		w.live.Store(true)
+		if w.OnDown != nil {
+			for _, st := range msg.GetNodes() {
+				if id := st.GetNode().GetId(); st.GetStatus() == nodev1.Status_STATUS_DOWN && before.Status(id) == nodev1.Status_STATUS_UP {
+					w.OnDown(id)
+				}
+			}
+		}
 		if w.OnUp != nil {
 			// A node comes back when it turns up, or when healthmon
 			// confirms one a router reported failing is serving; a

@@ -401,3 +401,37 @@ func TestOnUpOnlyForRecoveries(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, []string{"a", "b", "a", "marker"}, ups, "the snapshot's up node, b turning up, the confirmation")
 }
+
+// OnDown hears of an up node healthmon declares down (its requests still
+// waiting for a first token can move on), not of a node that was down
+// already nor of one that is loading.
+func TestOnDownWhenAnUpNodeGoesDown(t *testing.T) {
+	more := make(chan *healthmonv1.WatchNodesResponse)
+	fake := &fakeHealthmon{calls: []func(grpc.ServerStreamingServer[healthmonv1.WatchNodesResponse]) error{
+		sendThen(more, &healthmonv1.WatchNodesResponse{Snapshot: true, Nodes: []*nodev1.NodeState{up("a", "m1"), down("b", "refused", "m1"), up("c", "m1")}}),
+	}}
+	d := &dialer{}
+	d.cur.Store(startServer(t, fake).lis)
+	var mu sync.Mutex
+	var downs []string
+	stop := run(t, &Watcher{Client: connect(t, d), Table: nodetable.New(), Log: slog.New(&logs{}),
+		MinBackoff: 2 * time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		OnDown: func(id string) { mu.Lock(); downs = append(downs, id); mu.Unlock() }})
+	defer stop()
+
+	loading := up("c", "m1")
+	loading.Status = nodev1.Status_STATUS_LOADING
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{down("b", "still refused", "m1")}} // down already
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{loading}}                          // not down
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{down("a", "no answer", "m1")}}     // a goes down
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{up("marker", "m1")}}
+	more <- &healthmonv1.WatchNodesResponse{Nodes: []*nodev1.NodeState{down("marker", "gone", "m1")}}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(downs, "marker")
+	}, waitFor, time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"a", "marker"}, downs)
+}

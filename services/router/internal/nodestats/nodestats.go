@@ -8,6 +8,16 @@
 // request and did not answer it (hung, silent, broken off) comes back only
 // through a successful trial, as a probe's cheap calls succeed on such a
 // node too.
+//
+// One incident counts once: the attempts that were already on a node when
+// its breaker opened (eight requests hung together on a node that just
+// stopped answering) belong to the failure that opened it, so they neither
+// double the cool-down nor extend it. Only a failure of an attempt that
+// began after the breaker last opened — the half-open trial, or a request
+// on a node back in rotation — is a new incident. Whoever waits on a node
+// that stops answering hears of it at once (Attempt.Left), so requests
+// that have received nothing yet can move to another node instead of
+// waiting out their own first-token timeout.
 package nodestats
 
 import (
@@ -42,9 +52,13 @@ type node struct {
 	inFlight  int64
 	ttft      time.Duration // EWMA; 0 until the first sample
 	openUntil time.Time     // breaker open while now < openUntil
-	failures  int           // consecutive failures, for the cool-down doubling
+	failures  int           // consecutive incidents, for the cool-down doubling
 	trial     bool          // a half-open trial request is in flight
 	opened    Outcome       // the failure that last opened the breaker
+	opens     uint64        // how often the breaker opened: an attempt begun before the latest opening belongs to it
+	// left is closed (and replaced) when the node leaves rotation for not
+	// answering: its breaker opens with NoAnswer, or Leave.
+	left chan struct{}
 }
 
 // Outcome is how an attempt on a node ended, as far as the node's health
@@ -95,7 +109,7 @@ func New(cooldown time.Duration, now func() time.Time) *Stats {
 func (s *Stats) get(id string) *node {
 	n, ok := s.nodes[id]
 	if !ok {
-		n = &node{}
+		n = &node{left: make(chan struct{})}
 		s.nodes[id] = n
 	}
 	return n
@@ -125,6 +139,21 @@ func (s *Stats) Released() <-chan struct{} {
 	return s.released
 }
 
+// Attempt is one request's turn on a node, from Begin to End.
+type Attempt struct {
+	// Left is closed when the node leaves rotation for not answering —
+	// its breaker opens with NoAnswer (another request's failure, or this
+	// one's), or Leave — after the attempt began. An attempt that has
+	// delivered nothing yet may then move to another node at once.
+	Left <-chan struct{}
+	end  func(ttft time.Duration, outcome Outcome)
+}
+
+// End records the attempt's end: ttft is the time to its first token (0
+// when none came), outcome whether the node itself failed and how. Only
+// the first call counts.
+func (a Attempt) End(ttft time.Duration, outcome Outcome) { a.end(ttft, outcome) }
+
 // Begin records a request starting on id, unless id already has limit
 // requests in flight (limit 0: no limit): then ok is false and nothing is
 // recorded. Checking and counting are one step, so concurrent requests
@@ -132,21 +161,38 @@ func (s *Stats) Released() <-chan struct{} {
 // ttft is the time to its first token (0 when none came), outcome whether
 // the node itself failed and how; a failure opens its breaker.
 func (s *Stats) Begin(id string, limit int) (end func(ttft time.Duration, outcome Outcome), ok bool) {
+	a, ok := s.Start(id, limit)
+	return a.end, ok
+}
+
+// Start is Begin, also returning what the attempt may watch while it
+// waits on the node.
+//
+// A failure opens the breaker when it is a new incident: the attempt is
+// the half-open trial, or it began while the breaker was closed and the
+// breaker has not opened since. Any other failure belongs to the incident
+// that opened the breaker and is not counted again: concurrent failures
+// within one open period count once. Likewise only a success of an
+// attempt begun since the latest opening closes the breaker; one that was
+// already under way says nothing about the node since.
+func (s *Stats) Start(id string, limit int) (Attempt, bool) {
 	s.mu.Lock()
 	n := s.get(id)
 	if limit > 0 && n.inFlight >= int64(limit) {
 		s.mu.Unlock()
-		return nil, false
+		return Attempt{}, false
 	}
 	n.inFlight++
 	trial := false
-	if !n.openUntil.IsZero() && !s.now().Before(n.openUntil) && !n.trial {
+	closed := n.openUntil.IsZero()
+	if !closed && !s.now().Before(n.openUntil) && !n.trial {
 		// The cool-down is over: this request is the half-open trial.
 		n.trial, trial = true, true
 	}
+	opens, left := n.opens, n.left
 	s.mu.Unlock()
 	var once sync.Once
-	return func(ttft time.Duration, outcome Outcome) {
+	end := func(ttft time.Duration, outcome Outcome) {
 		once.Do(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -156,17 +202,40 @@ func (s *Stats) Begin(id string, limit int) (end func(ttft time.Duration, outcom
 			if trial {
 				n.trial = false
 			}
+			current := n.opens == opens // the breaker has not opened since the attempt began
 			if outcome != Served {
+				switch {
+				case !current:
+					// Under way when the breaker opened: part of the
+					// incident that opened it, which counts once.
+					return
+				case !trial && !closed:
+					// Sent to the node while it was out (no other node
+					// could take it): not a new incident either, but
+					// news of how the node fails now, which decides how
+					// it comes back.
+					n.opened = outcome
+					if outcome == NoAnswer {
+						n.leave()
+					}
+					return
+				}
+				n.opens++
 				n.opened = outcome
 				n.failures++
 				cool := s.cooldown << min(n.failures-1, 10)
 				n.openUntil = s.now().Add(min(cool, max(MaxCooldown, s.cooldown)))
+				if outcome == NoAnswer {
+					n.leave()
+				}
 				return
 			}
 			if ttft > 0 {
-				n.failures = 0
-				n.openUntil = time.Time{}
-				n.opened = Served
+				if current {
+					n.failures = 0
+					n.openUntil = time.Time{}
+					n.opened = Served
+				}
 				if n.ttft == 0 {
 					n.ttft = ttft
 				} else {
@@ -174,7 +243,25 @@ func (s *Stats) Begin(id string, limit int) (end func(ttft time.Duration, outcom
 				}
 			}
 		})
-	}, true
+	}
+	return Attempt{Left: left, end: end}, true
+}
+
+// leave tells the attempts on n that it left rotation for not answering.
+// Call with s.mu held.
+func (n *node) leave() {
+	close(n.left)
+	n.left = make(chan struct{})
+}
+
+// Leave tells the attempts on id that the node has left rotation for not
+// answering, as when healthmon declares it down: those that have received
+// nothing yet may move to another node at once (Attempt.Left). It does not
+// open the breaker (the node table keeps a down node out).
+func (s *Stats) Leave(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.get(id).leave()
 }
 
 // Recovered closes id's breaker at once when it was opened by a node that

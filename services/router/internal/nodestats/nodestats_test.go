@@ -166,3 +166,70 @@ func TestBeginHoldsTheCapUnderConcurrency(t *testing.T) {
 		t.Fatalf("began %d, in flight %d; want %d", began.Load(), s.Load("a").InFlight, limit)
 	}
 }
+
+// Requests that fail together on a node that has just hung are one
+// incident: the breaker opens once with the base cool-down, not eight
+// doublings straight to the cap. A failed trial afterwards is a new
+// incident and doubles it.
+func TestConcurrentFailuresCountOnce(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	s := New(time.Second, c.now)
+	ends := make([]func(time.Duration, Outcome), 8)
+	for i := range ends {
+		ends[i] = begin(s, "a")
+	}
+	for _, end := range ends {
+		end(0, NoAnswer)
+	}
+	assert.True(t, s.Load("a").Open)
+	c.advance(time.Second)
+	assert.False(t, s.Load("a").Open, "the base cool-down: eight failures of one incident counted once")
+
+	trial := begin(s, "a")
+	trial(0, NoAnswer)
+	c.advance(time.Second)
+	assert.True(t, s.Load("a").Open, "a failed trial is a new incident: the cool-down doubles")
+	c.advance(time.Second)
+	assert.False(t, s.Load("a").Open)
+}
+
+// A request that was under way when the breaker opened and then succeeds
+// says nothing about the node since: the breaker stays open until a trial.
+func TestOldSuccessDoesNotCloseTheBreaker(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	s := New(time.Second, c.now)
+	old := begin(s, "a")
+	begin(s, "a")(0, NoAnswer)
+	old(10*time.Millisecond, Served)
+	assert.True(t, s.Load("a").Open)
+}
+
+// Attempts on a node hear at once when it leaves rotation for not
+// answering — another request's NoAnswer, or Leave (healthmon's verdict) —
+// but not when it is merely unreachable, and not for leaves before they
+// began.
+func TestAttemptsHearTheNodeLeave(t *testing.T) {
+	s := New(time.Second, nil)
+	left := func(a Attempt) bool {
+		select {
+		case <-a.Left:
+			return true
+		default:
+			return false
+		}
+	}
+	waiting, _ := s.Start("a", 0)
+	begin(s, "a")(0, Unreachable)
+	assert.False(t, left(waiting), "unreachable: requests under way fail on their own")
+	s.Recovered("a")
+
+	begin(s, "a")(0, NoAnswer)
+	assert.True(t, left(waiting), "another request found the node not answering")
+	later, _ := s.Start("a", 0)
+	assert.False(t, left(later), "a leave before the attempt began")
+	s.Leave("a")
+	assert.True(t, left(later), "healthmon declared the node down")
+	waiting.End(0, Served)
+	later.End(0, Served)
+	assert.Equal(t, int64(0), s.Load("a").InFlight)
+}

@@ -12,7 +12,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,8 +55,17 @@ type Router struct {
 }
 
 // Queue bounds waiting for a free node when every candidate is at its
-// in-flight cap: at most Size requests wait, each at most Wait; beyond
-// that the request is refused with RESOURCE_EXHAUSTED (429, Retry-After).
+// in-flight cap. At most Size requests wait (0: none; a request that finds
+// every node full is refused at once). A waiting request goes as soon as a
+// slot frees, and waits as long as its own deadline (a gRPC deadline, or
+// the client's timeout from the edge, see WithClientTimeout) and its first-
+// token budget allow — the longest first-token limit among its candidates,
+// the cold one where the model is not loaded: a request the nodes would
+// have queued themselves is not turned away sooner than they would have
+// answered it. Wait, when positive, caps the wait further; 0 is no cap
+// beyond those. Only a full queue, or that cap, is RESOURCE_EXHAUSTED (429
+// with Retry-After); a spent first-token budget is UNAVAILABLE (503) and a
+// spent client deadline DEADLINE_EXCEEDED.
 type Queue struct {
 	Size int
 	Wait time.Duration
@@ -67,9 +78,9 @@ type Options struct {
 	Stats       *nodestats.Stats // nil means fresh stats with the default breaker cool-down
 	// Limits are the timeouts and in-flight caps per node; nil means
 	// limits.Defaults(). When every candidate is at its cap the request
-	// waits in Queue, and is refused with RESOURCE_EXHAUSTED (429 with
-	// Retry-After) when the queue is full or its wait runs out — never
-	// queued without bound.
+	// waits in Queue (see there), and is refused with RESOURCE_EXHAUSTED
+	// (429 with Retry-After) when the queue is full — never queued
+	// without bound.
 	Limits *limits.Set
 	// Routes resolve requested model names (aliases, node groups, tier
 	// modes); nil resolves every name to itself.
@@ -120,6 +131,50 @@ func WithSessionKey(ctx context.Context, key string) context.Context {
 	return context.WithValue(ctx, sessionKey{}, key)
 }
 
+type clientDeadlineKey struct{}
+
+// clientDeadline is when the client gives up waiting for the answer to
+// start, and the timeout it said.
+type clientDeadline struct {
+	at      time.Time
+	timeout time.Duration
+}
+
+// WithClientTimeout says ctx's client gives up when no answer has started
+// within timeout (e.g. the OpenAI SDKs' x-stainless-timeout): the request
+// waits for a free node at most that long, is not sent to a node after
+// it, and a non-streamed answer — which starts only when it is complete —
+// is bounded by it. A streamed answer that has started is not: the SDKs'
+// timeout covers the wait for the response to begin. timeout ≤ 0 changes
+// nothing.
+func WithClientTimeout(ctx context.Context, timeout time.Duration) context.Context {
+	if timeout <= 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, clientDeadlineKey{}, clientDeadline{at: time.Now().Add(timeout), timeout: timeout})
+}
+
+// whole bounds ctx by its client's timeout, for answers that reach the
+// client only when complete.
+func whole(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Value(clientDeadlineKey{}).(clientDeadline)
+	if !ok {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, d.at)
+}
+
+// clientGone is the error for a request whose client's timeout passed
+// before a node took it.
+func clientGone(ctx context.Context, model string) error {
+	d, ok := ctx.Value(clientDeadlineKey{}).(clientDeadline)
+	if !ok || time.Now().Before(d.at) {
+		return nil
+	}
+	return &apierror.Error{Code: codes.DeadlineExceeded, Reason: apierror.ReasonMesh,
+		Message: fmt.Sprintf("no node serving model %q took the request within the client's timeout of %s", apierror.Clip(model), d.timeout)}
+}
+
 // Chat answers a non-streamed chat completion. The adapter is given the
 // node's first-token and idle timeouts, so a hung node costs that, not the
 // whole deadline (the adapter streams from the node and folds the answer).
@@ -128,8 +183,10 @@ func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) 
 	if err := r.chatModel(route.Model); err != nil {
 		return nil, err
 	}
+	ctx, cancel := whole(ctx)
+	defer cancel()
 	var out *openaiv1.ChatCompletion
-	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
+	err := r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
 		l := r.limits.For(c.Node)
 		resp, err := r.adapter.Chat(ctx, &adapterv1.ChatRequest{Node: c.Node, Request: req, Timeouts: &adapterv1.CallTimeouts{
@@ -199,8 +256,10 @@ func firstTokenLimit(c nodetable.Candidate, l limits.Limits) time.Duration {
 // a hung node costs that, is out of rotation, and the request moves on.
 func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
 	route, req := resolve(r.routes, req)
+	ctx, cancel := whole(ctx)
+	defer cancel()
 	var out *openaiv1.EmbeddingList
-	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
+	err := r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
 		l := r.limits.For(c.Node)
 		resp, err := r.adapter.Embed(ctx, &adapterv1.EmbedRequest{Node: c.Node, Request: req, Timeouts: &adapterv1.CallTimeouts{
@@ -234,8 +293,10 @@ func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 // first-token bound per attempt as Chat.
 func (r *Router) Complete(ctx context.Context, req *openaiv1.CompletionRequest) (*openaiv1.Completion, error) {
 	route, req := resolve(r.routes, req)
+	ctx, cancel := whole(ctx)
+	defer cancel()
 	var out *openaiv1.Completion
-	err := r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
+	err := r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
 		resp, err := r.adapter.Complete(ctx, &adapterv1.CompleteRequest{Node: c.Node, Request: req, Timeouts: r.unaryTimeouts(c)})
 		out = resp.GetCompletion()
@@ -268,6 +329,11 @@ func (r *Router) CompleteStream(ctx context.Context, req *openaiv1.CompletionReq
 // The adapter speaks Ollama to Ollama nodes and translates for the others.
 // An alias in model is resolved and the body rewritten to name the model.
 func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.OllamaEndpoint, streamed bool, body []byte, send func([]byte) error) error {
+	if !streamed {
+		var cancel context.CancelFunc
+		ctx, cancel = whole(ctx)
+		defer cancel()
+	}
 	route := r.routes.Resolve(model)
 	if route.Model != model {
 		var err error
@@ -301,20 +367,81 @@ func renameModel(body []byte, model string) ([]byte, error) {
 // streamTry runs a streamed call on the candidates for route until one
 // has started (then its failure is final) or none is left.
 func streamTry[T any](r *Router, ctx context.Context, route modelroutes.Route, watched bool, open func(context.Context, nodetable.Candidate, *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[T], error), each func(msg *T, first bool) error) error {
-	var started bool
-	return r.try(ctx, route, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
+	ans := &answer{}
+	return r.try(ctx, route, ans, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		ttft, _, err := streamAttempt(r, ctx, c, watched, open, func(m *T) error {
-			first := !started
-			started = true
+			first, ok := ans.deliver()
+			if !ok {
+				return errMoved
+			}
 			return each(m, first)
 		})
 		return ttft, err
-	}, func() bool { return !started })
+	})
+}
+
+// answer is what of one request's answer has reached its client: nothing
+// yet, or its start — after which it is never retried nor moved (the
+// client would see duplicated output). A request's attempts run one after
+// another; its current one may be moved off its node by another goroutine
+// (see attemptNode) as long as nothing has been delivered.
+type answer struct {
+	mu      sync.Mutex
+	started bool // a message reached the client
+	moved   bool // the current attempt was moved off its node
+}
+
+// deliver marks the answer started before its first message goes to the
+// client. first says this is that first message; ok is false when the
+// current attempt has been moved off its node: then nothing is sent.
+func (a *answer) deliver() (first, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.started:
+		return false, true
+	case a.moved:
+		return false, false
+	}
+	a.started = true
+	return true, true
+}
+
+// move marks the current attempt moved, unless the answer has started.
+func (a *answer) move() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started {
+		return false
+	}
+	a.moved = true
+	return true
+}
+
+// next readies a for another attempt.
+func (a *answer) next() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.moved = false
+}
+
+// retryable says whether another attempt may follow: the client has seen
+// nothing yet.
+func (a *answer) retryable() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.started
 }
 
 var (
 	errNoFirstToken = errors.New("no first token in time")
 	errIdle         = errors.New("silent for too long")
+	// errNodeLeft cancels an attempt whose node left rotation for not
+	// answering while the attempt had delivered nothing.
+	errNodeLeft = errors.New("the node left rotation for not answering")
+	// errMoved is what delivering the first message says when the
+	// attempt has just been moved off its node.
+	errMoved = errors.New("attempt moved to another node")
 )
 
 // streamAttempt runs one streamed attempt on c, calling each for every
@@ -398,40 +525,53 @@ func ensureRole(c *openaiv1.ChatCompletionChunk) {
 
 // failure is one node's failed attempt.
 type failure struct {
-	node string
-	err  *apierror.Error
+	node  string
+	err   *apierror.Error
+	moved bool // moved off the node when it left rotation, not failed there
 }
 
 // try runs attempt on candidates for model until one succeeds, the error
-// is not worth another node, or attempts run out. retryAllowed, when given,
-// can forbid further attempts (a stream that has started).
-func (r *Router) try(ctx context.Context, route modelroutes.Route, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
+// is not worth another node, or attempts run out. ans, when given, says
+// whether the answer has started, which forbids further attempts; nil is
+// an answer that reaches the client only when complete.
+func (r *Router) try(ctx context.Context, route modelroutes.Route, ans *answer, attempt func(context.Context, nodetable.Candidate) (time.Duration, error)) error {
+	if ans == nil {
+		ans = &answer{}
+	}
 	key, _ := ctx.Value(sessionKey{}).(string)
 	for {
 		cands, err := r.plan(ctx, route, key)
 		if err != nil {
 			return err
 		}
-		err = r.tryPlan(ctx, route, key, cands, attempt, retryAllowed...)
+		err = r.tryPlan(ctx, route, key, cands, ans, attempt)
 		if !errors.Is(err, errAllFull) {
 			return err
 		}
 		// Other requests took every planned node's last slot between
-		// admission and the attempt: plan again, which waits in the
-		// queue for a free slot.
+		// admission and the attempt, or the nodes tried left rotation
+		// while the request waited on them: plan again, which waits in
+		// the queue for a free slot.
 	}
 }
 
-// errAllFull says that no node of a plan was attempted: each was at its
-// in-flight cap by the time its turn came.
+// errAllFull says that no node of a plan failed the request: each was at
+// its in-flight cap by the time its turn came, or the request was moved
+// off it when it left rotation.
 var errAllFull = errors.New("every planned node is at its in-flight cap")
 
 // tryPlan tries cands in order, as try describes. A node at its in-flight
 // cap when its turn comes is passed over.
-func (r *Router) tryPlan(ctx context.Context, route modelroutes.Route, key string, cands []nodetable.Candidate, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
+func (r *Router) tryPlan(ctx context.Context, route modelroutes.Route, key string, cands []nodetable.Candidate, ans *answer, attempt func(context.Context, nodetable.Candidate) (time.Duration, error)) error {
 	var failures []failure
 	for _, c := range cands {
-		err := r.attemptNode(ctx, c, attempt, retryAllowed...)
+		if ctx.Err() != nil {
+			return ctx.Err() // nobody is waiting for the answer any more
+		}
+		if err := clientGone(ctx, route.Model); err != nil {
+			return err
+		}
+		err := r.attemptNode(ctx, c, ans, attempt)
 		if err == nil {
 			if key != "" {
 				r.sessions.Used(key, c.Node.GetId())
@@ -444,16 +584,16 @@ func (r *Router) tryPlan(ctx context.Context, route modelroutes.Route, key strin
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if len(retryAllowed) > 0 && !retryAllowed[0]() {
+		if !ans.retryable() {
 			return err
 		}
 		e, _ := apierror.FromError(err)
 		if !retryable(e.Code) {
 			return err
 		}
-		failures = append(failures, failure{node: c.Node.GetId(), err: e})
+		failures = append(failures, failure{node: c.Node.GetId(), err: e, moved: errors.Is(err, errNodeLeft)})
 	}
-	if len(failures) == 0 {
+	if !slices.ContainsFunc(failures, func(f failure) bool { return !f.moved }) {
 		return errAllFull
 	}
 	return exhausted(route.Model, failures)
@@ -471,30 +611,76 @@ const AdapterRetries = 2
 // own transport to the adapter rather than at the node. It returns errFull
 // without attempting when c is at its in-flight cap (and the last error
 // when c fills up before an adapter retry).
-func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, attempt func(context.Context, nodetable.Candidate) (time.Duration, error), retryAllowed ...func() bool) error {
+//
+// While an attempt has delivered nothing, it is moved off c the moment c
+// leaves rotation for not answering (another request found it hung, or
+// healthmon declared it down): it then fails with an error that wraps
+// errNodeLeft, so try moves on at once instead of waiting out c's
+// first-token timeout. Nothing reached the client, so nothing is
+// duplicated; and the move is not c's failure (it was counted already).
+func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, ans *answer, attempt func(context.Context, nodetable.Candidate) (time.Duration, error)) error {
 	err := errFull
 	for try := 0; ; try++ {
-		end, ok := r.stats.Begin(c.Node.GetId(), r.limits.For(c.Node).MaxInFlight)
+		a, ok := r.stats.Start(c.Node.GetId(), r.limits.For(c.Node).MaxInFlight)
 		if !ok {
 			if try > 0 {
 				return err
 			}
 			return errFull
 		}
+		ans.next()
+		actx, cancel := context.WithCancelCause(ctx)
+		stop := moveOnLeave(a.Left, ans, cancel)
 		var ttft time.Duration
-		ttft, err = r.bounded(ctx, c, attempt)
+		ttft, err = r.bounded(actx, c, attempt)
+		stop()
+		moved := err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errNodeLeft)
+		cancel(nil)
+		if moved {
+			a.End(0, nodestats.Served) // frees the slot; the breaker has heard already
+			return &movedError{err: &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonAnswerFailed,
+				Message: "left rotation for not answering while this request waited for its first token"}}
+		}
 		outcome := nodeOutcome(err)
-		end(ttft, outcome)
+		a.End(ttft, outcome)
 		if outcome != nodestats.Served && r.failed != nil {
 			e, _ := apierror.FromError(err)
 			r.failed(c.Node.GetId(), e.Message)
 		}
-		if err == nil || ctx.Err() != nil || try == AdapterRetries || (len(retryAllowed) > 0 && !retryAllowed[0]()) {
+		if err == nil || ctx.Err() != nil || try == AdapterRetries || !ans.retryable() {
 			return err
 		}
 		if e, _ := apierror.FromError(err); e.Code != codes.Unavailable || e.Reason != "" {
 			return err // the node answered (or was unreachable): let try move on
 		}
+	}
+}
+
+// movedError is an attempt moved off its node when the node left
+// rotation; it is errNodeLeft.
+type movedError struct{ err *apierror.Error }
+
+func (e *movedError) Error() string   { return e.err.Error() }
+func (e *movedError) Unwrap() []error { return []error{e.err, errNodeLeft} }
+
+// moveOnLeave cancels the current attempt of ans with errNodeLeft when
+// left closes before stop is called, unless the answer has started. stop
+// returns once the watch is over, so it never touches a later attempt.
+func moveOnLeave(left <-chan struct{}, ans *answer, cancel context.CancelCauseFunc) (stop func()) {
+	done, over := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(over)
+		select {
+		case <-left:
+			if ans.move() {
+				cancel(errNodeLeft)
+			}
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-over
 	}
 }
 
@@ -578,9 +764,10 @@ func (r *Router) lastNode(key string) string {
 }
 
 // admit returns the candidates below their in-flight cap, waiting in the
-// bounded queue while there are none.
+// bounded queue while there are none, as Queue describes.
 func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Candidate) ([]nodetable.Candidate, error) {
-	var deadline <-chan time.Time
+	var timeout <-chan time.Time
+	var why error
 	queued := false
 	defer func() {
 		if queued {
@@ -599,30 +786,60 @@ func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Cand
 			return free, nil
 		}
 		if !queued {
-			if r.queue.Wait <= 0 || r.waiting.Add(1) > int64(r.queue.Size) {
-				if r.queue.Wait > 0 {
-					r.waiting.Add(-1)
-				}
-				return nil, r.saturated(model)
+			if r.waiting.Add(1) > int64(r.queue.Size) {
+				r.waiting.Add(-1)
+				return nil, r.queueFull(model)
 			}
 			queued = true
-			t := time.NewTimer(r.queue.Wait)
+			var wait time.Duration
+			wait, why = r.queueWait(ctx, model, cands)
+			t := time.NewTimer(wait)
 			defer t.Stop()
-			deadline = t.C
+			timeout = t.C
 		}
 		select {
 		case <-released:
-		case <-deadline:
-			return nil, r.saturated(model)
+		case <-timeout:
+			return nil, why
 		case <-ctx.Done():
+			if err := clientGone(ctx, model); err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, err // a non-streamed request's deadline is its client's timeout
+			}
 			return nil, ctx.Err()
 		}
 	}
 }
 
-func (r *Router) saturated(model string) error {
+// queueWait is how long a request for model may wait for a free slot on
+// cands, and the error when that runs out: its first-token budget (the
+// longest first-token limit among cands), shortened by -queue-wait and by
+// the client's timeout. The context's own deadline ends the wait too.
+func (r *Router) queueWait(ctx context.Context, model string, cands []nodetable.Candidate) (time.Duration, error) {
+	var budget time.Duration
+	for _, c := range cands {
+		budget = max(budget, firstTokenLimit(c, r.limits.For(c.Node)))
+	}
+	wait := budget
+	why := error(&apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonMesh,
+		Message: fmt.Sprintf("every node serving model %q stayed at its limit of requests in flight for the request's first-token budget of %s; retry shortly", apierror.Clip(model), budget)})
+	if q := r.queue.Wait; q > 0 && q < wait {
+		wait = q
+		why = &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
+			Message: fmt.Sprintf("every node serving model %q stayed at its limit of requests in flight for the longest queue wait of %s; retry shortly", apierror.Clip(model), q)}
+	}
+	if d, ok := ctx.Value(clientDeadlineKey{}).(clientDeadline); ok && time.Until(d.at) < wait {
+		wait = max(time.Until(d.at), 0)
+		why = &apierror.Error{Code: codes.DeadlineExceeded, Reason: apierror.ReasonMesh,
+			Message: fmt.Sprintf("every node serving model %q stayed at its limit of requests in flight for the client's timeout of %s", apierror.Clip(model), d.timeout)}
+	}
+	return wait, why
+}
+
+// queueFull refuses a request that finds every node full and the queue
+// too.
+func (r *Router) queueFull(model string) error {
 	return &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
-		Message: fmt.Sprintf("every node serving model %q is at its limit of requests in flight and the wait queue is full or timed out; retry shortly", apierror.Clip(model))}
+		Message: fmt.Sprintf("every node serving model %q is at its limit of requests in flight and the wait queue (%d requests) is full; retry shortly", apierror.Clip(model), r.queue.Size)}
 }
 
 // noneAllowed explains that up nodes serve the model, but none the route
