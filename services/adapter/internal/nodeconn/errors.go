@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 )
