@@ -124,7 +124,7 @@ func bodyError(err error) error {
 	case errors.As(err, &tooBig):
 		return apierror.Invalid("", "%w", tooBig).WithHTTPStatus(http.StatusRequestEntityTooLarge)
 	case errors.As(err, &timeout):
-		// A 408 is the client's fault: the edge answers it as an
+		// The client's fault: the 408 makes the type
 		// invalid_request_error.
 		return apierror.DeadlineExceeded("", "%w", timeout).WithHTTPStatus(http.StatusRequestTimeout)
 	}
