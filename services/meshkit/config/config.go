@@ -123,7 +123,8 @@ func (s *Set) Args() []string { return s.fs.Args() }
 // environment variables, and checks every value. It reports every
 // problem at once (errors.Join), each naming the flag or variable and
 // quoting the value. For -h or -help it prints the usage and returns
-// ErrHelp. Arguments left after the flags are an error.
+// ErrHelp. Arguments left after the flags are an error. The error starts
+// with "invalid configuration:" and has one line per problem.
 func (s *Set) Parse(args []string) error {
 	for _, f := range s.flags {
 		if fl := s.fs.Lookup(f.name); fl != nil {
@@ -136,7 +137,7 @@ func (s *Set) Parse(args []string) error {
 		}
 		// The flag package stops at an unknown flag or a missing value
 		// and has printed the usage; report it with what came before.
-		return errors.Join(append(s.errs, err)...)
+		return invalid(append(s.errs, err))
 	}
 	s.fs.Visit(func(fl *flag.Flag) { s.given[fl.Name] = true })
 	for _, f := range s.flags {
@@ -167,7 +168,14 @@ func (s *Set) Parse(args []string) error {
 	if s.fs.NArg() > 0 {
 		s.errs = append(s.errs, fmt.Errorf("unexpected arguments: %q", s.fs.Args()))
 	}
-	return errors.Join(s.errs...)
+	return invalid(s.errs)
+}
+
+func invalid(errs []error) error {
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return nil
 }
 
 func envSuffix(env []string) string {

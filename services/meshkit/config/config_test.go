@@ -15,12 +15,12 @@ func envMap(m map[string]string) func(string) (string, bool) {
 
 type settings struct {
 	addr, admin, format, level, name string
-	grace, wait                       time.Duration
-	size                              int
-	big                               int64
-	jitter                            float64
-	consul                            bool
-	items                             []string
+	grace, wait                      time.Duration
+	size                             int
+	big                              int64
+	jitter                           float64
+	consul                           bool
+	items                            []string
 }
 
 func newTestSet(env map[string]string, out *bytes.Buffer) (*Set, *settings) {
@@ -169,8 +169,8 @@ func TestEveryProblemAtOnce(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	if n := len(strings.Split(err.Error(), "\n")); n != 12 {
-		t.Errorf("%d lines, want 12:\n%v", n, err)
+	if n := len(strings.Split(err.Error(), "\n")); n != 13 {
+		t.Errorf("%d lines, want a header and 12 problems:\n%v", n, err)
 	}
 }
 
