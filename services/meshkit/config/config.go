@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,6 +85,7 @@ type Flag struct {
 	usage    string
 	def      string
 	repeated bool
+	kind     string   // what -h shows the value as: "duration", "int", …; "" for a bool
 	env      []string // the rule's name first, then the shared one
 	set      func(string) error
 }
@@ -126,11 +128,7 @@ func (s *Set) Args() []string { return s.fs.Args() }
 // ErrHelp. Arguments left after the flags are an error. The error starts
 // with "invalid configuration:" and has one line per problem.
 func (s *Set) Parse(args []string) error {
-	for _, f := range s.flags {
-		if fl := s.fs.Lookup(f.name); fl != nil {
-			fl.Usage = f.usage + envSuffix(f.env)
-		}
-	}
+	s.fs.Usage = s.printUsage
 	if err := s.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ErrHelp
@@ -178,11 +176,29 @@ func invalid(errs []error) error {
 	return nil
 }
 
-func envSuffix(env []string) string {
-	if len(env) == 0 {
-		return ""
+// printUsage prints every flag, sorted, with the kind of value it takes,
+// its variables and its default.
+func (s *Set) printUsage() {
+	w := s.fs.Output()
+	fmt.Fprintf(w, "Usage of %s:\n", s.name)
+	flags := slices.Clone(s.flags)
+	slices.SortFunc(flags, func(a, b *Flag) int { return strings.Compare(a.name, b.name) })
+	for _, f := range flags {
+		line := "  -" + f.name
+		if f.kind != "" {
+			line += " " + f.kind
+		}
+		line += "\n    \t" + strings.ReplaceAll(f.usage, "\n", "\n    \t")
+		if len(f.env) > 0 {
+			line += " [" + strings.Join(f.env, " or ") + "]"
+		}
+		switch f.def {
+		case "", "false", "0", "0s":
+		default:
+			line += " (default " + f.def + ")"
+		}
+		fmt.Fprintln(w, line)
 	}
-	return " [" + strings.Join(env, " or ") + "]"
 }
 
 // envName turns a flag or service name into its part of a variable name.
@@ -218,13 +234,13 @@ func (v *value) Set(s string) error {
 
 func (v *value) IsBoolFlag() bool { return v.isBool }
 
-func (s *Set) register(name, usage, def string, repeated, isBool bool, set func(string) error) *Flag {
-	f := &Flag{s: s, name: name, usage: usage, def: def, repeated: repeated, set: set}
+func (s *Set) register(name, usage, def, kind string, repeated bool, set func(string) error) *Flag {
+	f := &Flag{s: s, name: name, usage: usage, def: def, kind: kind, repeated: repeated, set: set}
 	if s.prefix != "" {
 		f.env = []string{s.prefix + envName(name)}
 	}
 	s.flags = append(s.flags, f)
-	s.fs.Var(&value{f: f, isBool: isBool, text: def}, name, usage)
+	s.fs.Var(&value{f: f, isBool: kind == "", text: def}, name, usage)
 	return f
 }
 
@@ -242,7 +258,7 @@ func check[T any](v T, checks []func(T) error) error {
 // value given.
 func (s *Set) String(p *string, name, def, usage string, checks ...func(string) error) *Flag {
 	*p = def
-	return s.register(name, usage, def, false, false, func(v string) error {
+	return s.register(name, usage, def, "string", false, func(v string) error {
 		if err := check(v, checks); err != nil {
 			return err
 		}
@@ -279,7 +295,7 @@ func ValidAddr(addr string) error {
 // case); anything else is an error.
 func (s *Set) Bool(p *bool, name string, def bool, usage string) *Flag {
 	*p = def
-	return s.register(name, usage, strconv.FormatBool(def), false, true, func(v string) error {
+	return s.register(name, usage, strconv.FormatBool(def), "", false, func(v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return errors.New("want true or false")
@@ -292,7 +308,7 @@ func (s *Set) Bool(p *bool, name string, def bool, usage string) *Flag {
 // Duration registers a duration flag (time.ParseDuration: 300ms, 5s, 1m30s).
 func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage string, checks ...func(time.Duration) error) *Flag {
 	*p = def
-	return s.register(name, usage, def.String(), false, false, func(v string) error {
+	return s.register(name, usage, def.String(), "duration", false, func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return errors.New("want a duration such as 500ms, 5s or 2m")
@@ -308,7 +324,7 @@ func (s *Set) Duration(p *time.Duration, name string, def time.Duration, usage s
 // Int registers an integer flag (decimal).
 func (s *Set) Int(p *int, name string, def int, usage string, checks ...func(int) error) *Flag {
 	*p = def
-	return s.register(name, usage, strconv.Itoa(def), false, false, func(v string) error {
+	return s.register(name, usage, strconv.Itoa(def), "int", false, func(v string) error {
 		n, err := strconv.ParseInt(v, 10, strconv.IntSize)
 		if err != nil {
 			return errors.New("want a whole number")
@@ -324,7 +340,7 @@ func (s *Set) Int(p *int, name string, def int, usage string, checks ...func(int
 // Int64 registers a 64-bit integer flag (decimal).
 func (s *Set) Int64(p *int64, name string, def int64, usage string, checks ...func(int64) error) *Flag {
 	*p = def
-	return s.register(name, usage, strconv.FormatInt(def, 10), false, false, func(v string) error {
+	return s.register(name, usage, strconv.FormatInt(def, 10), "int", false, func(v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return errors.New("want a whole number")
@@ -340,7 +356,7 @@ func (s *Set) Int64(p *int64, name string, def int64, usage string, checks ...fu
 // Float64 registers a floating-point flag.
 func (s *Set) Float64(p *float64, name string, def float64, usage string, checks ...func(float64) error) *Flag {
 	*p = def
-	return s.register(name, usage, strconv.FormatFloat(def, 'g', -1, 64), false, false, func(v string) error {
+	return s.register(name, usage, strconv.FormatFloat(def, 'g', -1, 64), "number", false, func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
 			return errors.New("want a number")
@@ -355,14 +371,14 @@ func (s *Set) Float64(p *float64, name string, def float64, usage string, checks
 
 // Func registers a flag that set parses; it has no default.
 func (s *Set) Func(name, usage string, set func(string) error) *Flag {
-	return s.register(name, usage, "", false, false, set)
+	return s.register(name, usage, "", "value", false, set)
 }
 
 // List registers a repeatable flag: add is called with each value, from
 // each use of the flag, or else from each ';'-separated part of its
 // variable.
 func (s *Set) List(name, usage string, add func(string) error) *Flag {
-	return s.register(name, usage, "", true, false, add)
+	return s.register(name, usage, "", "value", true, add)
 }
 
 type number interface {
