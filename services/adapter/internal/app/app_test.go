@@ -26,8 +26,8 @@ func envMap(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-func TestParseConfigDefaults(t *testing.T) {
-	cfg, err := ParseConfig(nil, &bytes.Buffer{}, envMap(nil))
+func TestParseDefaults(t *testing.T) {
+	cfg, err := parse(nil, &bytes.Buffer{}, envMap(nil))
 	require.NoError(t, err)
 	assert.Equal(t, Config{
 		GRPCAddr: "127.0.0.1:9091", LogFormat: "text", LogLevel: "info",
@@ -35,13 +35,13 @@ func TestParseConfigDefaults(t *testing.T) {
 	}, cfg)
 }
 
-func TestParseConfigEnvAndFlags(t *testing.T) {
+func TestParseEnvAndFlags(t *testing.T) {
 	env := envMap(map[string]string{
 		"LLMESH_ADAPTER_ADDR":       "127.0.0.1:7000",
 		"LLMESH_ADAPTER_LOG_FORMAT": "json",
 		"LLMESH_ADAPTER_GRACE":      "3s",
 	})
-	cfg, err := ParseConfig([]string{"-grpc-addr", "127.0.0.1:0", "-log-level", "debug"}, &bytes.Buffer{}, env)
+	cfg, err := parse([]string{"-grpc-addr", "127.0.0.1:0", "-log-level", "debug"}, &bytes.Buffer{}, env)
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:0", cfg.GRPCAddr, "a flag beats the environment")
 	assert.Equal(t, "json", cfg.LogFormat, "the environment beats the default")
@@ -49,21 +49,21 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	assert.Equal(t, 3*time.Second, cfg.Grace)
 }
 
-func TestParseConfigReportsEveryProblem(t *testing.T) {
-	_, err := ParseConfig([]string{
+func TestParseReportsEveryProblem(t *testing.T) {
+	_, err := parse([]string{
 		"-grpc-addr", "nonsense", "-log-format", "xml", "-grace", "-1s", "-probe-timeout", "soon", "extra",
 	}, &bytes.Buffer{}, envMap(map[string]string{"LLMESH_ADAPTER_CONNECT_TIMEOUT": "0s"}))
 	require.Error(t, err)
-	for _, want := range []string{"-grpc-addr", "xml", "-grace -1s: must be positive", "-probe-timeout", "-connect-timeout", "unexpected arguments"} {
+	for _, want := range []string{"-grpc-addr", "xml", `-grace "-1s": must be positive`, `LLMESH_ADAPTER_CONNECT_TIMEOUT="0s" (-connect-timeout): must be positive`, "-probe-timeout", "-connect-timeout", "unexpected arguments"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }
 
-func TestParseConfigRefusesABadConsulSwitch(t *testing.T) {
-	_, err := ParseConfig(nil, &bytes.Buffer{}, envMap(map[string]string{"LLMESH_CONSUL": "yes"}))
+func TestParseRefusesABadConsulSwitch(t *testing.T) {
+	_, err := parse(nil, &bytes.Buffer{}, envMap(map[string]string{"LLMESH_CONSUL": "yes"}))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `LLMESH_CONSUL="yes"`)
-	cfg, err := ParseConfig(nil, &bytes.Buffer{}, envMap(map[string]string{"LLMESH_CONSUL": "true"}))
+	cfg, err := parse(nil, &bytes.Buffer{}, envMap(map[string]string{"LLMESH_CONSUL": "true"}))
 	require.NoError(t, err)
 	assert.True(t, cfg.Consul)
 }
@@ -72,6 +72,7 @@ func TestHelp(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, Run(t.Context(), []string{"-h"}, &out))
 	assert.Contains(t, out.String(), "-grpc-addr")
+	assert.Contains(t, out.String(), "[LLMESH_ADAPTER_GRPC_ADDR or LLMESH_ADAPTER_ADDR]")
 }
 
 // syncBuffer is a bytes.Buffer the server's logger and the test share.

@@ -4,9 +4,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 
 	"github.com/hashicorp/consul/api"
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
@@ -17,6 +19,7 @@ import (
 	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
 	"github.com/llmesh/llmesh/services/healthmon/internal/watchsvc"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
+	"github.com/llmesh/llmesh/services/meshkit/config"
 	"github.com/llmesh/llmesh/services/meshkit/consulreg"
 	"github.com/llmesh/llmesh/services/meshkit/consulresolver"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
@@ -28,7 +31,10 @@ import (
 
 // Run runs healthmon until ctx is done.
 func Run(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parse(args, stderr)
+	cfg, err := parse(args, stderr, os.LookupEnv)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

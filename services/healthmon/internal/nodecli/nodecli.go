@@ -8,15 +8,16 @@ package nodecli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/hashicorp/consul/api"
 	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
+	"github.com/llmesh/llmesh/services/meshkit/config"
 	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
 )
 
@@ -30,8 +31,17 @@ const usage = `usage:
 Consul is found as its own clients find it: CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN,
 CONSUL_HTTP_SSL, CONSUL_CACERT, CONSUL_CLIENT_CERT, CONSUL_CLIENT_KEY.`
 
-// Run runs the command with args (without the program name).
+// Run runs the command with args (without the program name); flags not
+// given read the shared variables from the process environment.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := run(ctx, args, stdout, stderr, os.LookupEnv)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) error {
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -46,36 +56,20 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[1] {
 	case "register":
-		return register(ctx, client, args[2:], stdout, stderr)
+		return register(ctx, client, args[2:], stdout, stderr, lookup)
 	case "deregister":
-		return deregister(ctx, client, args[2:], stdout, stderr)
+		return deregister(ctx, client, args[2:], stdout, stderr, lookup)
 	case "list":
-		return list(ctx, client, args[2:], stdout, stderr)
+		return list(ctx, client, args[2:], stdout, stderr, lookup)
 	}
 	fmt.Fprintln(stderr, usage)
 	return fmt.Errorf("unknown command node %s", args[1])
 }
 
-func register(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
+func register(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) error {
 	var e nodesfile.Entry
-	fs := flag.NewFlagSet("llmesh node register", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&e.ID, "id", "", "node id, unique in the mesh (e.g. gpu-1)")
-	fs.StringVar(&e.URL, "url", "", "node URL (e.g. http://10.0.0.5:11434; for kind openai the API base with /v1)")
-	fs.StringVar(&e.Kind, "kind", "", "ollama, openai, vllm, llamacpp, lmstudio, anthropic, or auto (the default: recognised from its answers)")
-	fs.StringVar(&e.APIKeyEnv, "api-key-env", "", "the adapter's environment variable holding the node's API key")
-	fs.StringVar(&e.TLSServerName, "tls-server-name", "", "TLS server name override")
-	fs.Func("max-in-flight", "cap on requests the mesh sends the node at once (0: the kind's default)", int32Flag(&e.MaxInFlight))
-	fs.Func("num-parallel", "requests the node works on at once (OLLAMA_NUM_PARALLEL, llama-server --parallel), when known", int32Flag(&e.NumParallel))
-	fs.StringVar(&e.Group, "group", "", "node group, for model aliases NAME=MODEL@GROUP")
-	fs.StringVar(&e.TLSCAFile, "tls-ca-file", "", "CA bundle (PEM path on the adapter's machine) that verifies the node")
-	fs.StringVar(&e.TLSCertFile, "tls-cert-file", "", "client certificate (PEM path on the adapter's machine) for mutual TLS")
-	fs.StringVar(&e.TLSKeyFile, "tls-key-file", "", "the client certificate's key (PEM path on the adapter's machine)")
-	fs.BoolVar(&e.TLSInsecureSkipVerify, "tls-insecure-skip-verify", false, "do not verify the node's certificate (the adapter logs a warning)")
-	e.Headers = map[string]nodesfile.HeaderValue{}
-	fs.Func("header", "extra header 'Name: value' sent to the node (repeatable; not for secrets)", headerFlag(e.Headers, false))
-	fs.Func("header-env", "extra header 'Name=VAR' whose value the adapter reads from its env var VAR (repeatable)", headerFlag(e.Headers, true))
-	service := fs.String("service", consulnodes.DefaultService, "Consul service name of LLM nodes")
+	var service string
+	fs := registerFlags(&e, &service, lookup, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,7 +77,7 @@ func register(ctx context.Context, c *api.Client, args []string, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	if err := consulnodes.RegisterExternal(ctx, c, *service, n); err != nil {
+	if err := consulnodes.RegisterExternal(ctx, c, service, n); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "registered %s (%s, %s) as Consul node %s\n", n.GetId(), consulnodes.KindOf(n), n.GetBaseUrl(), consulnodes.ExternalNodeName(n.GetId()))
@@ -114,50 +108,45 @@ func headerFlag(headers map[string]nodesfile.HeaderValue, fromEnv bool) func(str
 	}
 }
 
-func deregister(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("llmesh node deregister", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	id := fs.String("id", "", "node id")
-	service := fs.String("service", consulnodes.DefaultService, "Consul service name of LLM nodes")
-	if err := fs.Parse(args); err != nil {
+func deregister(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) error {
+	var id, service string
+	if err := deregisterFlags(&id, &service, lookup, stderr).Parse(args); err != nil {
 		return err
 	}
-	if *id == "" {
+	if id == "" {
 		return errors.New("-id is required")
 	}
 	q := (&api.QueryOptions{}).WithContext(ctx)
-	node, _, err := c.Catalog().Node(consulnodes.ExternalNodeName(*id), q)
+	node, _, err := c.Catalog().Node(consulnodes.ExternalNodeName(id), q)
 	if err != nil {
-		return fmt.Errorf("look up node %s: %w", *id, err)
+		return fmt.Errorf("look up node %s: %w", id, err)
 	}
 	if node == nil || node.Node == nil || node.Node.Meta["external-node"] != "true" {
 		// Not one `llmesh node register` made: say where it is, if anywhere.
-		svcs, _, err := c.Catalog().Service(*service, "", q)
+		svcs, _, err := c.Catalog().Service(service, "", q)
 		if err != nil {
-			return fmt.Errorf("look up node %s: %w", *id, err)
+			return fmt.Errorf("look up node %s: %w", id, err)
 		}
 		for _, s := range svcs {
-			if s.ServiceID == *id {
-				return fmt.Errorf("node %s is registered by the Consul agent on %s, not by llmesh node register: remove it on that agent (consul services deregister -id %s)", *id, s.Node, *id)
+			if s.ServiceID == id {
+				return fmt.Errorf("node %s is registered by the Consul agent on %s, not by llmesh node register: remove it on that agent (consul services deregister -id %s)", id, s.Node, id)
 			}
 		}
-		return fmt.Errorf("no node %s in Consul: nothing deregistered", *id)
+		return fmt.Errorf("no node %s in Consul: nothing deregistered", id)
 	}
-	if err := consulnodes.DeregisterExternal(ctx, c, *id); err != nil {
+	if err := consulnodes.DeregisterExternal(ctx, c, id); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "deregistered %s\n", *id)
+	fmt.Fprintf(stdout, "deregistered %s\n", id)
 	return nil
 }
 
-func list(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("llmesh node list", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	service := fs.String("service", consulnodes.DefaultService, "Consul service name of LLM nodes")
-	if err := fs.Parse(args); err != nil {
+func list(ctx context.Context, c *api.Client, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) error {
+	var service string
+	if err := listFlags(&service, lookup, stderr).Parse(args); err != nil {
 		return err
 	}
-	entries, _, err := c.Health().Service(*service, "", false, (&api.QueryOptions{}).WithContext(ctx))
+	entries, _, err := c.Health().Service(service, "", false, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
 	}
@@ -190,7 +179,7 @@ func int32Flag(p *int32) func(string) error {
 	return func(v string) error {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil {
-			return fmt.Errorf("%q: want a whole number", v)
+			return errors.New("want a whole number")
 		}
 		*p = int32(n)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -17,6 +18,7 @@ import (
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
+	"github.com/llmesh/llmesh/services/meshkit/config"
 	"github.com/llmesh/llmesh/services/meshkit/consulreg"
 	"github.com/llmesh/llmesh/services/meshkit/consulresolver"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
@@ -41,7 +43,10 @@ import (
 
 // Run runs the router until ctx is done.
 func Run(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parse(args, stderr)
+	cfg, err := parse(args, stderr, os.LookupEnv)
+	if errors.Is(err, config.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
