@@ -12,6 +12,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
@@ -90,12 +91,7 @@ func (b *Bridge) generate(ctx context.Context, req *generateRequest, firstToken,
 // unsupported refuses a request field the node's kind cannot honour.
 func (b *Bridge) unsupported(field, why string) error {
 	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: strings.Fields(field)[0], Node: b.nodeID,
-		Message: fmt.Sprintf("%s is not supported on %s nodes (node %s): %s", field, kindName(b.kind), b.nodeID, why)}
-}
-
-// kindName is the kind as the node configuration spells it ("vllm").
-func kindName(k nodev1.Kind) string {
-	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
+		Message: fmt.Sprintf("%s is not supported on %s nodes (node %s): %s", field, nodespec.KindName(b.kind), b.nodeID, why)}
 }
 
 // hasContext reports whether a generate request's context holds tokens

@@ -3,7 +3,6 @@ package openaicompat
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"google.golang.org/grpc/codes"
@@ -12,6 +11,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 // MaxChoices is the largest n a request may ask for (OpenAI's own limit).
@@ -90,7 +90,7 @@ func (c *Client) completionRequests(req *openaiv1.CompletionRequest) ([]*openaiv
 	if prompts*n > MaxFanOut {
 		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "prompt", Node: c.conn.NodeID(),
 			Message: fmt.Sprintf("%d prompts with n %d are %d choices; a %s node takes one prompt per request, so at most %d are served: send fewer prompts per request",
-				prompts, n, prompts*n, kindName(c.conn.Kind()), MaxFanOut)}
+				prompts, n, prompts*n, nodespec.KindName(c.conn.Kind()), MaxFanOut)}
 	}
 	var out []*openaiv1.CompletionRequest
 	for _, prompt := range req.GetPrompt() {
@@ -321,9 +321,4 @@ func addUsage(sum, u *openaiv1.Usage) *openaiv1.Usage {
 		sum.CompletionTokensDetails.ReasoningTokens += d.GetReasoningTokens()
 	}
 	return sum
-}
-
-// kindName is a kind as node specs spell it: "ollama", "llamacpp".
-func kindName(k nodev1.Kind) string {
-	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/sse"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/chatfold"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
@@ -91,7 +92,7 @@ func (c *Client) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 	if in := req.GetInput(); (in.GetTokens() != nil || in.GetTokenLists() != nil) && !takesTokenInput(c.conn.Kind()) {
 		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "input", Node: c.conn.NodeID(),
 			Message: fmt.Sprintf("node %s (kind %s) does not take token ids as embeddings input: send the input as text (a string or an array of strings)",
-				c.conn.NodeID(), kindName(c.conn.Kind()))}
+				c.conn.NodeID(), nodespec.KindName(c.conn.Kind()))}
 	}
 	out := new(openaiv1.EmbeddingList)
 	if err := c.roundTrip(ctx, http.MethodPost, "/embeddings", req, out); err != nil {

@@ -263,7 +263,7 @@ func (s *Server) completionClient(n *nodev1.Node, hasRequest bool, model string)
 	oc, ok := c.(*openaicompat.Client)
 	if !ok {
 		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model", Node: n.GetId(),
-			Message: fmt.Sprintf("node %s (kind %s) has no legacy completions API; use chat completions", n.GetId(), probe.KindName(n.GetKind()))}
+			Message: fmt.Sprintf("node %s (kind %s) has no legacy completions API; use chat completions", n.GetId(), nodespec.KindName(n.GetKind()))}
 	}
 	return oc, nil
 }
@@ -292,7 +292,7 @@ func invalid(msg, param string) error {
 // done logs the outcome of a node call: failures at info level (they are
 // the node's or the client's, not the adapter's), successes at debug.
 func (s *Server) done(ctx context.Context, rpc string, n *nodev1.Node, model string, start time.Time, err error) {
-	attrs := []any{"rpc", rpc, "node", n.GetId(), "kind", probe.KindName(n.GetKind()), "model", model, "elapsed", time.Since(start)}
+	attrs := []any{"rpc", rpc, "node", n.GetId(), "kind", nodespec.KindName(n.GetKind()), "model", model, "elapsed", time.Since(start)}
 	if err == nil {
 		s.log.DebugContext(ctx, "node call", attrs...)
 		return

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
@@ -70,9 +71,9 @@ func (s *Source) withStatic(ctx context.Context, nodes []*nodev1.Node) []*nodev1
 	conflicts := map[string]string{}
 	for _, n := range s.Static {
 		if c, ok := listed[n.GetId()]; ok {
-			if consulnodes.KindOf(c) != consulnodes.KindOf(n) || c.GetBaseUrl() != n.GetBaseUrl() {
+			if nodespec.KindOf(c) != nodespec.KindOf(n) || c.GetBaseUrl() != n.GetBaseUrl() {
 				conflicts[n.GetId()] = fmt.Sprintf("the nodes file's %s node at %s is ignored: Consul registers this id as a %s node at %s",
-					consulnodes.KindOf(n), n.GetBaseUrl(), consulnodes.KindOf(c), c.GetBaseUrl())
+					nodespec.KindOf(n), n.GetBaseUrl(), nodespec.KindOf(c), c.GetBaseUrl())
 			}
 			continue
 		}
