@@ -11,9 +11,9 @@ import (
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/hangwatch"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/nodespec"
-	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // generate answers /api/generate. A plain prompt becomes a chat, which
@@ -76,14 +76,14 @@ func (b *Bridge) generate(ctx context.Context, req *generateRequest, firstToken,
 	}
 	creq.Stream = true
 	creq.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
-	wctx, watch, stop := silence.Start(ctx, firstToken, 0)
+	wctx, watch, stop := hangwatch.Start(ctx, firstToken, 0)
 	defer stop()
 	err := completer.CompleteStream(wctx, creq, func(c *openaiv1.Completion) error {
 		watch.Arrived()
 		return w.chunk(chatChunk(c))
 	})
 	if err != nil {
-		return silence.NodeError(ctx, wctx, b.nodeID, firstToken, 0, err)
+		return hangwatch.NodeError(ctx, wctx, b.nodeID, firstToken, 0, err)
 	}
 	return w.finish()
 }

@@ -22,13 +22,13 @@ import (
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/chatfold"
+	"github.com/llmesh/llmesh/services/adapter/internal/hangwatch"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/sse"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
-	"github.com/llmesh/llmesh/services/meshkit/chatfold"
 	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
-	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // maxAnswer bounds a non-streamed answer (an embeddings list of a large
@@ -383,7 +383,7 @@ func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionReq
 // caller until its deadline.
 func Fold(ctx context.Context, nodeID string, firstToken, idle time.Duration,
 	stream func(context.Context, func(*openaiv1.ChatCompletionChunk) error) error) (*openaiv1.ChatCompletion, error) {
-	wctx, watch, stop := silence.Start(ctx, firstToken, idle)
+	wctx, watch, stop := hangwatch.Start(ctx, firstToken, idle)
 	defer stop()
 	acc := chatfold.New()
 	err := stream(wctx, func(chunk *openaiv1.ChatCompletionChunk) error {
@@ -393,7 +393,7 @@ func Fold(ctx context.Context, nodeID string, firstToken, idle time.Duration,
 		return nil
 	})
 	if err != nil {
-		return nil, silence.NodeError(ctx, wctx, nodeID, firstToken, idle, err)
+		return nil, hangwatch.NodeError(ctx, wctx, nodeID, firstToken, idle, err)
 	}
 	return acc.Result(), nil
 }
