@@ -14,7 +14,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/healthmon/internal/consulsource"
 	"github.com/llmesh/llmesh/services/healthmon/internal/monitor"
-	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
+	"github.com/llmesh/llmesh/services/meshkit/nodesfile"
 	"github.com/llmesh/llmesh/services/healthmon/internal/watchsvc"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
 	"github.com/llmesh/llmesh/services/meshkit/consulreg"
