@@ -1,6 +1,7 @@
 // Package nodesfile is the static source of LLM nodes: a YAML nodes file,
 // or, when there is none, the OPENAI_BASE_URL / OPENAI_API_KEY convention,
-// or else the local Ollama on its default port.
+// or else the local Ollama on its default port. healthmon loads it; the
+// llmesh CLI checks the node it registers with the same rules (Entry).
 package nodesfile
 
 import (

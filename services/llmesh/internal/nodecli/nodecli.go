@@ -16,8 +16,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/llmesh/llmesh/services/meshkit/nodesfile"
 	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
+	"github.com/llmesh/llmesh/services/meshkit/nodesfile"
 	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
