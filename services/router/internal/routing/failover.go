@@ -157,8 +157,7 @@ func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, ans *an
 // rotation; it is errNodeLeft.
 type movedError struct{ err *apierror.Error }
 
-func (e *movedError) Error() string { return e.err.Error() }
-
+func (e *movedError) Error() string   { return e.err.Error() }
 func (e *movedError) Unwrap() []error { return []error{e.err, errNodeLeft} }
 
 // moveOnLeave cancels the current attempt of ans with errNodeLeft when
