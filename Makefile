@@ -14,7 +14,7 @@ PROTOC_GEN_GO_GRPC_VERSION   := v1.6.0
 PROTOC_GEN_GRPC_GATEWAY_VERSION := v2.33.0
 
 # Every Go module of the workspace (go.work).
-MODULES := gen/go services/meshkit services/router services/adapter services/healthmon services/simnode tests
+MODULES := gen/go services/meshkit services/router services/adapter services/healthmon services/llmesh services/simnode tests
 PKGS := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 SERVICES := router adapter healthmon simnode
 
@@ -55,8 +55,8 @@ lint: tools ## buf lint, gofmt and go vet
 	go vet -tags ollama ./tests/ollama/...
 
 .PHONY: build
-build: ## build the services into bin/
-	go build -o $(BIN)/ $(foreach s,$(SERVICES),./services/$(s)/cmd/$(s)) ./services/healthmon/cmd/llmesh
+build: ## build the services and the llmesh CLI into bin/
+	go build -o $(BIN)/ $(foreach s,$(SERVICES),./services/$(s)/cmd/$(s)) ./services/llmesh/cmd/llmesh
 
 .PHONY: test
 test: checkgenerate lint test-go fuzz ## everything CI runs: generated code, lint, unit + end-to-end tests, short fuzzing

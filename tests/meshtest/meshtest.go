@@ -50,7 +50,7 @@ func Main(m *testing.M, bins *map[string]string, prereqs ...func() (string, erro
 	os.Exit(code)
 }
 
-// Binaries builds the three services into dir once and returns their
+// Binaries builds the three services and the llmesh CLI into dir once and returns their
 // paths by name.
 func Binaries(dir string) (map[string]string, error) {
 	root, err := repo.Root()
@@ -63,7 +63,7 @@ func Binaries(dir string) (map[string]string, error) {
 		args = append(args, "./services/"+svc+"/cmd/"+svc)
 		out[svc] = filepath.Join(dir, svc)
 	}
-	args = append(args, "./services/healthmon/cmd/llmesh")
+	args = append(args, "./services/llmesh/cmd/llmesh")
 	out["llmesh"] = filepath.Join(dir, "llmesh")
 	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(os.PathSeparator)}, args...)...)
 	cmd.Dir = root

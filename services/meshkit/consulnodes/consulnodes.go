@@ -2,7 +2,7 @@
 // instance of a Consul service (default name "llm") whose Meta says what
 // the adapter needs; credentials are named, never stored:
 //
-//	llmesh-kind                      ollama | openai | vllm | llamacpp | lmstudio | anthropic | auto (missing: auto)
+//	llmesh-kind                      ollama | openai | vllm | llamacpp | lmstudio | anthropic | auto (missing: auto); see nodespec.Kinds
 //	llmesh-scheme                    http (default) | https
 //	llmesh-base-path                 path prefix of the API, e.g. /v1 (optional; kind openai gets /v1 without it)
 //	llmesh-api-key-env               name of the adapter's env var holding the key (optional)
@@ -65,38 +65,6 @@ const (
 	MetaEnvHeaderPrefix = "llmesh-env-header-"
 )
 
-// Kinds maps the llmesh-kind values to node kinds.
-var Kinds = map[string]nodev1.Kind{
-	"ollama":    nodev1.Kind_KIND_OLLAMA,
-	"openai":    nodev1.Kind_KIND_OPENAI,
-	"vllm":      nodev1.Kind_KIND_VLLM,
-	"llamacpp":  nodev1.Kind_KIND_LLAMACPP,
-	"lmstudio":  nodev1.Kind_KIND_LMSTUDIO,
-	"anthropic": nodev1.Kind_KIND_ANTHROPIC,
-}
-
-// KindAuto is the llmesh-kind value of a node whose kind is recognised.
-const KindAuto = "auto"
-
-// KindOf is the llmesh-kind value of n: KindAuto for a node whose kind is
-// recognised, else KindName of its kind.
-func KindOf(n *nodev1.Node) string {
-	if n.GetRecognizeKind() {
-		return KindAuto
-	}
-	return KindName(n.GetKind())
-}
-
-// KindName is the llmesh-kind value of k ("" when unknown).
-func KindName(k nodev1.Kind) string {
-	for name, kind := range Kinds {
-		if kind == k {
-			return name
-		}
-	}
-	return ""
-}
-
 // Invalid is a service instance that cannot be used as an LLM node.
 type Invalid struct {
 	ID     string // the service instance id
@@ -141,13 +109,9 @@ func FromEntry(e *api.ServiceEntry) (*nodev1.Node, error) {
 	s := e.Service
 	meta := s.Meta
 	var errs []error
-	kind, ok := Kinds[meta[MetaKind]]
-	recognize := meta[MetaKind] == "" || meta[MetaKind] == KindAuto
-	if recognize {
-		kind, ok = nodev1.Kind_KIND_OPENAI, true
-	}
+	kind, recognize, ok := nodespec.ParseKind(meta[MetaKind])
 	if !ok {
-		errs = append(errs, fmt.Errorf("meta %s %q: want auto (or none), ollama, openai, vllm, llamacpp, lmstudio or anthropic", MetaKind, meta[MetaKind]))
+		errs = append(errs, fmt.Errorf("meta %s %q: want %s", MetaKind, meta[MetaKind], nodespec.KindChoices))
 	}
 	scheme := meta[MetaScheme]
 	if scheme == "" {
@@ -224,7 +188,7 @@ func Meta(n *nodev1.Node) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]string{MetaKind: KindOf(n), MetaScheme: u.Scheme}
+	m := map[string]string{MetaKind: nodespec.KindOf(n), MetaScheme: u.Scheme}
 	set := func(key, v string) {
 		if v != "" {
 			m[key] = v

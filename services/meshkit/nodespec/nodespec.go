@@ -4,6 +4,9 @@
 // the same way wherever a node is described: the nodes file,
 // Consul, the `llmesh node` CLI and the adapter. Messages name the field
 // (as the nodes file spells it) and never quote what might be a secret.
+// It is also the one vocabulary of node kinds (Kinds, ParseKind,
+// KindName, KindOf) that all of those, the router's limits and the
+// adapter's messages spell kinds with.
 package nodespec
 
 import (

@@ -11,9 +11,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/llmesh/llmesh/services/adapter/internal/hangwatch"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
-	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // maxLine bounds one NDJSON object of a native answer (an /api/embed
@@ -56,16 +56,16 @@ func (c *Client) Native(ctx context.Context, path string, body []byte, firstToke
 			idle = 0
 		}
 	}
-	wctx, watch, stop := silence.Start(ctx, first, idle)
+	wctx, watch, stop := hangwatch.Start(ctx, first, idle)
 	defer stop()
 	err := c.native(wctx, path, body, streamed, wantStream, watch, send)
 	if err != nil {
-		return silence.NodeError(ctx, wctx, c.conn.NodeID(), firstToken, idle, err)
+		return hangwatch.NodeError(ctx, wctx, c.conn.NodeID(), firstToken, idle, err)
 	}
 	return nil
 }
 
-func (c *Client) native(ctx context.Context, path string, body []byte, streamed, wantStream bool, watch *silence.Watch, send func([]byte) error) error {
+func (c *Client) native(ctx context.Context, path string, body []byte, streamed, wantStream bool, watch *hangwatch.Watch, send func([]byte) error) error {
 	req, err := c.conn.NewRequest(ctx, http.MethodPost, path, bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -10,8 +10,8 @@ import (
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/hangwatch"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
-	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // Bridge answers Ollama API requests through a node's OpenAI API.
@@ -106,14 +106,14 @@ func (b *Bridge) chat(ctx context.Context, req *chatRequest, generate bool, firs
 	oreq.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
 	// The router watches the silences of a streamed answer it relays:
 	// here only the first token is bounded.
-	wctx, watch, stop := silence.Start(ctx, firstToken, 0)
+	wctx, watch, stop := hangwatch.Start(ctx, firstToken, 0)
 	defer stop()
 	err = b.oa.ChatStream(wctx, oreq, func(chunk *openaiv1.ChatCompletionChunk) error {
 		watch.Arrived()
 		return w.chunk(chunk)
 	})
 	if err != nil {
-		return silence.NodeError(ctx, wctx, b.nodeID, firstToken, 0, err)
+		return hangwatch.NodeError(ctx, wctx, b.nodeID, firstToken, 0, err)
 	}
 	return w.finish()
 }

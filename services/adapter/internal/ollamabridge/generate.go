@@ -8,8 +8,9 @@ import (
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/hangwatch"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
-	"github.com/llmesh/llmesh/services/meshkit/silence"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 // generate answers /api/generate. A plain prompt becomes a chat, which
@@ -72,26 +73,21 @@ func (b *Bridge) generate(ctx context.Context, req *generateRequest, firstToken,
 	}
 	creq.Stream = true
 	creq.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
-	wctx, watch, stop := silence.Start(ctx, firstToken, 0)
+	wctx, watch, stop := hangwatch.Start(ctx, firstToken, 0)
 	defer stop()
 	err := completer.CompleteStream(wctx, creq, func(c *openaiv1.Completion) error {
 		watch.Arrived()
 		return w.chunk(chatChunk(c))
 	})
 	if err != nil {
-		return silence.NodeError(ctx, wctx, b.nodeID, firstToken, 0, err)
+		return hangwatch.NodeError(ctx, wctx, b.nodeID, firstToken, 0, err)
 	}
 	return w.finish()
 }
 
 // unsupported refuses a request field the node's kind cannot honour.
 func (b *Bridge) unsupported(field, why string) error {
-	return apierror.Invalid(strings.Fields(field)[0], "%s is not supported on %s nodes (node %s): %s", field, kindName(b.kind), b.nodeID, why).WithNode(b.nodeID)
-}
-
-// kindName is the kind as the node configuration spells it ("vllm").
-func kindName(k nodev1.Kind) string {
-	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
+	return apierror.Invalid(strings.Fields(field)[0], "%s is not supported on %s nodes (node %s): %s", field, nodespec.KindName(b.kind), b.nodeID, why).WithNode(b.nodeID)
 }
 
 // hasContext reports whether a generate request's context holds tokens

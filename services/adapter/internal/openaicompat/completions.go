@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/hangwatch"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
-	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // Complete sends a non-streamed legacy prompt completion, fanned out when
@@ -101,7 +101,7 @@ func (c *Client) CompleteFolded(ctx context.Context, req *openaiv1.CompletionReq
 	up := proto.CloneOf(req)
 	up.Stream = true
 	up.StreamOptions = &openaiv1.StreamOptions{IncludeUsage: true}
-	wctx, watch, stop := silence.Start(ctx, firstToken, idle)
+	wctx, watch, stop := hangwatch.Start(ctx, firstToken, idle)
 	defer stop()
 	acc := FoldCompletion{}
 	err := c.CompleteStream(wctx, up, func(chunk *openaiv1.Completion) error {
@@ -111,7 +111,7 @@ func (c *Client) CompleteFolded(ctx context.Context, req *openaiv1.CompletionReq
 		return nil
 	})
 	if err != nil {
-		return nil, silence.NodeError(ctx, wctx, c.conn.NodeID(), firstToken, idle, err)
+		return nil, hangwatch.NodeError(ctx, wctx, c.conn.NodeID(), firstToken, idle, err)
 	}
 	return acc.Result(), nil
 }

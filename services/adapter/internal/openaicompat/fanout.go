@@ -2,7 +2,6 @@ package openaicompat
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -10,6 +9,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 // MaxChoices is the largest n a request may ask for (OpenAI's own limit).
@@ -86,7 +86,7 @@ func (c *Client) completionRequests(req *openaiv1.CompletionRequest) ([]*openaiv
 	}
 	if prompts*n > MaxFanOut {
 		return nil, apierror.Invalid("prompt", "%d prompts with n %d are %d choices; a %s node takes one prompt per request, so at most %d are served: send fewer prompts per request",
-			prompts, n, prompts*n, kindName(c.conn.Kind()), MaxFanOut).WithNode(c.conn.NodeID())
+			prompts, n, prompts*n, nodespec.KindName(c.conn.Kind()), MaxFanOut).WithNode(c.conn.NodeID())
 	}
 	var out []*openaiv1.CompletionRequest
 	for _, prompt := range req.GetPrompt() {
@@ -317,9 +317,4 @@ func addUsage(sum, u *openaiv1.Usage) *openaiv1.Usage {
 		sum.CompletionTokensDetails.ReasoningTokens += d.GetReasoningTokens()
 	}
 	return sum
-}
-
-// kindName is a kind as node specs spell it: "ollama", "llamacpp".
-func kindName(k nodev1.Kind) string {
-	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
 }

@@ -21,12 +21,13 @@ import (
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/chatfold"
+	"github.com/llmesh/llmesh/services/adapter/internal/hangwatch"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/sse"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
-	"github.com/llmesh/llmesh/services/meshkit/chatfold"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
-	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // maxAnswer bounds a non-streamed answer (an embeddings list of a large
@@ -89,7 +90,7 @@ func (c *Client) chatOne(ctx context.Context, req *openaiv1.ChatCompletionReques
 func (c *Client) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
 	if in := req.GetInput(); (in.GetTokens() != nil || in.GetTokenLists() != nil) && !takesTokenInput(c.conn.Kind()) {
 		return nil, apierror.Invalid("input", "node %s (kind %s) does not take token ids as embeddings input: send the input as text (a string or an array of strings)",
-			c.conn.NodeID(), kindName(c.conn.Kind())).WithNode(c.conn.NodeID())
+			c.conn.NodeID(), nodespec.KindName(c.conn.Kind())).WithNode(c.conn.NodeID())
 	}
 	out := new(openaiv1.EmbeddingList)
 	if err := c.roundTrip(ctx, http.MethodPost, "/embeddings", req, out); err != nil {
@@ -374,7 +375,7 @@ func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionReq
 // caller until its deadline.
 func Fold(ctx context.Context, nodeID string, firstToken, idle time.Duration,
 	stream func(context.Context, func(*openaiv1.ChatCompletionChunk) error) error) (*openaiv1.ChatCompletion, error) {
-	wctx, watch, stop := silence.Start(ctx, firstToken, idle)
+	wctx, watch, stop := hangwatch.Start(ctx, firstToken, idle)
 	defer stop()
 	acc := chatfold.New()
 	err := stream(wctx, func(chunk *openaiv1.ChatCompletionChunk) error {
@@ -384,7 +385,7 @@ func Fold(ctx context.Context, nodeID string, firstToken, idle time.Duration,
 		return nil
 	})
 	if err != nil {
-		return nil, silence.NodeError(ctx, wctx, nodeID, firstToken, idle, err)
+		return nil, hangwatch.NodeError(ctx, wctx, nodeID, firstToken, idle, err)
 	}
 	return acc.Result(), nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/openaicompat"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 // kindProbe probes one node of its kind. It fills everything but the
@@ -140,9 +141,9 @@ func httpStatus(err error) int {
 // prefix is the start of a reason: the kind and, when known, its version.
 func prefix(kind nodev1.Kind, version string) string {
 	if version == "" {
-		return KindName(kind)
+		return nodespec.KindName(kind)
 	}
-	return KindName(kind) + " " + version
+	return nodespec.KindName(kind) + " " + version
 }
 
 func plural(n int, noun string) string {

@@ -6,6 +6,7 @@ import (
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 // probeOpenAI probes a generic OpenAI-compatible server or cloud API by
@@ -18,6 +19,6 @@ func probeOpenAI(_ *Prober, ctx context.Context, conn *nodeconn.Client) *nodev1.
 		return res
 	}
 	res.Up = true
-	res.Reason = fmt.Sprintf("%s: %s", KindName(conn.Kind()), plural(len(res.Models), "model"))
+	res.Reason = fmt.Sprintf("%s: %s", nodespec.KindName(conn.Kind()), plural(len(res.Models), "model"))
 	return res
 }

@@ -16,6 +16,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/anthropic"
+	"github.com/llmesh/llmesh/services/adapter/internal/hangwatch"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/adapter/internal/ollama"
 	"github.com/llmesh/llmesh/services/adapter/internal/ollamabridge"
@@ -23,7 +24,6 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/nodespec"
-	"github.com/llmesh/llmesh/services/meshkit/silence"
 )
 
 // Server implements adapterv1.AdapterServiceServer.
@@ -49,8 +49,8 @@ func (s *Server) Chat(ctx context.Context, req *adapterv1.ChatRequest) (*adapter
 	}
 	limits := req.GetTimeouts()
 	ctx = nodeconn.WithConnectTimeout(ctx, limits.GetConnect().AsDuration())
-	var timing silence.Timing
-	ctx = silence.WithTiming(ctx, &timing)
+	var timing hangwatch.Timing
+	ctx = hangwatch.WithTiming(ctx, &timing)
 	var cc *openaiv1.ChatCompletion
 	if first := limits.GetFirstToken().AsDuration(); first > 0 {
 		cc, err = client.ChatFolded(ctx, req.GetRequest(), first, limits.GetIdle().AsDuration())
@@ -106,8 +106,8 @@ func (s *Server) Complete(ctx context.Context, req *adapterv1.CompleteRequest) (
 		return nil, err
 	}
 	ctx = nodeconn.WithConnectTimeout(ctx, req.GetTimeouts().GetConnect().AsDuration())
-	var timing silence.Timing
-	ctx = silence.WithTiming(ctx, &timing)
+	var timing hangwatch.Timing
+	ctx = hangwatch.WithTiming(ctx, &timing)
 	var out *openaiv1.Completion
 	if first := req.GetTimeouts().GetFirstToken().AsDuration(); first > 0 {
 		out, err = client.CompleteFolded(ctx, req.GetRequest(), first, req.GetTimeouts().GetIdle().AsDuration())
@@ -123,7 +123,7 @@ func (s *Server) Complete(ctx context.Context, req *adapterv1.CompleteRequest) (
 
 // sinceStart is how long after start the first token recorded in timing
 // came; nil when none was seen (a node answered in one piece).
-func sinceStart(timing *silence.Timing, start time.Time) *durationpb.Duration {
+func sinceStart(timing *hangwatch.Timing, start time.Time) *durationpb.Duration {
 	first, ok := timing.First()
 	if !ok {
 		return nil
@@ -260,7 +260,7 @@ func (s *Server) completionClient(n *nodev1.Node, hasRequest bool, model string)
 	}
 	oc, ok := c.(*openaicompat.Client)
 	if !ok {
-		return nil, apierror.Invalid("model", "node %s (kind %s) has no legacy completions API; use chat completions", n.GetId(), probe.KindName(n.GetKind())).WithNode(n.GetId())
+		return nil, apierror.Invalid("model", "node %s (kind %s) has no legacy completions API; use chat completions", n.GetId(), nodespec.KindName(n.GetKind())).WithNode(n.GetId())
 	}
 	return oc, nil
 }
@@ -285,7 +285,7 @@ func validateNode(n *nodev1.Node) error {
 // done logs the outcome of a node call: failures at info level (they are
 // the node's or the client's, not the adapter's), successes at debug.
 func (s *Server) done(ctx context.Context, rpc string, n *nodev1.Node, model string, start time.Time, err error) {
-	attrs := []any{"rpc", rpc, "node", n.GetId(), "kind", probe.KindName(n.GetKind()), "model", model, "elapsed", time.Since(start)}
+	attrs := []any{"rpc", rpc, "node", n.GetId(), "kind", nodespec.KindName(n.GetKind()), "model", model, "elapsed", time.Since(start)}
 	if err == nil {
 		s.log.DebugContext(ctx, "node call", attrs...)
 		return

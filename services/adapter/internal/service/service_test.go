@@ -33,6 +33,7 @@ import (
 	"github.com/llmesh/llmesh/services/adapter/internal/service"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -256,7 +257,7 @@ func TestEmbedTokenInput(t *testing.T) {
 			e := apiErr(t, err)
 			assert.Equal(t, "invalid_request_error", e.Type)
 			assert.Equal(t, "input", e.Param)
-			assert.Contains(t, e.Message, "kind "+probe.KindName(kind))
+			assert.Contains(t, e.Message, "kind "+nodespec.KindName(kind))
 			assert.Contains(t, e.Message, "send the input as text")
 		}
 		assert.Zero(t, asked.Load(), "refused before the node is asked")

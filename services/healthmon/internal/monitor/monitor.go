@@ -7,12 +7,12 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -360,17 +360,13 @@ func (m *Monitor) recognizeLocked(t *tracked, res *nodev1.ProbeResult) bool {
 	if t.recognized != nil && proto.Equal(rec, t.recognized) {
 		return false
 	}
-	attrs := []any{"node", rec.GetId(), "kind", kindName(k), "url", rec.GetBaseUrl()}
+	attrs := []any{"node", rec.GetId(), "kind", nodespec.KindName(k), "url", rec.GetBaseUrl()}
 	if t.recognized != nil {
-		attrs = append(attrs, "was", kindName(t.recognized.GetKind()))
+		attrs = append(attrs, "was", nodespec.KindName(t.recognized.GetKind()))
 	}
 	m.log.Info("node kind recognised", attrs...)
 	t.recognized = rec
 	return true
-}
-
-func kindName(k nodev1.Kind) string {
-	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
 }
 
 // judge applies hysteresis: an unknown node takes the first verdict; an up

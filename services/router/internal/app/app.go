@@ -24,15 +24,15 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"github.com/llmesh/llmesh/services/router/internal/consulfallback"
+	"github.com/llmesh/llmesh/services/router/internal/debugnodes"
 	"github.com/llmesh/llmesh/services/router/internal/edge"
+	"github.com/llmesh/llmesh/services/router/internal/failreport"
 	"github.com/llmesh/llmesh/services/router/internal/grpcutf8"
 	"github.com/llmesh/llmesh/services/router/internal/healthwatch"
 	"github.com/llmesh/llmesh/services/router/internal/inference"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
-	"github.com/llmesh/llmesh/services/router/internal/nodeview"
 	"github.com/llmesh/llmesh/services/router/internal/ollamaedge"
-	"github.com/llmesh/llmesh/services/router/internal/outcome"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/llmesh/llmesh/services/router/internal/reqbody"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
@@ -85,7 +85,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	table := nodetable.New()
 	pol, _ := policy.ByName(cfg.Policy) // validated by parse
 	stats := nodestats.New(cfg.Cooldown, nil)
-	reports := outcome.New(64)
+	reports := failreport.New(64)
 	router := routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
 		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: stats,
 		Limits: &cfg.Limits, Routes: cfg.Routes, Queue: cfg.Queue, OnNodeFailed: reports.Failed,
@@ -151,14 +151,14 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	source := func() string {
 		switch {
 		case w.Live():
-			return nodeview.SourceHealthmon
+			return debugnodes.SourceHealthmon
 		case consul != nil:
-			return nodeview.SourceConsul
+			return debugnodes.SourceConsul
 		}
-		return nodeview.SourceLastKnown
+		return debugnodes.SourceLastKnown
 	}
 	g.Go(func() error {
-		return admin.Serve(ctx, cfg.AdminAddr, log, admin.Route{Pattern: nodeview.Path, Handler: nodeview.Handler(source, table, stats)})
+		return admin.Serve(ctx, cfg.AdminAddr, log, admin.Route{Pattern: debugnodes.Path, Handler: debugnodes.Handler(source, table, stats)})
 	})
 	g.Go(func() error {
 		w.Run(ctx)

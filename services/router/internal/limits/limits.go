@@ -17,7 +17,7 @@ import (
 	"time"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
-	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 // Limits bound one node's requests.
@@ -135,7 +135,7 @@ func (s Set) Set(v string) error {
 	kinds := slices.Collect(maps.Keys(s.byKind))
 	settings := v
 	if name, rest, ok := strings.Cut(v, ":"); ok {
-		k, known := consulnodes.Kinds[name]
+		k, known := nodespec.Kinds[name]
 		if !known {
 			return fmt.Errorf("limits %q: unknown node kind %q", v, name)
 		}

@@ -166,6 +166,12 @@ func (h *Handler) serveInference(w http.ResponseWriter, r *http.Request, ep adap
 	if v := r.Header.Get("X-Session-Id"); v != "" {
 		ctx = routing.WithSessionKey(ctx, v)
 	}
+	if route := h.opts.Routing.Resolve(model); route.Model != model {
+		if body, err = renameModel(body, route.Model); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	out := &responder{w: w, streamed: streamed}
 	err = h.opts.Routing.Ollama(ctx, model, ep, streamed, body, out.send)
 	if err == nil {
@@ -186,6 +192,22 @@ func (h *Handler) serveInference(w http.ResponseWriter, r *http.Request, ep adap
 		w.Header().Set("Retry-After", e.RetryAfterHeader())
 	}
 	writeError(w, status, msg)
+}
+
+// renameModel sets the model of an Ollama request body (and its older
+// "name", for /api/show) to model: the body goes to the node verbatim, and
+// the node knows the model an alias stands for, not the alias.
+func renameModel(body []byte, model string) ([]byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, fmt.Errorf("body is not a JSON object: %w", err)
+	}
+	name, _ := json.Marshal(model)
+	obj["model"] = name
+	if _, ok := obj["name"]; ok {
+		obj["name"] = name
+	}
+	return json.Marshal(obj)
 }
 
 // responder writes an answer: NDJSON, flushed per object, for a stream;

@@ -334,6 +334,29 @@ func TestAnswers(t *testing.T) {
 	}
 }
 
+// TestAliasIsRewritten: the node is asked for the model an alias stands
+// for — in "model", and in "name" where the body has it — and every other
+// field reaches it untouched.
+func TestAliasIsRewritten(t *testing.T) {
+	for _, tt := range []struct{ name, body, want string }{
+		{"model", `{"model":"default","messages":[],"keep_alive":-1,"stream":false}`,
+			`{"keep_alive":-1,"messages":[],"model":"llama3","stream":false}`},
+		{"model and older name", `{"model":"default","name":"default"}`, `{"model":"llama3","name":"llama3"}`},
+		{"name only", `{"name":"default"}`, `{"model":"llama3","name":"llama3"}`},
+		{"not an alias: verbatim", `{"model":"llama3" , "stream":false}`, `{"model":"llama3" , "stream":false}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := &fakeAdapter{answers: map[string]answer{"a": {objects: []string{`{}`}}, "b": {objects: []string{`{}`}}}}
+			srv := edge(t, fake, 0)
+			resp, body := do(t, srv, "POST", "/api/chat", tt.body)
+			require.Equal(t, 200, resp.StatusCode, body)
+			calls := fake.Calls()
+			require.Len(t, calls, 1)
+			assert.Equal(t, tt.want, string(calls[0].GetBody()))
+		})
+	}
+}
+
 // TestModelTypeReachesTheAdapter: the adapter describes a model of a node
 // without /api/show from what the probe found, so the call says it.
 func TestModelTypeReachesTheAdapter(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package nodesfile is the static source of LLM nodes: a YAML nodes file,
 // or, when there is none, the OPENAI_BASE_URL / OPENAI_API_KEY convention,
-// or else the local Ollama on its default port.
+// or else the local Ollama on its default port. healthmon loads it; the
+// llmesh CLI checks the node it registers with the same rules (Entry).
 package nodesfile
 
 import (
@@ -82,20 +83,6 @@ func (h *HeaderValue) UnmarshalYAML(n *yaml.Node) error {
 	return fmt.Errorf("line %d: a header value is a string or {env: VARIABLE}", n.Line)
 }
 
-var kinds = map[string]nodev1.Kind{
-	"ollama":    nodev1.Kind_KIND_OLLAMA,
-	"openai":    nodev1.Kind_KIND_OPENAI,
-	"vllm":      nodev1.Kind_KIND_VLLM,
-	"llamacpp":  nodev1.Kind_KIND_LLAMACPP,
-	"lmstudio":  nodev1.Kind_KIND_LMSTUDIO,
-	"anthropic": nodev1.Kind_KIND_ANTHROPIC,
-}
-
-// Auto is the kind of a node whose kind the adapter's probe recognises
-// from its answers (also what an entry without a kind gets): until then
-// it is an openai node, its url the API base.
-const Auto = "auto"
-
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // Load reads nodes from path. Every problem in the file is reported at once.
@@ -163,13 +150,9 @@ func (e Entry) Node() (*nodev1.Node, error) {
 	if !idPattern.MatchString(e.ID) {
 		errs = append(errs, fmt.Errorf("id %q: want 1-64 letters, digits, '.', '_' or '-'", e.ID))
 	}
-	kind, ok := kinds[strings.ToLower(e.Kind)]
-	recognize := e.Kind == "" || strings.EqualFold(e.Kind, Auto)
-	if recognize {
-		kind, ok = nodev1.Kind_KIND_OPENAI, true
-	}
+	kind, recognize, ok := nodespec.ParseKind(strings.ToLower(e.Kind)) // any case
 	if !ok {
-		errs = append(errs, fmt.Errorf("kind %q: want auto (or none), ollama, openai, vllm, llamacpp, lmstudio or anthropic", e.Kind))
+		errs = append(errs, fmt.Errorf("kind %q: want %s", e.Kind, nodespec.KindChoices))
 	}
 	n := &nodev1.Node{
 		Id: e.ID, Kind: kind, RecognizeKind: recognize, BaseUrl: e.URL, ApiKeyEnv: e.APIKeyEnv, TlsServerName: e.TLSServerName,

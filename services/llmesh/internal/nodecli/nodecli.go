@@ -16,9 +16,10 @@ import (
 	"text/tabwriter"
 
 	"github.com/hashicorp/consul/api"
-	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
 	"github.com/llmesh/llmesh/services/meshkit/config"
 	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
+	"github.com/llmesh/llmesh/services/meshkit/nodesfile"
+	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 )
 
 const usage = `usage:
@@ -80,7 +81,7 @@ func register(ctx context.Context, c *api.Client, args []string, stdout, stderr 
 	if err := consulnodes.RegisterExternal(ctx, c, service, n); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "registered %s (%s, %s) as Consul node %s\n", n.GetId(), consulnodes.KindOf(n), n.GetBaseUrl(), consulnodes.ExternalNodeName(n.GetId()))
+	fmt.Fprintf(stdout, "registered %s (%s, %s) as Consul node %s\n", n.GetId(), nodespec.KindOf(n), n.GetBaseUrl(), consulnodes.ExternalNodeName(n.GetId()))
 	return nil
 }
 
@@ -166,7 +167,7 @@ func list(ctx context.Context, c *api.Client, args []string, stdout, stderr io.W
 		if st == "" {
 			st = "(none)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.GetId(), consulnodes.KindOf(n), n.GetBaseUrl(), st)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.GetId(), nodespec.KindOf(n), n.GetBaseUrl(), st)
 	}
 	for _, bad := range invalid {
 		fmt.Fprintf(tw, "%s\t-\t-\tinvalid: %s\n", bad.ID, bad.Reason)

@@ -1,4 +1,4 @@
-package nodeview_test
+package debugnodes_test
 
 import (
 	"encoding/json"
@@ -11,9 +11,9 @@ import (
 
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/router/internal/debugnodes"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
-	"github.com/llmesh/llmesh/services/router/internal/nodeview"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -39,9 +39,9 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 	failed, _ := stats.Begin("gpu-1", 0)
 	failed(0, nodestats.Unreachable) // a refused connection opens the breaker
 
-	srv := httptest.NewServer(nodeview.Handler(func() string { return nodeview.SourceHealthmon }, table, stats))
+	srv := httptest.NewServer(debugnodes.Handler(func() string { return debugnodes.SourceHealthmon }, table, stats))
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + nodeview.Path)
+	resp, err := http.Get(srv.URL + debugnodes.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 			t.Errorf("view shows %q:\n%s", secret, body)
 		}
 	}
-	var v nodeview.View
+	var v debugnodes.View
 	if err := json.Unmarshal(body, &v); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 	if up.Status != "up" || up.Kind != "vllm" || up.Group != "big" || up.InFlight != 1 || up.OutOfRotation {
 		t.Errorf("up node: %+v", up)
 	}
-	want := []nodeview.Model{{ID: "llama3.2:3b", Loaded: true}, {ID: "qwen3:8b"}}
+	want := []debugnodes.Model{{ID: "llama3.2:3b", Loaded: true}, {ID: "qwen3:8b"}}
 	if len(up.Models) != 2 || up.Models[0] != want[0] || up.Models[1] != want[1] {
 		t.Errorf("models: %+v, want %+v", up.Models, want)
 	}
@@ -82,9 +82,9 @@ func TestServesTheRoutersViewWithoutSecrets(t *testing.T) {
 }
 
 func TestRefusesWrites(t *testing.T) {
-	srv := httptest.NewServer(nodeview.Handler(func() string { return nodeview.SourceLastKnown }, nodetable.New(), nodestats.New(time.Second, nil)))
+	srv := httptest.NewServer(debugnodes.Handler(func() string { return debugnodes.SourceLastKnown }, nodetable.New(), nodestats.New(time.Second, nil)))
 	defer srv.Close()
-	resp, err := http.Post(srv.URL+nodeview.Path, "application/json", strings.NewReader("{}"))
+	resp, err := http.Post(srv.URL+debugnodes.Path, "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestShowsWhereAKindComesFrom(t *testing.T) {
 		{Node: &nodev1.Node{Id: "b", Kind: nodev1.Kind_KIND_OLLAMA, RecognizeKind: true}, KindRecognized: true, Status: nodev1.Status_STATUS_UP},
 		{Node: &nodev1.Node{Id: "c", Kind: nodev1.Kind_KIND_OPENAI, RecognizeKind: true}, Status: nodev1.Status_STATUS_DOWN},
 	}})
-	v := nodeview.Of(nodeview.SourceHealthmon, table.Snapshot(), nodestats.New(time.Minute, nil))
+	v := debugnodes.Of(debugnodes.SourceHealthmon, table.Snapshot(), nodestats.New(time.Minute, nil))
 	got := map[string]string{}
 	for _, n := range v.Nodes {
 		got[n.ID] = n.Kind + " " + n.KindSource

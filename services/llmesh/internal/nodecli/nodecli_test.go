@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
 	"github.com/llmesh/llmesh/services/meshkit/config"
+	"github.com/llmesh/llmesh/services/meshkit/nodesfile"
 )
 
 func envMap(m map[string]string) func(string) (string, bool) {

@@ -1,10 +1,10 @@
-// Package silence ends a call whose other side stays silent: no first
+// Package hangwatch ends a call whose other side stays silent: no first
 // message within one bound (a hung node), or, once it has started, no next
 // message within another (a node that stalled in the middle of an
 // answer). Only the wait for the other side counts: between Arrived and
 // Waiting the clock stands, so a slow consumer of the messages is never
 // taken for a silent producer.
-package silence
+package hangwatch
 
 import (
 	"context"

@@ -1,8 +1,8 @@
-// Package outcome sends the router's passive health observations — a
+// Package failreport sends the router's passive health observations — a
 // node that refused, dropped or hung a request — to healthmon, which then
 // probes that node at once. Best effort: reports wait in a small buffer
 // and are dropped when it is full; a request never waits for one.
-package outcome
+package failreport
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-// Package nodeview shows operators what one router believes about the
+// Package debugnodes shows operators what one router believes about the
 // nodes — the view it routes by, which can lag healthmon's by a stream
 // message and adds what only the router knows (its own requests in flight,
 // its time-to-first-token average, its circuit breaker). It is served on
@@ -6,7 +6,7 @@
 //
 // It never shows a node's URL, headers or key settings: they may hold
 // credentials.
-package nodeview
+package debugnodes
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package silence
+package hangwatch
 
 import (
 	"context"

@@ -10,7 +10,7 @@ import (
 
 // The example shipped in deployments/ must stay valid.
 func TestDeploymentsExample(t *testing.T) {
-	nodes, err := Load("../../../../deployments/nodes.example.yaml")
+	nodes, err := Load("../../../deployments/nodes.example.yaml")
 	require.NoError(t, err)
 	require.Len(t, nodes, 5)
 	assert.Equal(t, "laptop", nodes[0].GetId())

@@ -3,9 +3,9 @@ package nodecli
 import (
 	"io"
 
-	"github.com/llmesh/llmesh/services/healthmon/internal/nodesfile"
 	"github.com/llmesh/llmesh/services/meshkit/config"
 	"github.com/llmesh/llmesh/services/meshkit/consulnodes"
+	"github.com/llmesh/llmesh/services/meshkit/nodesfile"
 )
 
 // The flags of `llmesh node …` describe one node for one invocation, so

@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/llmesh/llmesh/services/healthmon/internal/nodecli"
+	"github.com/llmesh/llmesh/services/llmesh/internal/nodecli"
 )
 
 func main() {
