@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the mesh as three local processes on 127.0.0.1: adapter (:9091),
-# healthmon (:9092), router (REST :8080, gRPC :9090). Nodes come from
+# healthmon (:9092), router (REST :8080, gRPC :9090, admin :9190). Nodes come from
 # $NODES (a YAML nodes file), else OPENAI_BASE_URL / OPENAI_API_KEY, else
 # the local Ollama at http://127.0.0.1:11434. Ctrl-C stops all three; if
 # one exits, the others are stopped too.
@@ -21,6 +21,7 @@ trap stop INT TERM EXIT
 
 "$BIN/adapter" & pids+=($!)
 "$BIN/healthmon" "${nodes_flag[@]}" & pids+=($!)
-"$BIN/router" & pids+=($!)
-echo "llmesh: REST http://127.0.0.1:8080/v1  gRPC 127.0.0.1:9090  (Ctrl-C to stop)" >&2
+admin=${LLMESH_ROUTER_ADMIN_ADDR:-127.0.0.1:9190}
+"$BIN/router" -admin-addr "$admin" & pids+=($!)
+echo "llmesh: REST http://127.0.0.1:8080/v1  gRPC 127.0.0.1:9090  node view http://$admin/debug/nodes  (Ctrl-C to stop)" >&2
 wait -n
