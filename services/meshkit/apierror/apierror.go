@@ -2,9 +2,11 @@
 //
 // An Error is a gRPC status code plus what an OpenAI client needs to see:
 // the HTTP status, OpenAI's error type, param and code, and the node that
-// produced it. It crosses gRPC as a status with a google.rpc.ErrorInfo
-// detail, so the router can show an upstream 4xx with its original meaning
-// instead of flattening it to 500.
+// produced it. Build one with the constructors of a closed vocabulary
+// (Invalid, ModelNotFound, Unavailable, Upstream, …), not by hand. It
+// crosses gRPC as a status with a google.rpc.ErrorInfo detail, so the
+// router can show an upstream 4xx with its original meaning instead of
+// flattening it to 500.
 package apierror
 
 import (
@@ -57,6 +59,10 @@ type Error struct {
 	// again (its Retry-After), 0 when it said nothing. It crosses gRPC as a
 	// google.rpc.RetryInfo detail, which gRPC clients understand too.
 	RetryAfter time.Duration
+	// Err is the Go error underneath, if any, for errors.Is and errors.As.
+	// It stays in the process: its text is not part of Error() and does
+	// not cross gRPC (Message says what a client may see).
+	Err error
 }
 
 func (e *Error) Error() string {
@@ -65,6 +71,9 @@ func (e *Error) Error() string {
 	}
 	return e.Message
 }
+
+// Unwrap returns the Go error underneath e, nil when there is none.
+func (e *Error) Unwrap() error { return e.Err }
 
 // GRPCStatus lets status.FromError and grpc-go turn an Error into a status
 // that keeps every field.

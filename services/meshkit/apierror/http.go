@@ -72,18 +72,18 @@ func HTTPStatusForCode(c codes.Code) int {
 func OpenAIType(httpStatus int) string {
 	switch {
 	case httpStatus == http.StatusUnauthorized:
-		return "authentication_error"
+		return TypeAuthentication
 	case httpStatus == http.StatusForbidden:
-		return "permission_error"
+		return TypePermission
 	case httpStatus == http.StatusNotFound:
-		return "invalid_request_error"
+		return TypeInvalidRequest
 	case httpStatus == http.StatusTooManyRequests:
-		return "rate_limit_error"
+		return TypeRateLimit
 	case httpStatus >= 400 && httpStatus < 500:
-		return "invalid_request_error"
+		return TypeInvalidRequest
 	case httpStatus == http.StatusServiceUnavailable:
-		return "service_unavailable_error"
+		return TypeServiceUnavailable
 	default:
-		return "server_error"
+		return TypeServer
 	}
 }

@@ -129,8 +129,7 @@ func (c *Client) ChatFolded(ctx context.Context, req *openaiv1.ChatCompletionReq
 
 // Embed fails: Anthropic has no embeddings API.
 func (c *Client) Embed(context.Context, *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
-	return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model", Node: c.conn.NodeID(),
-		Message: "anthropic nodes serve no embeddings"}
+	return nil, apierror.Invalid("model", "anthropic nodes serve no embeddings").WithNode(c.conn.NodeID())
 }
 
 func (c *Client) translate(req *openaiv1.ChatCompletionRequest, stream bool) ([]byte, error) {
@@ -138,13 +137,13 @@ func (c *Client) translate(req *openaiv1.ChatCompletionRequest, stream bool) ([]
 	if err != nil {
 		var br *badRequest
 		if errors.As(err, &br) {
-			return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: br.msg, Param: br.param, Node: c.conn.NodeID()}
+			return nil, apierror.Invalid(br.param, "%w", br).WithNode(c.conn.NodeID())
 		}
 		return nil, err
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: fmt.Sprintf("encode request: %v", err), Node: c.conn.NodeID()}
+		return nil, apierror.New(codes.InvalidArgument, "encode request: %w", err).WithNode(c.conn.NodeID())
 	}
 	return b, nil
 }
@@ -184,8 +183,7 @@ func (c *Client) roundTrip(ctx context.Context, method, path string, query url.V
 		return c.conn.BodyError(ctx, err)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return &apierror.Error{Code: codes.Internal, Message: fmt.Sprintf("the node sent an invalid answer: %v", err),
-			Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream}
+		return apierror.BadAnswer(c.conn.NodeID(), "the node sent an invalid answer: %w", err)
 	}
 	return nil
 }
@@ -209,14 +207,12 @@ func (c *Client) mapError(err error) error {
 // eventError maps an error event inside a stream:
 // {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}.
 func (c *Client) eventError(typ, msg string) error {
-	e := &apierror.Error{Code: codes.Internal, Type: typ, Message: c.conn.Redact(msg), Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream}
-	if status, ok := errorStatus[typ]; ok {
-		e.HTTPStatus = status
-		e.Code = apierror.CodeForHTTPStatus(status)
+	msg = c.conn.Redact(msg)
+	if msg == "" {
+		msg = "the node reported an error"
 	}
-	if e.Message == "" {
-		e.Message = "the node reported an error"
-	}
+	e := apierror.Upstream(c.conn.NodeID(), errorStatus[typ], "%s", msg) // an unknown type: 0, INTERNAL
+	e.Type = typ
 	return e
 }
 

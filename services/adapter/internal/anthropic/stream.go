@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
-
-	"google.golang.org/grpc/codes"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/sse"
@@ -56,8 +53,7 @@ func (c *Client) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 	}
 	defer resp.Body.Close()
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-		return &apierror.Error{Code: codes.Internal, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
-			Message: fmt.Sprintf("the node answered a stream with %q, not an event stream", resp.Header.Get("Content-Type"))}
+		return apierror.BadAnswer(c.conn.NodeID(), "the node answered a stream with %q, not an event stream", resp.Header.Get("Content-Type"))
 	}
 	t := &translator{created: c.now().Unix(), includeUsage: req.GetStreamOptions().GetIncludeUsage(), tools: map[int]int32{}, argued: map[int]bool{}}
 	events := sse.NewReader(resp.Body)
@@ -76,8 +72,7 @@ func (c *Client) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 		}
 		var se streamEvent
 		if err := json.Unmarshal(ev.Data, &se); err != nil {
-			return &apierror.Error{Code: codes.Internal, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
-				Message: fmt.Sprintf("the node sent an invalid %s event: %v", ev.Type, err)}
+			return apierror.BadAnswer(c.conn.NodeID(), "the node sent an invalid %s event: %w", ev.Type, err)
 		}
 		if se.Type == "error" || ev.Type == "error" {
 			if se.Error == nil {
@@ -101,7 +96,7 @@ func (c *Client) broken(ctx context.Context, why string) error {
 	if err := ctx.Err(); err != nil {
 		return c.conn.BodyError(ctx, err)
 	}
-	return &apierror.Error{Code: codes.Unavailable, Message: why, Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream}
+	return apierror.Unavailable(c.conn.NodeID(), "%s", why)
 }
 
 // translator turns one stream's events into chunks.

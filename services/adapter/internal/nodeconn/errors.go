@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 )
@@ -42,21 +40,19 @@ func (c *Client) StatusError(resp *http.Response) *apierror.Error {
 }
 
 func (c *Client) errorFromBody(httpStatus int, body []byte) *apierror.Error {
-	e := &apierror.Error{
-		Code:       apierror.CodeForHTTPStatus(httpStatus),
-		HTTPStatus: httpStatus,
-		Node:       c.id,
-		Reason:     apierror.ReasonUpstream,
+	var obj openaijson.ErrorObject
+	if o, ok := openaijson.UnmarshalError(body); ok {
+		obj = o
 	}
-	if obj, ok := openaijson.UnmarshalError(body); ok {
-		e.Message, e.Type, e.Param, e.ErrCode = obj.Message, obj.Type, obj.Param, obj.Code
-	}
-	if e.Message == "" {
-		e.Message = fmt.Sprintf("HTTP %d %s", httpStatus, http.StatusText(httpStatus))
+	msg := obj.Message
+	if msg == "" {
+		msg = fmt.Sprintf("HTTP %d %s", httpStatus, http.StatusText(httpStatus))
 		if s := snippet(body); s != "" {
-			e.Message += ": " + s
+			msg += ": " + s
 		}
 	}
+	e := apierror.Upstream(c.id, httpStatus, "%s", msg)
+	e.Type, e.Param, e.ErrCode = obj.Type, obj.Param, obj.Code
 	if e.Type == "" {
 		e.Type = apierror.OpenAIType(httpStatus)
 	}
@@ -68,25 +64,18 @@ func (c *Client) errorFromBody(httpStatus int, body []byte) *apierror.Error {
 // INTERNAL unless the object's code is an HTTP status that says otherwise
 // (llama.cpp sends {"code":503,...}).
 func (c *Client) EventError(obj openaijson.ErrorObject) *apierror.Error {
-	e := &apierror.Error{
-		Code:    codes.Internal,
-		Message: obj.Message,
-		Type:    obj.Type,
-		Param:   obj.Param,
-		ErrCode: obj.Code,
-		Node:    c.id,
-		Reason:  apierror.ReasonUpstream,
-	}
 	var httpStatus int
-	if _, err := fmt.Sscanf(obj.Code, "%d", &httpStatus); err == nil && httpStatus >= 400 && httpStatus <= 599 {
-		e.Code = apierror.CodeForHTTPStatus(httpStatus)
-		e.HTTPStatus = httpStatus
+	if _, err := fmt.Sscanf(obj.Code, "%d", &httpStatus); err != nil || httpStatus < 400 || httpStatus > 599 {
+		httpStatus = 0 // no status: INTERNAL
 	}
-	if e.Message == "" {
-		e.Message = "the node reported an error"
+	msg := obj.Message
+	if msg == "" {
+		msg = "the node reported an error"
 	}
+	e := apierror.Upstream(c.id, httpStatus, "%s", msg)
+	e.Type, e.Param, e.ErrCode = obj.Type, obj.Param, obj.Code
 	if e.Type == "" {
-		e.Type = "server_error"
+		e.Type = apierror.TypeServer
 	}
 	return c.redactError(e)
 }
@@ -100,7 +89,7 @@ func (c *Client) TransportError(ctx context.Context, err error) *apierror.Error 
 	if e := c.contextError(ctx, err); e != nil {
 		return e
 	}
-	return c.redactError(&apierror.Error{Code: codes.Unavailable, Message: Cause(err), Node: c.id, Reason: apierror.ReasonUnreachable})
+	return c.redactError(apierror.Unreachable(c.id, "%s", Cause(err)))
 }
 
 // droppedError maps a failure to get an answer after the whole request
@@ -122,12 +111,7 @@ func (c *Client) BodyError(ctx context.Context, err error) *apierror.Error {
 	if e := c.contextError(ctx, err); e != nil {
 		return e
 	}
-	return c.redactError(&apierror.Error{
-		Code:    codes.Unavailable,
-		Message: "answer broken off: " + Cause(err),
-		Node:    c.id,
-		Reason:  apierror.ReasonAnswerFailed,
-	})
+	return c.redactError(apierror.AnswerFailed(c.id, "answer broken off: %s", Cause(err)))
 }
 
 // BrokenOff is the error for an answer that ended cleanly but short (a
@@ -138,7 +122,7 @@ func (c *Client) BrokenOff(ctx context.Context, why string) *apierror.Error {
 	if err := ctx.Err(); err != nil {
 		return c.BodyError(ctx, err)
 	}
-	return &apierror.Error{Code: codes.Unavailable, Message: why, Node: c.id, Reason: apierror.ReasonAnswerFailed}
+	return apierror.AnswerFailed(c.id, "%s", why)
 }
 
 func (c *Client) contextError(ctx context.Context, err error) *apierror.Error {
@@ -157,10 +141,12 @@ func (c *Client) contextError(ctx context.Context, err error) *apierror.Error {
 			return nil
 		}
 	}
+	e := apierror.Canceled(c.id, "request canceled")
 	if errors.Is(ctxErr, context.DeadlineExceeded) {
-		return &apierror.Error{Code: codes.DeadlineExceeded, Message: "deadline exceeded waiting for the node", Node: c.id}
+		e = apierror.DeadlineExceeded(c.id, "deadline exceeded waiting for the node")
 	}
-	return &apierror.Error{Code: codes.Canceled, Message: "request canceled", Node: c.id}
+	e.Err = ctxErr
+	return e
 }
 
 // Cause is a short human cause of a network error, without the URL:

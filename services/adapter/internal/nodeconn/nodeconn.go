@@ -193,15 +193,15 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 		return c, nil
 	}
 	if err := nodespec.Validate(n); err != nil {
-		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: "node " + n.GetId() + ": " + OneLine(err), Node: n.GetId()}
+		return nil, apierror.New(codes.InvalidArgument, "node %s: %s", n.GetId(), OneLine(err)).WithNode(n.GetId())
 	}
 	base, err := nodeurl.Parse(n.GetBaseUrl())
 	if err != nil { // Validate has checked it already
-		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: err.Error(), Node: n.GetId()}
+		return nil, apierror.Wrap(codes.InvalidArgument, err).WithNode(n.GetId())
 	}
 	transport, err := p.transportLocked(n, base.Scheme)
 	if err != nil {
-		return nil, &apierror.Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("node %s: %v", n.GetId(), err), Node: n.GetId()}
+		return nil, apierror.New(codes.FailedPrecondition, "node %s: %w", n.GetId(), err).WithNode(n.GetId())
 	}
 	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: transport}, keyEnv: n.GetApiKeyEnv()}
 	c.readSecrets(n, p.opts.LookupEnv)
@@ -226,7 +226,7 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 func (c *Client) readSecrets(n *nodev1.Node, lookupEnv func(string) (string, bool)) {
 	fail := func(msg string) {
 		if c.setupErr == nil {
-			c.setupErr = &apierror.Error{Code: codes.FailedPrecondition, Message: msg, Node: c.id}
+			c.setupErr = apierror.New(codes.FailedPrecondition, "%s", msg).WithNode(c.id)
 		}
 	}
 	if env := n.GetApiKeyEnv(); env != "" {
@@ -320,7 +320,7 @@ func (c *Client) NewRequest(ctx context.Context, method, path string, body io.Re
 	u.Path = c.base.Path + path
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return nil, &apierror.Error{Code: codes.Internal, Message: fmt.Sprintf("%s %s: %v", method, path, err), Node: c.id}
+		return nil, apierror.New(codes.Internal, "%s %s: %w", method, path, err).WithNode(c.id)
 	}
 	req.Header.Set("User-Agent", "llmesh-adapter")
 	for _, h := range c.headers {
@@ -362,8 +362,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 		}
 		cancel(nil)
-		return nil, &apierror.Error{Code: codes.Unavailable, Node: c.id, Reason: apierror.ReasonAnswerFailed,
-			Message: fmt.Sprintf("no response within %s", limit)}
+		return nil, apierror.AnswerFailed(c.id, "no response within %s", limit)
 	}
 	if err != nil {
 		cancel(nil)

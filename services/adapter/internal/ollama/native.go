@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 	"github.com/llmesh/llmesh/services/meshkit/silence"
@@ -46,7 +44,7 @@ func (c *Client) Native(ctx context.Context, path string, body []byte, firstToke
 	if streamed {
 		var err error
 		if body, wantStream, err = forceStream(body); err != nil {
-			return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: err.Error()}
+			return apierror.Invalid("", "%w", err)
 		}
 	}
 	var first time.Duration // only a streamed answer has a first token to wait for
@@ -106,8 +104,7 @@ func (c *Client) native(ctx context.Context, path string, body []byte, streamed,
 		}
 		obj, done, err := fold.Add(line)
 		if err != nil {
-			return &apierror.Error{Code: codes.Internal, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
-				Message: fmt.Sprintf("the node sent an invalid object: %v", err)}
+			return apierror.BadAnswer(c.conn.NodeID(), "the node sent an invalid object: %w", err)
 		}
 		if done {
 			if wantStream {
@@ -143,8 +140,7 @@ func (c *Client) objectError(obj []byte) error {
 }
 
 func (c *Client) tooLarge() error {
-	return &apierror.Error{Code: codes.Internal, Reason: apierror.ReasonUpstream, Node: c.conn.NodeID(),
-		Message: fmt.Sprintf("an answer object is larger than %d MiB", maxLine>>20)}
+	return apierror.BadAnswer(c.conn.NodeID(), "an answer object is larger than %d MiB", maxLine>>20)
 }
 
 // forceStream sets "stream": true in an Ollama request body and reports

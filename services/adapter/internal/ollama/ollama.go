@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
@@ -207,10 +205,7 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 		return c.conn.BodyError(ctx, err)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return &apierror.Error{
-			Code: codes.Internal, Message: fmt.Sprintf("invalid answer: %v", err),
-			Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream,
-		}
+		return apierror.BadAnswer(c.conn.NodeID(), "invalid answer: %w", err)
 	}
 	return nil
 }

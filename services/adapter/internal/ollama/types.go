@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"sync"
-
-	"google.golang.org/grpc/codes"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
@@ -65,8 +62,7 @@ func (c *Client) Capabilities(ctx context.Context, model string) ([]string, erro
 	// /api/show also carries the model's whole template and parameters;
 	// only the bounded start is needed.
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&out); err != nil {
-		return nil, &apierror.Error{Code: codes.Internal, Message: fmt.Sprintf("invalid answer: %v", err),
-			Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream}
+		return nil, apierror.BadAnswer(c.conn.NodeID(), "invalid answer: %w", err)
 	}
 	return out.Capabilities, nil
 }

@@ -3,12 +3,9 @@ package ollamabridge
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
+	"net/http"
 	"slices"
 	"time"
-
-	"google.golang.org/grpc/codes"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
@@ -51,10 +48,6 @@ type Completer interface {
 	CompleteStream(context.Context, *openaiv1.CompletionRequest, func(*openaiv1.Completion) error) error
 }
 
-func invalid(err error) error {
-	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: err.Error()}
-}
-
 // Serve answers body, a request for endpoint, calling send with each
 // Ollama JSON object of the answer. firstToken (when > 0) bounds the wait
 // for the node's first token of a chat or generate; idle, the silences of
@@ -64,13 +57,13 @@ func (b *Bridge) Serve(ctx context.Context, endpoint adapterv1.OllamaEndpoint, b
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_CHAT:
 		var req chatRequest
 		if err := decode(body, &req); err != nil {
-			return invalid(err)
+			return apierror.Invalid("", "%w", err)
 		}
 		return b.chat(ctx, &req, false, firstToken, idle, send)
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_GENERATE:
 		var req generateRequest
 		if err := decode(body, &req); err != nil {
-			return invalid(err)
+			return apierror.Invalid("", "%w", err)
 		}
 		return b.generate(ctx, &req, firstToken, idle, send)
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS:
@@ -78,7 +71,7 @@ func (b *Bridge) Serve(ctx context.Context, endpoint adapterv1.OllamaEndpoint, b
 	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_SHOW:
 		return b.show(ctx, body, send)
 	}
-	return invalid(fmt.Errorf("unsupported Ollama endpoint %s", endpoint))
+	return apierror.Invalid("", "unsupported Ollama endpoint %s", endpoint)
 }
 
 // chat runs a chat (or a generate turned chat) and answers in the shape
@@ -86,7 +79,7 @@ func (b *Bridge) Serve(ctx context.Context, endpoint adapterv1.OllamaEndpoint, b
 func (b *Bridge) chat(ctx context.Context, req *chatRequest, generate bool, firstToken, idle time.Duration, send func([]byte) error) error {
 	oreq, err := req.openAI()
 	if err != nil {
-		return invalid(err)
+		return apierror.Invalid("", "%w", err)
 	}
 	w := &writer{model: req.Model, generate: generate, start: time.Now(), send: send}
 	if !slices.ContainsFunc(req.Messages, func(m message) bool { return m.Role != "system" }) {
@@ -354,20 +347,20 @@ type embedRequest struct {
 func (b *Bridge) embed(ctx context.Context, legacy bool, body []byte, send func([]byte) error) error {
 	var req embedRequest
 	if err := decode(body, &req); err != nil {
-		return invalid(err)
+		return apierror.Invalid("", "%w", err)
 	}
 	var texts []string
 	switch {
 	case legacy:
 		texts = []string{req.Prompt}
 	case len(req.Input) == 0 || string(req.Input) == "null":
-		return invalid(errors.New("input is required"))
+		return apierror.Invalid("", "input is required")
 	default:
 		var one string
 		if json.Unmarshal(req.Input, &one) == nil {
 			texts = []string{one}
 		} else if err := json.Unmarshal(req.Input, &texts); err != nil {
-			return invalid(errors.New("input must be a string or an array of strings"))
+			return apierror.Invalid("", "input must be a string or an array of strings")
 		}
 	}
 	start := time.Now()
@@ -405,7 +398,7 @@ func (b *Bridge) embed(ctx context.Context, legacy bool, body []byte, send func(
 	}
 	raw, err := json.Marshal(out)
 	if err != nil {
-		return &apierror.Error{Code: codes.Internal, Node: b.nodeID, Reason: apierror.ReasonUpstream, Message: "encode embeddings: " + err.Error()}
+		return apierror.BadAnswer(b.nodeID, "encode embeddings: %w", err)
 	}
 	return send(raw)
 }
@@ -418,7 +411,7 @@ func (b *Bridge) show(ctx context.Context, body []byte, send func([]byte) error)
 		Name  string `json:"name"`
 	}
 	if err := decode(body, &req); err != nil {
-		return invalid(err)
+		return apierror.Invalid("", "%w", err)
 	}
 	model := req.Model
 	if model == "" {
@@ -435,7 +428,7 @@ func (b *Bridge) show(ctx context.Context, body []byte, send func([]byte) error)
 		}
 	}
 	if found == nil {
-		return &apierror.Error{Code: codes.NotFound, HTTPStatus: 404, Node: b.nodeID, Message: fmt.Sprintf("model '%s' not found", apierror.Clip(model))}
+		return apierror.Upstream(b.nodeID, http.StatusNotFound, "model '%s' not found", apierror.Clip(model))
 	}
 	out := map[string]any{
 		"modelfile": "", "parameters": "", "template": "",

@@ -3,11 +3,8 @@ package ollamabridge
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
-
-	"google.golang.org/grpc/codes"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
@@ -89,8 +86,7 @@ func (b *Bridge) generate(ctx context.Context, req *generateRequest, firstToken,
 
 // unsupported refuses a request field the node's kind cannot honour.
 func (b *Bridge) unsupported(field, why string) error {
-	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: strings.Fields(field)[0], Node: b.nodeID,
-		Message: fmt.Sprintf("%s is not supported on %s nodes (node %s): %s", field, kindName(b.kind), b.nodeID, why)}
+	return apierror.Invalid(strings.Fields(field)[0], "%s is not supported on %s nodes (node %s): %s", field, kindName(b.kind), b.nodeID, why).WithNode(b.nodeID)
 }
 
 // kindName is the kind as the node configuration spells it ("vllm").

@@ -2,11 +2,9 @@ package openaicompat
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
@@ -48,8 +46,7 @@ func (c *Client) choicesPerPrompt(n *int32) (int, error) {
 		return 1, nil
 	}
 	if *n < 1 || *n > MaxChoices {
-		return 0, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "n", Node: c.conn.NodeID(),
-			Message: fmt.Sprintf("n must be between 1 and %d", MaxChoices)}
+		return 0, apierror.Invalid("n", "n must be between 1 and %d", MaxChoices).WithNode(c.conn.NodeID())
 	}
 	return int(*n), nil
 }
@@ -88,9 +85,8 @@ func (c *Client) completionRequests(req *openaiv1.CompletionRequest) ([]*openaiv
 		return nil, nil
 	}
 	if prompts*n > MaxFanOut {
-		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "prompt", Node: c.conn.NodeID(),
-			Message: fmt.Sprintf("%d prompts with n %d are %d choices; a %s node takes one prompt per request, so at most %d are served: send fewer prompts per request",
-				prompts, n, prompts*n, kindName(c.conn.Kind()), MaxFanOut)}
+		return nil, apierror.Invalid("prompt", "%d prompts with n %d are %d choices; a %s node takes one prompt per request, so at most %d are served: send fewer prompts per request",
+			prompts, n, prompts*n, kindName(c.conn.Kind()), MaxFanOut).WithNode(c.conn.NodeID())
 	}
 	var out []*openaiv1.CompletionRequest
 	for _, prompt := range req.GetPrompt() {

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -89,9 +88,8 @@ func (c *Client) chatOne(ctx context.Context, req *openaiv1.ChatCompletionReques
 // asked when its kind takes text only (see takesTokenInput).
 func (c *Client) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
 	if in := req.GetInput(); (in.GetTokens() != nil || in.GetTokenLists() != nil) && !takesTokenInput(c.conn.Kind()) {
-		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "input", Node: c.conn.NodeID(),
-			Message: fmt.Sprintf("node %s (kind %s) does not take token ids as embeddings input: send the input as text (a string or an array of strings)",
-				c.conn.NodeID(), kindName(c.conn.Kind()))}
+		return nil, apierror.Invalid("input", "node %s (kind %s) does not take token ids as embeddings input: send the input as text (a string or an array of strings)",
+			c.conn.NodeID(), kindName(c.conn.Kind())).WithNode(c.conn.NodeID())
 	}
 	out := new(openaiv1.EmbeddingList)
 	if err := c.roundTrip(ctx, http.MethodPost, "/embeddings", req, out); err != nil {
@@ -319,7 +317,7 @@ func (c *Client) do(ctx context.Context, method, path string, in proto.Message, 
 	if in != nil {
 		b, err := openaijson.Marshal(in)
 		if err != nil {
-			return nil, &apierror.Error{Code: codes.InvalidArgument, Message: fmt.Sprintf("encode request: %v", err), Node: c.conn.NodeID()}
+			return nil, apierror.New(codes.InvalidArgument, "encode request: %w", err).WithNode(c.conn.NodeID())
 		}
 		body = bytes.NewReader(b)
 	}
@@ -340,10 +338,7 @@ func (c *Client) readAll(ctx context.Context, r io.Reader) ([]byte, error) {
 		return nil, c.conn.BodyError(ctx, err)
 	}
 	if len(data) > maxAnswer {
-		return nil, &apierror.Error{
-			Code: codes.Internal, Message: fmt.Sprintf("answer larger than %d MiB", maxAnswer>>20),
-			Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream,
-		}
+		return nil, apierror.BadAnswer(c.conn.NodeID(), "answer larger than %d MiB", maxAnswer>>20)
 	}
 	return data, nil
 }
@@ -354,14 +349,11 @@ func (c *Client) broken(ctx context.Context, why string) error {
 	if err := ctx.Err(); err != nil {
 		return c.conn.BodyError(ctx, err)
 	}
-	return &apierror.Error{Code: codes.Unavailable, Message: why, Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream}
+	return apierror.Unavailable(c.conn.NodeID(), "%s", why)
 }
 
 func (c *Client) badAnswer(what string, err error) error {
-	return &apierror.Error{
-		Code: codes.Internal, Message: fmt.Sprintf("the node sent an invalid %s: %v", what, err),
-		Node: c.conn.NodeID(), Reason: apierror.ReasonUpstream,
-	}
+	return apierror.BadAnswer(c.conn.NodeID(), "the node sent an invalid %s: %w", what, err)
 }
 
 // ChatFolded answers a non-streamed chat by streaming from the node and

@@ -105,8 +105,7 @@ func getJSON(ctx context.Context, conn *nodeconn.Client, path string, out any) e
 		return err
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return &apierror.Error{Code: codes.Internal, Message: fmt.Sprintf("invalid answer: %v", err),
-			Node: conn.NodeID(), Reason: apierror.ReasonUpstream}
+		return apierror.BadAnswer(conn.NodeID(), "invalid answer: %w", err)
 	}
 	return nil
 }

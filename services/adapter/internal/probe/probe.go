@@ -55,7 +55,7 @@ func New(pool *nodeconn.Pool, timeout time.Duration) *Prober {
 func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult, error) {
 	probeKind, ok := kinds[n.GetKind()]
 	if !ok {
-		return nil, &apierror.Error{Code: codes.InvalidArgument, Message: fmt.Sprintf("node kind %s cannot be probed", n.GetKind()), Node: n.GetId()}
+		return nil, apierror.New(codes.InvalidArgument, "node kind %s cannot be probed", n.GetKind()).WithNode(n.GetId())
 	}
 	conn, err := p.pool.Client(n)
 	if e, ok := apierror.FromError(err); ok && e.Code == codes.FailedPrecondition {

@@ -6,12 +6,10 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
@@ -175,17 +173,17 @@ func (s *Server) Ollama(req *adapterv1.OllamaRequest, stream grpc.ServerStreamin
 	}
 	path, ok := ollamaPaths[req.GetEndpoint()]
 	if !ok {
-		return invalid("endpoint "+req.GetEndpoint().String()+" is not supported", "endpoint")
+		return apierror.Invalid("endpoint", "endpoint %s is not supported", req.GetEndpoint())
 	}
 	var model struct {
 		Model string `json:"model"`
 		Name  string `json:"name"` // /api/show's older name
 	}
 	if err := json.Unmarshal(req.GetBody(), &model); err != nil {
-		return invalid("body is not a JSON object: "+err.Error(), "body")
+		return apierror.Invalid("body", "body is not a JSON object: %w", err)
 	}
 	if model.Model == "" && model.Name == "" {
-		return invalid("body.model is required", "model")
+		return apierror.Invalid("model", "body.model is required")
 	}
 	conn, err := s.pool.Client(req.GetNode())
 	if err != nil {
@@ -233,9 +231,9 @@ func (s *Server) client(n *nodev1.Node, hasRequest bool, model string) (ollamabr
 	}
 	switch {
 	case !hasRequest:
-		return nil, invalid("request is required", "")
+		return nil, apierror.Invalid("", "request is required")
 	case model == "":
-		return nil, invalid("request.model is required", "model")
+		return nil, apierror.Invalid("model", "request.model is required")
 	}
 	conn, err := s.pool.Client(n)
 	if err != nil {
@@ -262,8 +260,7 @@ func (s *Server) completionClient(n *nodev1.Node, hasRequest bool, model string)
 	}
 	oc, ok := c.(*openaicompat.Client)
 	if !ok {
-		return nil, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model", Node: n.GetId(),
-			Message: fmt.Sprintf("node %s (kind %s) has no legacy completions API; use chat completions", n.GetId(), probe.KindName(n.GetKind()))}
+		return nil, apierror.Invalid("model", "node %s (kind %s) has no legacy completions API; use chat completions", n.GetId(), probe.KindName(n.GetKind())).WithNode(n.GetId())
 	}
 	return oc, nil
 }
@@ -271,22 +268,18 @@ func (s *Server) completionClient(n *nodev1.Node, hasRequest bool, model string)
 func validateNode(n *nodev1.Node) error {
 	switch {
 	case n == nil:
-		return invalid("node is required", "")
+		return apierror.Invalid("", "node is required")
 	case n.GetId() == "":
-		return invalid("node.id is required", "")
+		return apierror.Invalid("", "node.id is required")
 	case n.GetKind() == nodev1.Kind_KIND_UNSPECIFIED:
-		return invalid("node.kind is required", "")
+		return apierror.Invalid("", "node.kind is required")
 	case nodev1.Kind_name[int32(n.GetKind())] == "":
-		return invalid("node.kind "+n.GetKind().String()+" is not supported", "")
+		return apierror.Invalid("", "node.kind %s is not supported", n.GetKind())
 	}
 	if err := nodespec.Validate(n); err != nil {
-		return &apierror.Error{Code: codes.InvalidArgument, Message: "node " + n.GetId() + ": " + nodeconn.OneLine(err), Type: "invalid_request_error", Node: n.GetId()}
+		return apierror.Invalid("", "node %s: %s", n.GetId(), nodeconn.OneLine(err)).WithNode(n.GetId())
 	}
 	return nil
-}
-
-func invalid(msg, param string) error {
-	return &apierror.Error{Code: codes.InvalidArgument, Message: msg, Type: "invalid_request_error", Param: param}
 }
 
 // done logs the outcome of a node call: failures at info level (they are

@@ -27,7 +27,6 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 	"github.com/llmesh/llmesh/services/router/internal/reqbody"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
-	"google.golang.org/grpc/codes"
 )
 
 // DefaultMaxBodyBytes bounds a request body.
@@ -123,13 +122,13 @@ func bodyError(err error) error {
 	var timeout *reqbody.TimeoutError
 	switch {
 	case errors.As(err, &tooBig):
-		return &apierror.Error{Code: codes.InvalidArgument, HTTPStatus: http.StatusRequestEntityTooLarge,
-			Type: "invalid_request_error", Message: tooBig.Error()}
+		return apierror.Invalid("", "%w", tooBig).WithHTTPStatus(http.StatusRequestEntityTooLarge)
 	case errors.As(err, &timeout):
-		return &apierror.Error{Code: codes.DeadlineExceeded, HTTPStatus: http.StatusRequestTimeout,
-			Type: "invalid_request_error", Message: timeout.Error()}
+		// The client's fault: the 408 makes the type
+		// invalid_request_error.
+		return apierror.DeadlineExceeded("", "%w", timeout).WithHTTPStatus(http.StatusRequestTimeout)
 	}
-	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Message: err.Error()}
+	return apierror.Invalid("", "%w", err)
 }
 
 // TimeoutHeader is the client's timeout in seconds, sent by the official
@@ -170,8 +169,7 @@ func (h *handler) serveModel(w http.ResponseWriter, r *http.Request, model strin
 		return
 	}
 	if !utf8.ValidString(model) {
-		h.errors.write(w, &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model",
-			Message: "model: the model name in the path is not valid UTF-8"})
+		h.errors.write(w, apierror.Invalid("model", "model: the model name in the path is not valid UTF-8"))
 		return
 	}
 	out, err := h.srv.GetModel(r.Context(), &routerv1.GetModelRequest{Model: model})

@@ -59,7 +59,7 @@ func (ew *errorWriter) write(w http.ResponseWriter, err error) {
 func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if rb, ok := r.Body.(*requestBody); ok && rb.decodeErr != nil && status.Code(err) == codes.InvalidArgument {
 		de := rb.decodeErr
-		err = &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: de.Param, Message: de.Error()}
+		err = apierror.Invalid(de.Param, "%w", de)
 	}
 	ew.write(w, err)
 }
@@ -67,8 +67,7 @@ func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.
 // routing answers unknown paths (404) and methods (405) the way OpenAI
 // does.
 func (ew *errorWriter) routing(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	ew.write(w, &apierror.Error{Code: codes.NotFound, HTTPStatus: httpStatus, Type: "invalid_request_error",
-		Message: "Invalid URL (" + apierror.Clip(r.Method) + " " + apierror.Clip(r.URL.Path) + ")"})
+	ew.write(w, apierror.NotFound("Invalid URL (%s %s)", apierror.Clip(r.Method), apierror.Clip(r.URL.Path)).WithHTTPStatus(httpStatus))
 }
 
 // streamError is grpc-gateway's stream error handler: it runs for a

@@ -20,7 +20,6 @@ import (
 
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -152,14 +151,14 @@ func marked(req any) (string, bool) {
 	return string(v[len(nonce):]), true
 }
 
-func invalid(path string) error {
-	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: path,
-		Message: path + ": string is not valid UTF-8; proto3 strings must be UTF-8"}
+// notUTF8 refuses a request whose string at path is not UTF-8.
+func notUTF8(path string) error {
+	return apierror.Invalid(path, "%s: string is not valid UTF-8; proto3 strings must be UTF-8", path)
 }
 
 func unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	if path, bad := marked(req); bad {
-		return nil, invalid(path)
+		return nil, notUTF8(path)
 	}
 	return h(ctx, req)
 }
@@ -176,7 +175,7 @@ func (s checked) RecvMsg(m any) error {
 		return err
 	}
 	if path, bad := marked(m); bad {
-		return invalid(path)
+		return notUTF8(path)
 	}
 	return nil
 }

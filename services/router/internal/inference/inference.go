@@ -19,7 +19,6 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
@@ -106,7 +105,7 @@ func (s *Service) ListModels(context.Context, *routerv1.ListModelsRequest) (*rou
 // GetModel describes one served model (or alias).
 func (s *Service) GetModel(ctx context.Context, in *routerv1.GetModelRequest) (*routerv1.GetModelResponse, error) {
 	if in.GetModel() == "" {
-		return nil, invalid("model", "you must provide a model name")
+		return nil, apierror.Invalid("model", "you must provide a model name")
 	}
 	list, err := s.ListModels(ctx, &routerv1.ListModelsRequest{})
 	if err != nil {
@@ -126,8 +125,7 @@ func (s *Service) GetModel(ctx context.Context, in *routerv1.GetModelRequest) (*
 			return &routerv1.GetModelResponse{Model: &openaiv1.Model{Id: in.GetModel(), Object: "model", Created: m.GetCreated(), OwnedBy: owner}}, nil
 		}
 	}
-	return nil, &apierror.Error{Code: codes.NotFound, Param: "model", ErrCode: "model_not_found", Type: "invalid_request_error",
-		Message: fmt.Sprintf("The model `%s` does not exist or is not served by any healthy node.", apierror.Clip(in.GetModel()))}
+	return nil, apierror.ModelNotFound(in.GetModel())
 }
 
 // CreateCompletion answers a legacy prompt completion in one response.
@@ -204,10 +202,6 @@ func float32Bytes(v []float32) []byte {
 	return b
 }
 
-func invalid(param, format string, args ...any) error {
-	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: param, Message: fmt.Sprintf(format, args...)}
-}
-
 var roles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true}
 
 // maxChoices is the largest n (OpenAI's own limit).
@@ -216,24 +210,24 @@ const maxChoices = 128
 func validateChat(req *openaiv1.ChatCompletionRequest) error {
 	switch {
 	case req == nil:
-		return invalid("", "request body is required")
+		return apierror.Invalid("", "request body is required")
 	case req.GetModel() == "":
-		return invalid("model", "you must provide a model parameter")
+		return apierror.Invalid("model", "you must provide a model parameter")
 	case len(req.GetMessages()) == 0:
-		return invalid("messages", "messages must be a non-empty array")
+		return apierror.Invalid("messages", "messages must be a non-empty array")
 	}
 	for i, m := range req.GetMessages() {
 		if m.GetRole() == "function" {
 			// The deprecated function-calling API is refused as a whole
 			// (the codec refuses functions and function_call).
-			return invalid(fmt.Sprintf("messages[%d].role", i), `role "function" is deprecated and not supported; answer a tool call with role "tool" and its tool_call_id`)
+			return apierror.Invalid(fmt.Sprintf("messages[%d].role", i), `role "function" is deprecated and not supported; answer a tool call with role "tool" and its tool_call_id`)
 		}
 		if !roles[m.GetRole()] {
-			return invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: want system, developer, user, assistant or tool", apierror.Clip(m.GetRole()))
+			return apierror.Invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: want system, developer, user, assistant or tool", apierror.Clip(m.GetRole()))
 		}
 		for j, p := range m.GetContent().GetParts().GetParts() {
 			if !partTypes[p.GetType()] {
-				return invalid(fmt.Sprintf("messages[%d].content[%d].type", i, j), "unsupported content part type %q: want text, image_url or input_audio", apierror.Clip(p.GetType()))
+				return apierror.Invalid(fmt.Sprintf("messages[%d].content[%d].type", i, j), "unsupported content part type %q: want text, image_url or input_audio", apierror.Clip(p.GetType()))
 			}
 		}
 		if err := validateMessage(i, m); err != nil {
@@ -253,13 +247,13 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 		return err
 	}
 	if req.MaxTokens != nil && req.GetMaxTokens() < 1 {
-		return invalid("max_tokens", "max_tokens must be at least 1")
+		return apierror.Invalid("max_tokens", "max_tokens must be at least 1")
 	}
 	if req.MaxCompletionTokens != nil && req.GetMaxCompletionTokens() < 1 {
-		return invalid("max_completion_tokens", "max_completion_tokens must be at least 1")
+		return apierror.Invalid("max_completion_tokens", "max_completion_tokens must be at least 1")
 	}
 	if req.N != nil && (req.GetN() < 1 || req.GetN() > maxChoices) {
-		return invalid("n", "n must be between 1 and %d", maxChoices)
+		return apierror.Invalid("n", "n must be between 1 and %d", maxChoices)
 	}
 	return nil
 }
@@ -267,15 +261,15 @@ func validateChat(req *openaiv1.ChatCompletionRequest) error {
 func validateCompletion(req *openaiv1.CompletionRequest, streamed bool) error {
 	switch {
 	case req == nil:
-		return invalid("", "request body is required")
+		return apierror.Invalid("", "request body is required")
 	case req.GetModel() == "":
-		return invalid("model", "you must provide a model parameter")
+		return apierror.Invalid("model", "you must provide a model parameter")
 	case len(req.GetPrompt()) == 0:
-		return invalid("prompt", "you must provide a prompt")
+		return apierror.Invalid("prompt", "you must provide a prompt")
 	case req.MaxTokens != nil && req.GetMaxTokens() < 0:
-		return invalid("max_tokens", "max_tokens must not be negative")
+		return apierror.Invalid("max_tokens", "max_tokens must not be negative")
 	case req.N != nil && (req.GetN() < 1 || req.GetN() > maxChoices):
-		return invalid("n", "n must be between 1 and %d", maxChoices)
+		return apierror.Invalid("n", "n must be between 1 and %d", maxChoices)
 	}
 	if err := validateCompletionOptions(req, streamed); err != nil {
 		return err
@@ -296,7 +290,7 @@ func validateSchemas(req *openaiv1.ChatCompletionRequest) error {
 			return nil
 		}
 		if _, err := openaijson.JSONObject([]byte(text)); err != nil {
-			return invalid(param, "%s must be the JSON text of an object: %v", param, err)
+			return apierror.Invalid(param, "%s must be the JSON text of an object: %w", param, err)
 		}
 		return nil
 	}
@@ -322,10 +316,10 @@ func validateToolChoice(req *openaiv1.ChatCompletionRequest) error {
 		switch mode.Mode {
 		case "none", "auto", "required":
 		default:
-			return invalid("tool_choice", "invalid tool_choice %q: want none, auto, required or a function", apierror.Clip(mode.Mode))
+			return apierror.Invalid("tool_choice", "invalid tool_choice %q: want none, auto, required or a function", apierror.Clip(mode.Mode))
 		}
 		if mode.Mode != "none" && len(req.GetTools()) == 0 {
-			return invalid("tool_choice", "tool_choice %q is only allowed when tools are specified", mode.Mode)
+			return apierror.Invalid("tool_choice", "tool_choice %q is only allowed when tools are specified", mode.Mode)
 		}
 		return nil
 	}
@@ -335,7 +329,7 @@ func validateToolChoice(req *openaiv1.ChatCompletionRequest) error {
 			return nil
 		}
 	}
-	return invalid("tool_choice", "tool_choice names function %q, which is not among the request's tools", apierror.Clip(name))
+	return apierror.Invalid("tool_choice", "tool_choice names function %q, which is not among the request's tools", apierror.Clip(name))
 }
 
 // sampling is what chat and legacy completion requests share of
@@ -362,7 +356,7 @@ func validateSampling(req sampling) error {
 	}
 	for _, c := range checks {
 		if c.v < c.min || c.v > c.max || math.IsNaN(c.v) {
-			return invalid(c.param, "%s must be between %g and %g, not %g", c.param, c.min, c.max, c.v)
+			return apierror.Invalid(c.param, "%s must be between %g and %g, not %g", c.param, c.min, c.max, c.v)
 		}
 	}
 	return nil
@@ -376,23 +370,23 @@ func validateInput(in *openaiv1.EmbeddingInput) error {
 	switch k := in.GetKind().(type) {
 	case *openaiv1.EmbeddingInput_Text:
 		if k.Text == "" {
-			return invalid("input", msg)
+			return apierror.Invalid("input", msg)
 		}
 	case *openaiv1.EmbeddingInput_Texts:
 		if len(k.Texts.GetValues()) == 0 || slices.Contains(k.Texts.GetValues(), "") {
-			return invalid("input", msg)
+			return apierror.Invalid("input", msg)
 		}
 	case *openaiv1.EmbeddingInput_Tokens:
 		if len(k.Tokens.GetValues()) == 0 {
-			return invalid("input", msg)
+			return apierror.Invalid("input", msg)
 		}
 		return validTokens(k.Tokens.GetValues())
 	case *openaiv1.EmbeddingInput_TokenLists:
 		if len(k.TokenLists.GetValues()) == 0 || slices.ContainsFunc(k.TokenLists.GetValues(), func(l *openaiv1.TokenList) bool { return len(l.GetValues()) == 0 }) {
-			return invalid("input", msg)
+			return apierror.Invalid("input", msg)
 		}
 		if n := len(k.TokenLists.GetValues()); n > maxInputs {
-			return invalid("input", "at most %d inputs in one request, not %d", maxInputs, n)
+			return apierror.Invalid("input", "at most %d inputs in one request, not %d", maxInputs, n)
 		}
 		for _, l := range k.TokenLists.GetValues() {
 			if err := validTokens(l.GetValues()); err != nil {
@@ -401,7 +395,7 @@ func validateInput(in *openaiv1.EmbeddingInput) error {
 		}
 	}
 	if n := len(in.GetTexts().GetValues()); n > maxInputs {
-		return invalid("input", "at most %d inputs in one request, not %d", maxInputs, n)
+		return apierror.Invalid("input", "at most %d inputs in one request, not %d", maxInputs, n)
 	}
 	return nil
 }
@@ -409,7 +403,7 @@ func validateInput(in *openaiv1.EmbeddingInput) error {
 // validTokens refuses negative token ids.
 func validTokens(ids []int64) error {
 	if slices.ContainsFunc(ids, func(id int64) bool { return id < 0 }) {
-		return invalid("input", "token ids must not be negative")
+		return apierror.Invalid("input", "token ids must not be negative")
 	}
 	return nil
 }
@@ -417,22 +411,22 @@ func validTokens(ids []int64) error {
 func validateEmbeddings(req *openaiv1.EmbeddingRequest) error {
 	switch {
 	case req == nil:
-		return invalid("", "request body is required")
+		return apierror.Invalid("", "request body is required")
 	case req.GetModel() == "":
-		return invalid("model", "you must provide a model parameter")
+		return apierror.Invalid("model", "you must provide a model parameter")
 	case req.GetInput().GetKind() == nil:
-		return invalid("input", "input is required")
+		return apierror.Invalid("input", "input is required")
 	}
 	if err := validateInput(req.GetInput()); err != nil {
 		return err
 	}
 	if req.Dimensions != nil && req.GetDimensions() < 1 {
-		return invalid("dimensions", "dimensions must be at least 1, not %d", req.GetDimensions())
+		return apierror.Invalid("dimensions", "dimensions must be at least 1, not %d", req.GetDimensions())
 	}
 	switch f := req.GetEncodingFormat(); f {
 	case "", "float", "base64":
 	default:
-		return invalid("encoding_format", "encoding_format must be float or base64, not %q", apierror.Clip(f))
+		return apierror.Invalid("encoding_format", "encoding_format must be float or base64, not %q", apierror.Clip(f))
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func validateMessage(i int, m *openaiv1.ChatMessage) error {
 	if parts, ok := content.GetKind().(*openaiv1.MessageContent_Parts); ok {
 		list := parts.Parts.GetParts()
 		if len(list) == 0 {
-			return invalid(at("content"), "content must be a string or a non-empty array of content parts, not an empty array")
+			return apierror.Invalid(at("content"), "content must be a string or a non-empty array of content parts, not an empty array")
 		}
 		for j, p := range list {
 			if err := validatePart(fmt.Sprintf("messages[%d].content[%d]", i, j), role, p); err != nil {
@@ -61,30 +61,30 @@ func validateMessage(i int, m *openaiv1.ChatMessage) error {
 	switch role {
 	case "assistant":
 		if content == nil && len(m.GetToolCalls()) == 0 && m.GetRefusal() == "" {
-			return invalid(at("content"), "an assistant message needs content unless it has tool_calls")
+			return apierror.Invalid(at("content"), "an assistant message needs content unless it has tool_calls")
 		}
 		for j, tc := range m.GetToolCalls() {
 			p := func(field string) string { return fmt.Sprintf("messages[%d].tool_calls[%d].%s", i, j, field) }
 			switch {
 			case tc.GetId() == "":
-				return invalid(p("id"), "a tool call needs an id")
+				return apierror.Invalid(p("id"), "a tool call needs an id")
 			case tc.GetType() != "function":
-				return invalid(p("type"), "tool call type must be \"function\", not %q", apierror.Clip(tc.GetType()))
+				return apierror.Invalid(p("type"), "tool call type must be \"function\", not %q", apierror.Clip(tc.GetType()))
 			case tc.GetFunction().GetName() == "":
-				return invalid(p("function.name"), "a tool call needs a function name")
+				return apierror.Invalid(p("function.name"), "a tool call needs a function name")
 			}
 		}
 		return nil
 	case "tool":
 		if m.GetToolCallId() == "" {
-			return invalid(at("tool_call_id"), "a tool message needs the tool_call_id of the call it answers")
+			return apierror.Invalid(at("tool_call_id"), "a tool message needs the tool_call_id of the call it answers")
 		}
 	}
 	if len(m.GetToolCalls()) > 0 {
-		return invalid(at("tool_calls"), "only an assistant message has tool_calls, not a %s message", role)
+		return apierror.Invalid(at("tool_calls"), "only an assistant message has tool_calls, not a %s message", role)
 	}
 	if content == nil {
-		return invalid(at("content"), "a %s message needs content (a string or an array of content parts), not null", role)
+		return apierror.Invalid(at("content"), "a %s message needs content (a string or an array of content parts), not null", role)
 	}
 	return nil
 }
@@ -93,27 +93,27 @@ func validateMessage(i int, m *openaiv1.ChatMessage) error {
 // its type.
 func validatePart(at, role string, p *openaiv1.ContentPart) error {
 	if !partsByRole[role][p.GetType()] {
-		return invalid(at+".type", "a %s message may send text parts only, not %q", role, apierror.Clip(p.GetType()))
+		return apierror.Invalid(at+".type", "a %s message may send text parts only, not %q", role, apierror.Clip(p.GetType()))
 	}
 	switch p.GetType() {
 	case "image_url":
 		if p.GetImageUrl().GetUrl() == "" {
-			return invalid(at+".image_url.url", "an image_url part needs image_url.url")
+			return apierror.Invalid(at+".image_url.url", "an image_url part needs image_url.url")
 		}
 		switch d := p.GetImageUrl().GetDetail(); d {
 		case "", "auto", "low", "high":
 		default:
-			return invalid(at+".image_url.detail", "image_url.detail must be auto, low or high, not %q", apierror.Clip(d))
+			return apierror.Invalid(at+".image_url.detail", "image_url.detail must be auto, low or high, not %q", apierror.Clip(d))
 		}
 	case "input_audio":
 		a := p.GetInputAudio()
 		if a.GetData() == "" {
-			return invalid(at+".input_audio.data", "an input_audio part needs input_audio.data")
+			return apierror.Invalid(at+".input_audio.data", "an input_audio part needs input_audio.data")
 		}
 		switch a.GetFormat() {
 		case "wav", "mp3":
 		default:
-			return invalid(at+".input_audio.format", "input_audio.format must be wav or mp3, not %q", apierror.Clip(a.GetFormat()))
+			return apierror.Invalid(at+".input_audio.format", "input_audio.format must be wav or mp3, not %q", apierror.Clip(a.GetFormat()))
 		}
 	}
 	return nil
@@ -128,37 +128,37 @@ func validateChatOptions(req *openaiv1.ChatCompletionRequest) error {
 	if req.TopLogprobs != nil {
 		switch {
 		case req.GetTopLogprobs() < 0 || req.GetTopLogprobs() > maxTopLogprobs:
-			return invalid("top_logprobs", "top_logprobs must be between 0 and %d", maxTopLogprobs)
+			return apierror.Invalid("top_logprobs", "top_logprobs must be between 0 and %d", maxTopLogprobs)
 		case !req.GetLogprobs():
-			return invalid("top_logprobs", "top_logprobs needs logprobs: true")
+			return apierror.Invalid("top_logprobs", "top_logprobs needs logprobs: true")
 		}
 	}
 	if len(req.GetTools()) > maxTools {
-		return invalid("tools", "at most %d tools, not %d", maxTools, len(req.GetTools()))
+		return apierror.Invalid("tools", "at most %d tools, not %d", maxTools, len(req.GetTools()))
 	}
 	for i, t := range req.GetTools() {
 		switch {
 		case t.GetType() != "function":
-			return invalid(fmt.Sprintf("tools[%d].type", i), "tool type must be \"function\", not %q", apierror.Clip(t.GetType()))
+			return apierror.Invalid(fmt.Sprintf("tools[%d].type", i), "tool type must be \"function\", not %q", apierror.Clip(t.GetType()))
 		case !namePattern.MatchString(t.GetFunction().GetName()):
-			return invalid(fmt.Sprintf("tools[%d].function.name", i), "a function name is 1 to 64 letters, digits, _ or -, not %q", apierror.Clip(t.GetFunction().GetName()))
+			return apierror.Invalid(fmt.Sprintf("tools[%d].function.name", i), "a function name is 1 to 64 letters, digits, _ or -, not %q", apierror.Clip(t.GetFunction().GetName()))
 		}
 	}
 	if req.ParallelToolCalls != nil && len(req.GetTools()) == 0 {
-		return invalid("parallel_tool_calls", "parallel_tool_calls is only allowed when tools are specified")
+		return apierror.Invalid("parallel_tool_calls", "parallel_tool_calls is only allowed when tools are specified")
 	}
 	if rf := req.GetResponseFormat(); rf != nil {
 		switch rf.GetType() {
 		case "text", "json_object":
 		case "json_schema":
 			if rf.GetJsonSchema() == nil {
-				return invalid("response_format.json_schema", "response_format of type json_schema needs json_schema")
+				return apierror.Invalid("response_format.json_schema", "response_format of type json_schema needs json_schema")
 			}
 			if name := rf.GetJsonSchema().GetName(); !namePattern.MatchString(name) {
-				return invalid("response_format.json_schema.name", "a json_schema name is 1 to 64 letters, digits, _ or -, not %q", apierror.Clip(name))
+				return apierror.Invalid("response_format.json_schema.name", "a json_schema name is 1 to 64 letters, digits, _ or -, not %q", apierror.Clip(name))
 			}
 		default:
-			return invalid("response_format.type", "response_format.type must be text, json_object or json_schema, not %q", apierror.Clip(rf.GetType()))
+			return apierror.Invalid("response_format.type", "response_format.type must be text, json_object or json_schema, not %q", apierror.Clip(rf.GetType()))
 		}
 	}
 	return nil
@@ -171,7 +171,7 @@ func validateCompletionOptions(req *openaiv1.CompletionRequest, streamed bool) e
 		return err
 	}
 	if req.Logprobs != nil && (req.GetLogprobs() < 0 || req.GetLogprobs() > maxLogprobs) {
-		return invalid("logprobs", "logprobs must be between 0 and %d", maxLogprobs)
+		return apierror.Invalid("logprobs", "logprobs must be between 0 and %d", maxLogprobs)
 	}
 	if req.BestOf != nil {
 		n := int32(1)
@@ -180,11 +180,11 @@ func validateCompletionOptions(req *openaiv1.CompletionRequest, streamed bool) e
 		}
 		switch {
 		case req.GetBestOf() < 1 || req.GetBestOf() > maxBestOf:
-			return invalid("best_of", "best_of must be between 1 and %d", maxBestOf)
+			return apierror.Invalid("best_of", "best_of must be between 1 and %d", maxBestOf)
 		case req.GetBestOf() < n:
-			return invalid("best_of", "best_of must be at least n (%d)", n)
+			return apierror.Invalid("best_of", "best_of must be at least n (%d)", n)
 		case streamed && req.GetBestOf() > 1:
-			return invalid("best_of", "a streamed completion cannot use best_of greater than 1")
+			return apierror.Invalid("best_of", "a streamed completion cannot use best_of greater than 1")
 		}
 	}
 	return nil
@@ -195,14 +195,14 @@ func validateCompletionOptions(req *openaiv1.CompletionRequest, streamed bool) e
 // from -100 to 100.
 func validateStopAndBias(stop []string, bias map[string]float64) error {
 	if len(stop) > maxStop {
-		return invalid("stop", "at most %d stop sequences, not %d", maxStop, len(stop))
+		return apierror.Invalid("stop", "at most %d stop sequences, not %d", maxStop, len(stop))
 	}
 	for k, v := range bias {
 		if id, err := strconv.ParseUint(k, 10, 63); err != nil || strconv.FormatUint(id, 10) != k {
-			return invalid("logit_bias", "logit_bias keys are token ids, not %q", apierror.Clip(k))
+			return apierror.Invalid("logit_bias", "logit_bias keys are token ids, not %q", apierror.Clip(k))
 		}
 		if v < -maxLogitBias || v > maxLogitBias || v != v {
-			return invalid("logit_bias", "logit_bias values must be between -%d and %d", maxLogitBias, maxLogitBias)
+			return apierror.Invalid("logit_bias", "logit_bias values must be between -%d and %d", maxLogitBias, maxLogitBias)
 		}
 	}
 	return nil
