@@ -12,6 +12,7 @@ BUF_VERSION                  := v1.75.0
 PROTOC_GEN_GO_VERSION        := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION   := v1.6.0
 PROTOC_GEN_GRPC_GATEWAY_VERSION := v2.33.0
+GOLANGCI_LINT_VERSION        := v2.15.0
 
 # Every Go module of the workspace (go.work).
 MODULES := gen/go services/meshkit services/router services/adapter services/healthmon services/llmesh services/simnode tests
@@ -32,8 +33,12 @@ $(BIN)/.tools-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_GO_GRPC_VERSI
 	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(PROTOC_GEN_GRPC_GATEWAY_VERSION)
 	rm -f $(BIN)/.tools-* && touch $@
 
+$(BIN)/.golangci-lint-$(GOLANGCI_LINT_VERSION):
+	go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	rm -f $(BIN)/.golangci-lint-* && touch $@
+
 .PHONY: tools
-tools: $(BIN)/.tools-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_GO_GRPC_VERSION)-$(PROTOC_GEN_GRPC_GATEWAY_VERSION) ## install the pinned code generators into bin/
+tools: $(BIN)/.tools-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_GO_GRPC_VERSION)-$(PROTOC_GEN_GRPC_GATEWAY_VERSION) $(BIN)/.golangci-lint-$(GOLANGCI_LINT_VERSION) ## install the pinned code generators and golangci-lint into bin/
 
 .PHONY: generate
 generate: tools ## regenerate gen/ from proto/
@@ -48,11 +53,14 @@ checkgenerate: generate ## fail when the committed gen/ is stale
 		echo "gen/ is stale: run 'make generate' and commit the result"; exit 1; fi
 
 .PHONY: lint
-lint: tools ## buf lint, gofmt and go vet
+lint: tools ## buf lint and buf breaking, gofmt, go vet and golangci-lint (.golangci.yml)
 	buf lint
+	BUF=$(BIN)/buf scripts/buf-breaking.sh
 	@bad="$$(gofmt -l $(MODULES))"; if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
 	go vet -tags ollama ./tests/ollama/...
+	golangci-lint run $(PKGS)
+	golangci-lint run --build-tags ollama ./tests/ollama/...
 
 .PHONY: build
 build: ## build the services and the llmesh CLI into bin/

@@ -181,7 +181,7 @@ func firstEvent(c *http.Client, url, body string) (time.Duration, error) {
 	defer resp.Body.Close()
 	line, err := bufio.NewReader(resp.Body).ReadBytes('\n')
 	if err != nil || !bytes.HasPrefix(line, []byte("data: {")) {
-		return 0, fmt.Errorf("first event: %q %v", line, err)
+		return 0, fmt.Errorf("first event: %q %w", line, err)
 	}
 	ttft := time.Since(start)
 	_, err = io.Copy(io.Discard, resp.Body)

@@ -73,7 +73,7 @@ func Start(t testing.TB) *Agent {
 		logPath: filepath.Join(t.TempDir(), "consul.log"),
 	}
 	t.Cleanup(func() {
-		a.stop()
+		_ = a.stop() // a failed stop shows in the agent's log, dumped on failure
 		a.dumpOnFailure(t)
 	})
 	// Another process may take a port between the pick and the agent's
@@ -177,9 +177,9 @@ func (a *Agent) start() error {
 		close(done)
 	}()
 	if err := a.waitReady(done); err != nil {
-		a.stop()
+		_ = a.stop() // the start failed: its error is the one to report
 		if b, _ := os.ReadFile(a.logPath); int64(len(b)) > logStart && loopport.InUse(b[logStart:]) {
-			return fmt.Errorf("%w: %v", errAddrInUse, err)
+			return fmt.Errorf("%w: %w", errAddrInUse, err)
 		}
 		return err
 	}

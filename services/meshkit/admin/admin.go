@@ -50,7 +50,7 @@ func Serve(ctx context.Context, addr string, log *slog.Logger, routes ...Route) 
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {

@@ -49,7 +49,7 @@ func Invalid(param, format string, args ...any) *Error {
 // message OpenAI gives for an unknown model. The name is clipped.
 func ModelNotFound(model string) *Error {
 	e := build(codes.NotFound, ReasonMesh,
-		fmt.Errorf("The model `%s` does not exist or is not served by any healthy node.", Clip(model)))
+		fmt.Errorf("The model `%s` does not exist or is not served by any healthy node.", Clip(model))) //nolint:revive,staticcheck // OpenAI's own wording, capital and full stop included
 	e.Type, e.Param, e.ErrCode = TypeInvalidRequest, "model", ErrCodeModelNotFound
 	return e
 }
@@ -169,7 +169,7 @@ func (e *Error) WithHTTPStatus(httpStatus int) *Error {
 // whose Err is what err wraps (%w), if anything.
 func build(code codes.Code, reason string, err error) *Error {
 	e := &Error{Code: code, Message: err.Error(), Reason: reason}
-	switch u := err.(type) {
+	switch u := err.(type) { //nolint:errorlint // err's own Unwrap methods, not a type it wraps
 	case interface{ Unwrap() error }:
 		e.Err = u.Unwrap()
 	case interface{ Unwrap() []error }:

@@ -95,7 +95,7 @@ func Keep(ctx context.Context, c *api.Client, in Instance, log *slog.Logger) err
 		select {
 		case <-ctx.Done():
 			// Deregister with a fresh context: ctx is already done.
-			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			derr := c.Agent().ServiceDeregisterOpts(reg.ID, (&api.QueryOptions{}).WithContext(dctx))
 			cancel()
 			if derr != nil {

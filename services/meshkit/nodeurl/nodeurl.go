@@ -199,7 +199,7 @@ func checkHost(u *url.URL) (string, error) {
 			return "", fmt.Errorf("host %q is not a valid host name", host)
 		}
 		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			if !hostRune(r) {
 				return "", fmt.Errorf("host %q is not a valid host name", host)
 			}
 		}
@@ -266,4 +266,9 @@ func quotable(raw string) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// hostRune says whether r may appear in a host name's label.
+func hostRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
 }

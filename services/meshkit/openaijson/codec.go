@@ -128,7 +128,7 @@ func (d *decoder) body(fill func() error) error {
 // body has been read; a body that is also malformed further on is reported
 // as malformed, since that is what its sender has to fix first.
 func (d *decoder) report(err error) error {
-	if de, ok := err.(*DecodeError); ok {
+	if de := (*DecodeError)(nil); errors.As(err, &de) {
 		v := decoder{data: d.data}
 		serr := v.skip(0)
 		if serr == nil {

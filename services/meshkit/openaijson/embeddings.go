@@ -3,6 +3,7 @@ package openaijson
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"math"
 
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
@@ -69,7 +70,7 @@ func (d *decoder) embeddingInput() (*openaiv1.EmbeddingInput, error) {
 		d.pos++
 		err = atIndex(&DecodeError{Msg: "expected a string, an integer or an array, got " + d.kind()}, 0)
 	}
-	if de, ok := err.(*DecodeError); ok {
+	if de := (*DecodeError)(nil); errors.As(err, &de) {
 		return nil, &DecodeError{Msg: inputShapes + " (" + de.Error() + ")"}
 	}
 	if err != nil {

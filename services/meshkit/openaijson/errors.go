@@ -1,6 +1,7 @@
 package openaijson
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
@@ -31,7 +32,7 @@ func (e *DecodeError) Error() string {
 // A key is clipped (apierror.Clip): an unknown member's key is the
 // client's to choose and may be megabytes long.
 func inField(err error, key []byte) error {
-	if de, ok := err.(*DecodeError); ok {
+	if de := (*DecodeError)(nil); errors.As(err, &de) {
 		k := apierror.Clip(string(key))
 		switch {
 		case de.Param == "":

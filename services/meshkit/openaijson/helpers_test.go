@@ -8,7 +8,6 @@ import (
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 )
 
 func textContent(s string) *openaiv1.MessageContent {
@@ -17,15 +16,6 @@ func textContent(s string) *openaiv1.MessageContent {
 
 func partsContent(parts ...*openaiv1.ContentPart) *openaiv1.MessageContent {
 	return &openaiv1.MessageContent{Kind: &openaiv1.MessageContent_Parts{Parts: &openaiv1.ContentParts{Parts: parts}}}
-}
-
-func mustStruct(t testing.TB, m map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // assertProtoEqual fails with both messages in text form when they differ.

@@ -52,7 +52,7 @@ func (s *Server) serveInference(w http.ResponseWriter, r *http.Request, serve fu
 			})
 			return
 		}
-		c.gone() // the client stopped sending mid-body
+		_ = c.gone() // the client stopped sending mid-body
 		return
 	}
 
@@ -64,7 +64,7 @@ func (s *Server) serveInference(w http.ResponseWriter, r *http.Request, serve fu
 		writeOpenAIError(w, f.Status, apiError{Message: f.message(), Type: errorType(f.Status)})
 	case f.Hang:
 		<-c.ctx.Done()
-		c.gone()
+		_ = c.gone()
 	default:
 		serve(c, body)
 	}

@@ -200,7 +200,7 @@ func toMessages(req *openaiv1.ChatCompletionRequest, stream bool) (*messagesRequ
 func inputSchema(params string) (json.RawMessage, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(params), &top); err != nil {
-		return nil, fmt.Errorf("not a JSON object: %v", err)
+		return nil, fmt.Errorf("not a JSON object: %w", err)
 	}
 	if _, typed := top["type"]; typed {
 		return json.RawMessage(params), nil

@@ -117,7 +117,7 @@ func (w *Watch) Waiting() {
 // side's error). caller is the context Start was given.
 func Cause(caller, watched context.Context) error {
 	if caller.Err() != nil {
-		return nil
+		return nil //nolint:nilerr // the caller ended it: not the watch's doing, so no cause
 	}
 	if c := context.Cause(watched); errors.Is(c, ErrNoFirst) || errors.Is(c, ErrIdle) {
 		return c

@@ -46,9 +46,9 @@ type Reader struct {
 // NewReader reads events from r with DefaultMaxEventSize.
 func NewReader(r io.Reader) *Reader { return NewReaderSize(r, DefaultMaxEventSize) }
 
-// NewReaderSize reads events from r; no line or event may exceed max bytes.
-func NewReaderSize(r io.Reader, max int) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 4096), max: max}
+// NewReaderSize reads events from r; no line or event may exceed limit bytes.
+func NewReaderSize(r io.Reader, limit int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 4096), max: limit}
 }
 
 // Next returns the next event that has data. It returns io.EOF when the

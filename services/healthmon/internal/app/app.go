@@ -100,7 +100,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		g.Go(func() error { return src.Run(gctx) })
 	}
 	err = g.Wait()
-	mon.Stop()
+	mon.Stop(ctx)
 	log.Info("stopped")
 	return err
 }

@@ -215,9 +215,10 @@ func withNote(reason, note string) string {
 	return reason + "; " + note
 }
 
-// Stop ends every probe loop and waits for them.
-func (m *Monitor) Stop() {
-	m.SetNodes(context.Background(), nil)
+// Stop ends every probe loop and waits for them. ctx carries values only
+// (a caller shutting down passes a context that is already done).
+func (m *Monitor) Stop(ctx context.Context) {
+	m.SetNodes(context.WithoutCancel(ctx), nil)
 }
 
 // adapterRetry bounds the wait before re-probing when the adapter could not

@@ -174,7 +174,7 @@ func newMonitor(t *testing.T, cfg Config, nodes ...*nodev1.Node) (*Monitor, *fak
 	p := newProber()
 	l := &logs{}
 	m := New(cfg, p, slog.New(l))
-	t.Cleanup(m.Stop)
+	t.Cleanup(func() { m.Stop(context.Background()) })
 	m.SetNodes(context.Background(), nodes)
 	return m, p, l
 }
@@ -241,17 +241,6 @@ func stateOf(t *testing.T, m *Monitor, id string) *nodev1.NodeState {
 	}
 	t.Fatalf("node %s is not monitored", id)
 	return nil
-}
-
-// drainNew skips the "not probed yet" messages SetNodes publishes for n
-// new nodes.
-func drainNew(t *testing.T, ch <-chan *healthmonv1.WatchNodesResponse, n int) {
-	t.Helper()
-	for range n {
-		st := nextState(t, ch)
-		require.Equal(t, nodev1.Status_STATUS_UNSPECIFIED, st.GetStatus())
-		require.Equal(t, "not probed yet", st.GetReason())
-	}
 }
 
 func TestNewNodesStartUnknown(t *testing.T) {
@@ -660,7 +649,7 @@ func TestStopWaitsForLoops(t *testing.T) {
 	ch, _ := watch(t, m)
 	require.True(t, next(t, ch).GetSnapshot())
 
-	m.Stop()
+	m.Stop(context.Background())
 
 	assert.Zero(t, p.active.Load(), "Stop returns after every probe has ended")
 	assert.Empty(t, m.States())

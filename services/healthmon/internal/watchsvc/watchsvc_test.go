@@ -94,7 +94,7 @@ func recv(t *testing.T, s grpc.ServerStreamingClient[healthmonv1.WatchNodesRespo
 func TestWatchNodesStreamsSnapshotThenChanges(t *testing.T) {
 	probes := make(chanProber)
 	m := monitor.New(monitor.Config{Interval: time.Millisecond, Timeout: time.Minute}, probes, slog.New(slog.DiscardHandler))
-	defer m.Stop()
+	defer m.Stop(context.Background())
 	m.SetNodes(context.Background(), []*nodev1.Node{{Id: "gpu-1", Kind: nodev1.Kind_KIND_OLLAMA, BaseUrl: "http://gpu-1:11434"}})
 	w := &endWatcher{inner: m, quit: make(chan struct{}), ended: make(chan struct{})}
 	client := serve(t, New(context.Background(), w))

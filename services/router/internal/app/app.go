@@ -129,7 +129,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	})
 	g.Go(func() error {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.Grace)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Grace)
 		defer cancel()
 		if err := hsrv.Shutdown(sctx); err != nil {
 			return hsrv.Close()

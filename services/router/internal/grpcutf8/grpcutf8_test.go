@@ -3,6 +3,7 @@ package grpcutf8
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -116,7 +117,7 @@ func callStream(conn *grpc.ClientConn, req []byte) error {
 	for {
 		var out []byte
 		if err := s.RecvMsg(&out); err != nil {
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err

@@ -66,15 +66,15 @@ type node struct {
 type Outcome int
 
 const (
-	// Served: the node answered, even if with an error (503 busy, a bad
+	// Served means the node answered, even if with an error (503 busy, a bad
 	// request) or not at all because the client went away.
 	Served Outcome = iota
-	// Unreachable: the node could not be reached (refused or reset while
+	// Unreachable means the node could not be reached (refused or reset while
 	// connecting, TLS, DNS) or refused the mesh's credentials (401/403).
 	// A health probe meets the same failure, so a good probe closes the
 	// breaker (Recovered).
 	Unreachable
-	// NoAnswer: the node took the request and did not deliver the answer:
+	// NoAnswer means the node took the request and did not deliver the answer:
 	// no first token in time, silent in the middle of an answer, or the
 	// connection dropped mid-answer. A probe's cheap calls succeed on such
 	// a node, so only a successful trial request closes the breaker.

@@ -184,7 +184,7 @@ func (h *Handler) serveInference(w http.ResponseWriter, r *http.Request, ep adap
 	if out.started {
 		// After the first object the status is sent: Ollama ends such a
 		// stream with an error object.
-		out.line(mustJSON(map[string]string{"error": msg}))
+		_ = out.line(mustJSON(map[string]string{"error": msg})) // the client may be gone: nothing more to tell
 		return
 	}
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {

@@ -181,7 +181,7 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 			case !strings.Contains(err.Error(), tt.want):
 				t.Errorf("run = %v, want it to mention %q", err, tt.want)
 			}
-			if tt.is == errUsage && !strings.Contains(stderr.String(), "Usage") && !strings.Contains(stderr.String(), "-models") {
+			if errors.Is(tt.is, errUsage) && !strings.Contains(stderr.String(), "Usage") && !strings.Contains(stderr.String(), "-models") {
 				t.Errorf("no usage printed for a usage error:\n%s", stderr.String())
 			}
 		})
