@@ -401,11 +401,11 @@ func NotNegative[T number](v T) error {
 	return nil
 }
 
-// AtLeast returns a check that a value is min or more.
-func AtLeast[T number](min T) func(T) error {
+// AtLeast returns a check that a value is least or more.
+func AtLeast[T number](least T) func(T) error {
 	return func(v T) error {
-		if v < min {
-			return fmt.Errorf("must be at least %v", min)
+		if v < least {
+			return fmt.Errorf("must be at least %v", least)
 		}
 		return nil
 	}

@@ -48,7 +48,7 @@ func inField(err error, key []byte) error {
 
 // atIndex prefixes a type error's Param with the array index it was found at.
 func atIndex(err error, i int) error {
-	if de, ok := err.(*DecodeError); ok {
+	if de := (*DecodeError)(nil); errors.As(err, &de) {
 		idx := "[" + strconv.Itoa(i) + "]"
 		if de.Param == "" || de.Param[0] == '[' {
 			de.Param = idx + de.Param

@@ -1,6 +1,7 @@
 package openaijson
 
 import (
+	"errors"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -257,7 +258,7 @@ func CheckUTF8(data []byte) error {
 		return nil
 	}
 	d := decoder{data: data, strict: true}
-	if de, ok := d.skip(0).(*DecodeError); ok {
+	if de := (*DecodeError)(nil); errors.As(d.skip(0), &de) {
 		return de
 	}
 	return nil

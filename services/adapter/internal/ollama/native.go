@@ -148,7 +148,7 @@ func (c *Client) tooLarge() error {
 func forceStream(body []byte) ([]byte, bool, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, false, fmt.Errorf("invalid JSON body: %v", err)
+		return nil, false, fmt.Errorf("invalid JSON body: %w", err)
 	}
 	want := true
 	if raw, ok := fields["stream"]; ok && string(raw) != "null" {

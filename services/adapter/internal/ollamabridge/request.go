@@ -88,7 +88,7 @@ type generateRequest struct {
 
 func decode(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("invalid JSON body: %v", err)
+		return fmt.Errorf("invalid JSON body: %w", err)
 	}
 	return nil
 }
@@ -146,7 +146,7 @@ func (r *chatRequest) openAI() (*openaiv1.ChatCompletionRequest, error) {
 		if len(t.Function.Parameters) > 0 && string(t.Function.Parameters) != "null" {
 			var err error
 			if params, err = openaijson.JSONObject(t.Function.Parameters); err != nil {
-				return nil, fmt.Errorf("tools[%d].function.parameters must be a JSON Schema object: %v", i, err)
+				return nil, fmt.Errorf("tools[%d].function.parameters must be a JSON Schema object: %w", i, err)
 			}
 		}
 		typ := t.Type

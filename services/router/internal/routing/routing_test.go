@@ -359,7 +359,9 @@ func TestExhausted(t *testing.T) {
 			assert.Equal(t, tc.wantHTTP, e.HTTPStatus)
 			assert.Contains(t, e.Message, model)
 			for id, nerr := range tc.errs {
-				reason := nerr.(*apierror.Error).Message
+				var ae *apierror.Error
+				require.ErrorAs(t, nerr, &ae)
+				reason := ae.Message
 				if slices.Contains(calls, id) {
 					assert.Contains(t, e.Message, id+": "+reason, "the error names every node tried and why")
 				} else {

@@ -145,7 +145,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		err = srv.Close()
 		cancelBase()
 	}
-	_ = <-served // always http.ErrServerClosed once Shutdown or Close ran
+	<-served //nolint:errcheck // always http.ErrServerClosed once Shutdown or Close ran
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
