@@ -9,11 +9,8 @@ package hangwatch
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
-
-	"google.golang.org/grpc/codes"
 
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
@@ -133,11 +130,9 @@ func Cause(caller, watched context.Context) error {
 func NodeError(caller, watched context.Context, node string, first, idle time.Duration, err error) error {
 	switch cause := Cause(caller, watched); {
 	case errors.Is(cause, ErrNoFirst):
-		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonAnswerFailed, Node: node,
-			Message: fmt.Sprintf("no first token within %s", first)}
+		return apierror.AnswerFailed(node, "no first token within %s", first)
 	case errors.Is(cause, ErrIdle):
-		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonAnswerFailed, Node: node,
-			Message: fmt.Sprintf("silent for %s in the middle of an answer", idle)}
+		return apierror.AnswerFailed(node, "silent for %s in the middle of an answer", idle)
 	}
 	return err
 }

@@ -3,7 +3,6 @@ package routing
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
-	"google.golang.org/grpc/codes"
 )
 
 // Queue bounds waiting for a free node when every candidate is at its
@@ -125,17 +123,14 @@ func (r *Router) queueWait(ctx context.Context, model string, cands []nodetable.
 		budget = max(budget, firstTokenLimit(c, r.limits.For(c.Node)))
 	}
 	wait := budget
-	why := error(&apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonMesh,
-		Message: fmt.Sprintf("every node serving model %q stayed at its limit of requests in flight for the request's first-token budget of %s; retry shortly", apierror.Clip(model), budget)})
+	why := error(apierror.Unavailable("", "every node serving model %q stayed at its limit of requests in flight for the request's first-token budget of %s; retry shortly", apierror.Clip(model), budget))
 	if q := r.queue.Wait; q > 0 && q < wait {
 		wait = q
-		why = &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
-			Message: fmt.Sprintf("every node serving model %q stayed at its limit of requests in flight for the longest queue wait of %s; retry shortly", apierror.Clip(model), q)}
+		why = apierror.RateLimited("every node serving model %q stayed at its limit of requests in flight for the longest queue wait of %s; retry shortly", apierror.Clip(model), q)
 	}
 	if d, ok := ctx.Value(clientDeadlineKey{}).(clientDeadline); ok && time.Until(d.at) < wait {
 		wait = max(time.Until(d.at), 0)
-		why = &apierror.Error{Code: codes.DeadlineExceeded, Reason: apierror.ReasonMesh,
-			Message: fmt.Sprintf("every node serving model %q stayed at its limit of requests in flight for the client's timeout of %s", apierror.Clip(model), d.timeout)}
+		why = apierror.DeadlineExceeded("", "every node serving model %q stayed at its limit of requests in flight for the client's timeout of %s", apierror.Clip(model), d.timeout)
 	}
 	return wait, why
 }
@@ -143,6 +138,5 @@ func (r *Router) queueWait(ctx context.Context, model string, cands []nodetable.
 // queueFull refuses a request that finds every node full and the queue
 // too.
 func (r *Router) queueFull(model string) error {
-	return &apierror.Error{Code: codes.ResourceExhausted, Type: "rate_limit_error", Reason: apierror.ReasonMesh,
-		Message: fmt.Sprintf("every node serving model %q is at its limit of requests in flight and the wait queue (%d requests) is full; retry shortly", apierror.Clip(model), r.queue.Size)}
+	return apierror.RateLimited("every node serving model %q is at its limit of requests in flight and the wait queue (%d requests) is full; retry shortly", apierror.Clip(model), r.queue.Size)
 }

@@ -2,7 +2,6 @@ package routing
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
@@ -13,7 +12,6 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -87,9 +85,8 @@ func (r *Router) chatModel(model string) error {
 			return nil
 		}
 	}
-	return &apierror.Error{Code: codes.InvalidArgument, Type: "invalid_request_error", Param: "model", ErrCode: "model_not_supported",
-		Reason:  apierror.ReasonMesh,
-		Message: fmt.Sprintf("The model `%s` is an embedding model: it serves /v1/embeddings, not chat.", apierror.Clip(model))}
+	return apierror.Invalid("model", "The model `%s` is an embedding model: it serves /v1/embeddings, not chat.", apierror.Clip(model)).
+		WithErrCode(apierror.ErrCodeModelNotSupported)
 }
 
 // firstTokenLimit is how long c may take to its first token: short where

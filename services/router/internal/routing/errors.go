@@ -27,8 +27,7 @@ func noneAllowed(route modelroutes.Route, all []nodetable.Candidate) error {
 	if route.Tiers == policy.LocalOnly || route.Tiers == policy.CloudOnly {
 		rule = append(rule, fmt.Sprintf("allowed by tiers %s", route.Tiers))
 	}
-	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonMesh,
-		Message: fmt.Sprintf("no up node %s serves model %q (it is served by %s)", strings.Join(rule, " and "), apierror.Clip(route.Model), strings.Join(ids, ", "))}
+	return apierror.Unavailable("", "no up node %s serves model %q (it is served by %s)", strings.Join(rule, " and "), apierror.Clip(route.Model), strings.Join(ids, ", "))
 }
 
 // soonest is the shortest wait any failed node asked for: the client may
@@ -59,22 +58,17 @@ func noCandidate(snap *nodetable.Snapshot, model string) error {
 	}
 	switch {
 	case len(had) > 0:
-		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
-			Message: fmt.Sprintf("no healthy node serves model %q; down: %s", apierror.Clip(model), strings.Join(had, "; "))}
+		return apierror.Unreachable("", "no healthy node serves model %q; down: %s", apierror.Clip(model), strings.Join(had, "; "))
 	case snap.Len() == 0:
-		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
-			Message: "no LLM nodes are known yet (healthmon has not reported any)"}
+		return apierror.Unreachable("", "no LLM nodes are known yet (healthmon has not reported any)")
 	case !snap.AnyUp():
 		var all []string
 		for _, d := range downs {
 			all = append(all, d.ID+": "+d.Reason)
 		}
-		return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable,
-			Message: fmt.Sprintf("no healthy node for model %q; down: %s", apierror.Clip(model), strings.Join(all, "; "))}
+		return apierror.Unreachable("", "no healthy node for model %q; down: %s", apierror.Clip(model), strings.Join(all, "; "))
 	}
-	return &apierror.Error{Code: codes.NotFound, Param: "model", ErrCode: "model_not_found",
-		Type:    "invalid_request_error",
-		Message: fmt.Sprintf("The model `%s` does not exist or is not served by any healthy node.", apierror.Clip(model))}
+	return apierror.ModelNotFound(model)
 }
 
 // exhausted is the error after every tried node failed. When all failed
@@ -100,6 +94,5 @@ func exhausted(model string, failures []failure) error {
 		}
 		return &out
 	}
-	return &apierror.Error{Code: codes.Unavailable, Reason: apierror.ReasonUnreachable, RetryAfter: soonest(failures),
-		Message: fmt.Sprintf("no reachable node for model %q; tried %s", apierror.Clip(model), tried)}
+	return apierror.Unreachable("", "no reachable node for model %q; tried %s", apierror.Clip(model), tried).WithRetryAfter(soonest(failures))
 }

@@ -3,7 +3,6 @@ package routing
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -135,8 +134,7 @@ func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, ans *an
 		cancel(nil)
 		if moved {
 			a.End(0, nodestats.Served) // frees the slot; the breaker has heard already
-			return &movedError{err: &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonAnswerFailed,
-				Message: "left rotation for not answering while this request waited for its first token"}}
+			return &movedError{err: apierror.AnswerFailed(c.Node.GetId(), "left rotation for not answering while this request waited for its first token")}
 		}
 		outcome := nodeOutcome(err)
 		a.End(ttft, outcome)
@@ -193,8 +191,7 @@ func (r *Router) bounded(ctx context.Context, c nodetable.Candidate, attempt att
 	defer cancel()
 	ttft, err := attempt(actx, c)
 	if err != nil && ctx.Err() == nil && ranOut(ctx, actx, err) {
-		err = &apierror.Error{Code: codes.DeadlineExceeded, Node: c.Node.GetId(),
-			Message: fmt.Sprintf("no complete answer within the node's total timeout of %s", total)}
+		err = apierror.DeadlineExceeded(c.Node.GetId(), "no complete answer within the node's total timeout of %s", total)
 	}
 	return ttft, err
 }

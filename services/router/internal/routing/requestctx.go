@@ -2,11 +2,9 @@ package routing
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
-	"google.golang.org/grpc/codes"
 )
 
 type sessionKey struct{}
@@ -60,6 +58,5 @@ func clientGone(ctx context.Context, model string) error {
 	if !ok || time.Now().Before(d.at) {
 		return nil
 	}
-	return &apierror.Error{Code: codes.DeadlineExceeded, Reason: apierror.ReasonMesh,
-		Message: fmt.Sprintf("no node serving model %q took the request within the client's timeout of %s", apierror.Clip(model), d.timeout)}
+	return apierror.DeadlineExceeded("", "no node serving model %q took the request within the client's timeout of %s", apierror.Clip(model), d.timeout)
 }

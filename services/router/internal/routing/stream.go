@@ -3,7 +3,6 @@ package routing
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -76,11 +74,9 @@ func streamAttempt[T any](r *Router, ctx context.Context, c nodetable.Candidate,
 		}
 		switch cause := context.Cause(attemptCtx); {
 		case errors.Is(cause, errNoFirstToken):
-			return &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonAnswerFailed,
-				Message: fmt.Sprintf("no first token within %s", first)}
+			return apierror.AnswerFailed(c.Node.GetId(), "no first token within %s", first)
 		case errors.Is(cause, errIdle):
-			return &apierror.Error{Code: codes.Unavailable, Node: c.Node.GetId(), Reason: apierror.ReasonAnswerFailed,
-				Message: fmt.Sprintf("silent for %s in the middle of an answer", l.Idle)}
+			return apierror.AnswerFailed(c.Node.GetId(), "silent for %s in the middle of an answer", l.Idle)
 		}
 		return err
 	}
