@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"io"
 	"log/slog"
 	"net"
@@ -203,7 +204,7 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 	if err != nil {
 		return nil, apierror.New(codes.FailedPrecondition, "node %s: %w", n.GetId(), err).WithNode(n.GetId())
 	}
-	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: transport}, keyEnv: n.GetApiKeyEnv()}
+	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: traced(transport)}, keyEnv: n.GetApiKeyEnv()}
 	c.readSecrets(n, p.opts.LookupEnv)
 	if n.GetTlsInsecureSkipVerify() && !p.warned[n.GetId()] {
 		p.warned[n.GetId()] = true
@@ -389,4 +390,12 @@ func (b *cancelOnClose) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel(nil)
 	return err
+}
+
+// traced sends the W3C trace context to the node (so vLLM and others
+// join the request's trace) and makes a client span per node request.
+func traced(t http.RoundTripper) http.RoundTripper {
+	return otelhttp.NewTransport(t, otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+		return r.Method + " " + r.URL.Path
+	}))
 }
