@@ -140,6 +140,7 @@ type Op struct {
 	req   Request
 	label string // the model label
 	edge  string
+	ctx   context.Context // the request span's: metrics get its exemplars
 	start time.Time
 
 	mu          sync.Mutex
@@ -166,6 +167,7 @@ func (r *Recorder) Start(ctx context.Context, req Request) (context.Context, *Op
 		o.span.SetAttributes(telemetry.GenAIOperationName.String(req.Operation), telemetry.GenAIRequestModel.String(clip(req.Model)),
 			telemetry.GenAIRequestStream.Bool(req.Stream), AttrEdge.String(o.edge), AttrRoute.String(req.Route))
 	}
+	o.ctx = ctx
 	return context.WithValue(ctx, opKey{}, o), o
 }
 
@@ -194,7 +196,7 @@ func (o *Op) Queued(d time.Duration) {
 	if o == nil {
 		return
 	}
-	o.r.queueWait.Record(context.Background(), d.Seconds(), metric.WithAttributes(telemetry.GenAIRequestModel.String(o.label)))
+	o.r.queueWait.Record(o.ctx, d.Seconds(), metric.WithAttributes(telemetry.GenAIRequestModel.String(o.label)))
 	o.mu.Lock()
 	o.queued += d
 	o.mu.Unlock()
@@ -253,7 +255,7 @@ func (o *Op) End(status, reason string) {
 	total := time.Since(o.start)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	ctx := context.Background()
+	ctx := o.ctx
 	base := []attribute.KeyValue{telemetry.GenAIOperationName.String(o.req.Operation), telemetry.GenAIRequestModel.String(o.label)}
 	if o.provider != "" {
 		base = append(base, telemetry.GenAIProviderName.String(o.provider))
@@ -330,6 +332,7 @@ type Node struct {
 type Attempt struct {
 	o     *Op
 	span  trace.Span
+	ctx   context.Context
 	node  string
 	start time.Time
 }
@@ -360,7 +363,7 @@ func (o *Op) Attempt(ctx context.Context, n Node) (context.Context, *Attempt) {
 		}
 		span.SetAttributes(append(attrs, serverAttrs(n.BaseURL)...)...)
 	}
-	return ctx, &Attempt{o: o, span: span, node: n.ID, start: time.Now()}
+	return ctx, &Attempt{o: o, span: span, ctx: ctx, node: n.ID, start: time.Now()}
 }
 
 // serverAttrs are server.address and server.port of a node's base URL
@@ -403,7 +406,7 @@ func (a *Attempt) End(outcome, provider string) {
 		return
 	}
 	o := a.o
-	o.r.attempts.Add(context.Background(), 1, metric.WithAttributes(AttrNodeID.String(a.node), AttrOutcome.String(outcome)))
+	o.r.attempts.Add(a.ctx, 1, metric.WithAttributes(AttrNodeID.String(a.node), AttrOutcome.String(outcome)))
 	o.mu.Lock()
 	o.lastNode = a.node
 	if outcome == OutcomeOK {
