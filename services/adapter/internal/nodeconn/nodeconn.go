@@ -204,7 +204,7 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 	if err != nil {
 		return nil, apierror.New(codes.FailedPrecondition, "node %s: %w", n.GetId(), err).WithNode(n.GetId())
 	}
-	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: traced(transport)}, keyEnv: n.GetApiKeyEnv()}
+	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: traced(transport)}, transport: transport, keyEnv: n.GetApiKeyEnv()}
 	c.readSecrets(n, p.opts.LookupEnv)
 	if n.GetTlsInsecureSkipVerify() && !p.warned[n.GetId()] {
 		p.warned[n.GetId()] = true
@@ -270,15 +270,17 @@ func OneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 
 // Client is one node's HTTP client. It is safe for concurrent use.
 type Client struct {
-	id       string
-	kind     nodev1.Kind
-	base     *url.URL
-	http     *http.Client
-	apiKey   string
-	headers  []header
-	keyEnv   string
-	secrets  []string // values never to be shown: the key, secret header values
-	setupErr error    // a variable the node names is unset: every request fails with it
+	id   string
+	kind nodev1.Kind
+	base *url.URL
+	http *http.Client
+	// transport is the pool's transport under http's tracing one.
+	transport http.RoundTripper
+	apiKey    string
+	headers   []header
+	keyEnv    string
+	secrets   []string // values never to be shown: the key, secret header values
+	setupErr  error    // a variable the node names is unset: every request fails with it
 }
 
 // header is one extra header with its value resolved.
