@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/health"
@@ -39,10 +41,12 @@ const MaxMessageBytes = 256 << 20
 const ReconnectMaxDelay = 2 * time.Second
 
 // ClientOptions are the dial options of a client of llmesh's own
-// services: messages up to MaxMessageBytes either way, and reconnects at
-// most ReconnectMaxDelay apart.
+// services: messages up to MaxMessageBytes either way, reconnects at
+// most ReconnectMaxDelay apart, and OpenTelemetry's stats handler (a span
+// per call, the trace context sent along, rpc.client.* metrics).
 func ClientOptions() []grpc.DialOption {
 	return []grpc.DialOption{
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: ReconnectMaxDelay},
@@ -52,9 +56,12 @@ func ClientOptions() []grpc.DialOption {
 }
 
 // New makes a server taking messages up to MaxMessageBytes (opts may say
-// otherwise). Register services on s.GRPC before Serve.
+// otherwise), with OpenTelemetry's stats handler (a span per call joined
+// to the caller's trace, rpc.server.* metrics; health checks left out).
+// Register services on s.GRPC before Serve.
 func New(log *slog.Logger, opts ...grpc.ServerOption) *Server {
 	opts = append([]grpc.ServerOption{
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 		grpc.ChainUnaryInterceptor(unaryStatus),
 		grpc.ChainStreamInterceptor(streamStatus),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),

@@ -9,7 +9,8 @@ import (
 )
 
 // New returns a logger writing to w in format "text" or "json" at level
-// ("debug", "info", "warn", "error").
+// ("debug", "info", "warn", "error"). A record logged with a context
+// that carries a span (InfoContext, …) gets trace_id and span_id.
 func New(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
@@ -18,9 +19,9 @@ func New(w io.Writer, format, level string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(format) {
 	case "text", "":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(traceHandler{slog.NewTextHandler(w, opts)}), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(traceHandler{slog.NewJSONHandler(w, opts)}), nil
 	default:
 		return nil, fmt.Errorf("log format %q: want text or json", format)
 	}

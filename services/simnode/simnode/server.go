@@ -29,6 +29,8 @@ type Server struct {
 
 	bodies lastBodies // last body per Ollama native endpoint and chat completions
 
+	headers sync.Map // "METHOD PATH" → http.Header of the last such request
+
 	// Requests that match no route are rare (typos, scanners), so a
 	// mutex-guarded map is simpler than pre-allocated counters.
 	unroutedMu sync.Mutex
@@ -101,6 +103,15 @@ func (s *Server) SetFaults(f Faults) {
 	s.faults.Store(&f)
 }
 
+// LastHeader returns the headers of the last request received for
+// method and path (e.g. "POST", "/v1/chat/completions"), nil when none
+// came: a test sees what the mesh sent the node (a W3C traceparent, …).
+func (s *Server) LastHeader(method, path string) http.Header {
+	h, _ := s.headers.Load(method + " " + path)
+	hh, _ := h.(http.Header)
+	return hh
+}
+
 // currentFaults returns the faults a request starting now must obey.
 func (s *Server) currentFaults() Faults { return *s.faults.Load() }
 
@@ -129,6 +140,7 @@ func (s *Server) Stats() Stats {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Simnode-Name", s.cfg.Name)
 	key := r.Method + " " + r.URL.Path
+	s.headers.Store(key, r.Header.Clone())
 	rt := s.routes[key]
 	if rt != nil {
 		rt.hits.Add(1)

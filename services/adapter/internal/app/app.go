@@ -21,6 +21,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/healthcheck"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
+	"github.com/llmesh/llmesh/services/meshkit/telemetry"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -45,6 +46,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	if err != nil {
 		return err // validated already; kept for safety
 	}
+	tel, err := telemetry.Setup(ctx, "llmesh-adapter", "", os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	defer telemetry.Flush(ctx, tel, log)
 
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -58,7 +64,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 
 	log.Info("listening", "addr", lis.Addr().String())
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return admin.Serve(ctx, cfg.AdminAddr, log) })
+	g.Go(func() error { return admin.Serve(ctx, cfg.AdminAddr, log, tel.Route()) })
 	if cfg.Consul {
 		consul, err := api.NewClient(api.DefaultConfig())
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"io"
 	"log/slog"
 	"net"
@@ -203,7 +204,7 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 	if err != nil {
 		return nil, apierror.New(codes.FailedPrecondition, "node %s: %w", n.GetId(), err).WithNode(n.GetId())
 	}
-	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: transport}, keyEnv: n.GetApiKeyEnv()}
+	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: traced(transport)}, transport: transport, keyEnv: n.GetApiKeyEnv()}
 	c.readSecrets(n, p.opts.LookupEnv)
 	if n.GetTlsInsecureSkipVerify() && !p.warned[n.GetId()] {
 		p.warned[n.GetId()] = true
@@ -269,15 +270,17 @@ func OneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", ";
 
 // Client is one node's HTTP client. It is safe for concurrent use.
 type Client struct {
-	id       string
-	kind     nodev1.Kind
-	base     *url.URL
-	http     *http.Client
-	apiKey   string
-	headers  []header
-	keyEnv   string
-	secrets  []string // values never to be shown: the key, secret header values
-	setupErr error    // a variable the node names is unset: every request fails with it
+	id   string
+	kind nodev1.Kind
+	base *url.URL
+	http *http.Client
+	// transport is the pool's transport under http's tracing one.
+	transport http.RoundTripper
+	apiKey    string
+	headers   []header
+	keyEnv    string
+	secrets   []string // values never to be shown: the key, secret header values
+	setupErr  error    // a variable the node names is unset: every request fails with it
 }
 
 // header is one extra header with its value resolved.
@@ -389,4 +392,12 @@ func (b *cancelOnClose) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel(nil)
 	return err
+}
+
+// traced sends the W3C trace context to the node (so vLLM and others
+// join the request's trace) and makes a client span per node request.
+func traced(t http.RoundTripper) http.RoundTripper {
+	return otelhttp.NewTransport(t, otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+		return r.Method + " " + r.URL.Path
+	}))
 }

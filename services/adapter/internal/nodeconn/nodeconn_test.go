@@ -98,7 +98,7 @@ func TestPoolTransports(t *testing.T) {
 	get := func(url, serverName string) http.RoundTripper {
 		c, err := p.Client(&nodev1.Node{Id: url + serverName, Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: url, TlsServerName: serverName})
 		require.NoError(t, err)
-		return c.http.Transport
+		return c.transport
 	}
 	shared := get("http://a:1", "")
 	assert.Same(t, shared, get("https://b:1", ""), "https without a server name shares the transport")

@@ -268,7 +268,7 @@ func TestTLSTransportPerConfiguration(t *testing.T) {
 	transport := func(id, url, caFile string) http.RoundTripper {
 		c, err := p.Client(&nodev1.Node{Id: id, Kind: nodev1.Kind_KIND_OPENAI, BaseUrl: url, TlsCaFile: caFile})
 		require.NoError(t, err)
-		return c.http.Transport
+		return c.transport
 	}
 	a := transport("a", "https://a.lan/v1", ca.file)
 	assert.Same(t, a, transport("b", "https://b.lan/v1", ca.file), "one transport per TLS configuration")

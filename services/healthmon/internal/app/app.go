@@ -25,6 +25,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/healthcheck"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"github.com/llmesh/llmesh/services/meshkit/nodesfile"
+	"github.com/llmesh/llmesh/services/meshkit/telemetry"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -47,6 +48,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log = log.With("component", "healthmon")
+	tel, err := telemetry.Setup(ctx, "llmesh-healthmon", "", os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	defer telemetry.Flush(ctx, tel, log)
 	var nodes []*nodev1.Node
 	switch env := nodesfile.FromEnv(); {
 	case !cfg.Consul:
@@ -91,7 +97,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		ids[i] = n.GetId() + "=" + n.GetBaseUrl()
 	}
 	log.Info("listening", "grpc", lis.Addr().String(), "adapter", adapterTarget, "nodes", ids, "consul", cfg.Consul)
-	g.Go(func() error { return admin.Serve(gctx, cfg.AdminAddr, log) })
+	g.Go(func() error { return admin.Serve(gctx, cfg.AdminAddr, log, tel.Route()) })
 	g.Go(func() error { return srv.Serve(gctx, lis, cfg.Grace) })
 	if consul == nil {
 		mon.SetNodes(ctx, nodes)

@@ -7,12 +7,16 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/meshkit/nodespec"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -69,6 +73,7 @@ type Monitor struct {
 	// to run while others run sets it only once (tracked.unprobed), so
 	// each outage is logged once, not once per probe.
 	adapterDown bool
+	gauge       metric.Registration // the watcher-count callback; nil when none
 }
 
 type tracked struct {
@@ -136,8 +141,10 @@ type watcher struct {
 
 // New returns a Monitor with no nodes.
 func New(cfg Config, p Prober, log *slog.Logger) *Monitor {
-	return &Monitor{cfg: cfg.withDefaults(), prober: p, log: log,
+	m := &Monitor{cfg: cfg.withDefaults(), prober: p, log: log,
 		nodes: map[string]*tracked{}, watchers: map[*watcher]struct{}{}}
+	observeWatchers(m)
+	return m
 }
 
 // SetNodes makes nodes the monitored set: new nodes start probing (their
@@ -219,6 +226,9 @@ func withNote(reason, note string) string {
 // (a caller shutting down passes a context that is already done).
 func (m *Monitor) Stop(ctx context.Context) {
 	m.SetNodes(context.WithoutCancel(ctx), nil)
+	if m.gauge != nil {
+		_ = m.gauge.Unregister()
+	}
 }
 
 // adapterRetry bounds the wait before re-probing when the adapter could not
@@ -264,9 +274,12 @@ const AnswerSlack = 500 * time.Millisecond
 func (m *Monitor) probe(ctx context.Context, n *nodev1.Node) bool {
 	started := time.Now()
 	target := m.target(n)
-	pctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout+AnswerSlack)
+	sctx, span := tracer.Start(ctx, "probe "+n.GetId(), trace.WithAttributes(attrNode.String(n.GetId()),
+		attribute.String("llmesh.node.kind", strings.ToLower(strings.TrimPrefix(target.GetKind().String(), "KIND_")))))
+	pctx, cancel := context.WithTimeout(sctx, m.cfg.Timeout+AnswerSlack)
 	res, err := m.prober.Probe(pctx, target)
 	cancel()
+	probed(sctx, span, n.GetId(), time.Since(started), res, err)
 	if ctx.Err() != nil {
 		return true
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/healthcheck"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
+	"github.com/llmesh/llmesh/services/meshkit/telemetry"
 	"github.com/llmesh/llmesh/services/router/internal/consulfallback"
 	"github.com/llmesh/llmesh/services/router/internal/debugnodes"
 	"github.com/llmesh/llmesh/services/router/internal/edge"
@@ -33,10 +34,13 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/inference"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/observe"
 	"github.com/llmesh/llmesh/services/router/internal/ollamaedge"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 	"github.com/llmesh/llmesh/services/router/internal/reqbody"
 	"github.com/llmesh/llmesh/services/router/internal/routing"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -59,6 +63,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log = log.With("component", "router")
+	tel, err := telemetry.Setup(ctx, "llmesh-router", "", os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	defer telemetry.Flush(ctx, tel, log)
 
 	var consul *api.Client
 	if cfg.Consul {
@@ -90,9 +99,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	pol, _ := policy.ByName(cfg.Policy) // validated by parse
 	stats := nodestats.New(cfg.Cooldown, nil)
 	reports := failreport.New(64)
+	obs := observe.New(otel.GetTracerProvider(), otel.GetMeterProvider(), observe.KnownIn(table))
 	router := routing.New(table, adapterv1.NewAdapterServiceClient(adapterConn), routing.Options{
 		MaxAttempts: cfg.MaxAttempts, Policy: pol, Stats: stats,
 		Limits: &cfg.Limits, Routes: cfg.Routes, Queue: cfg.Queue, OnNodeFailed: reports.Failed,
+		Observe: obs,
 	})
 	svc := inference.New(router, table, cfg.Routes)
 
@@ -119,7 +130,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxBodyBytes: cfg.MaxBodyBytes})
 	// Headers must arrive within 10 s and a body within -body-read-timeout;
 	// answers have no time limit (a stream may run for hours).
-	hsrv := &http.Server{Handler: reqbody.WithTimeout(bothAPIs(rest, ollama), cfg.BodyReadTimeout), ReadHeaderTimeout: 10 * time.Second}
+	hsrv := &http.Server{Handler: reqbody.WithTimeout(traced(bothAPIs(rest, ollama)), cfg.BodyReadTimeout), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
 		"adapter", adapterTarget, "healthmon", healthmonTarget)
 
@@ -161,8 +172,12 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return debugnodes.SourceLastKnown
 	}
+	if err := observe.Gauges(otel.GetMeterProvider(), table, stats, router.Waiting, source); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	g.Go(func() error {
-		return admin.Serve(ctx, cfg.AdminAddr, log, admin.Route{Pattern: debugnodes.Path, Handler: debugnodes.Handler(source, table, stats)})
+		return admin.Serve(ctx, cfg.AdminAddr, log, admin.Route{Pattern: debugnodes.Path, Handler: debugnodes.Handler(source, table, stats)},
+			tel.Route())
 	})
 	g.Go(func() error {
 		w.Run(ctx)
@@ -182,9 +197,18 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 func bothAPIs(openai, ollama http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ollamaedge.Serves(r.URL.Path) {
-			ollama.ServeHTTP(w, r)
+			ollama.ServeHTTP(w, r.WithContext(observe.WithEdge(r.Context(), observe.EdgeOllama)))
 			return
 		}
-		openai.ServeHTTP(w, r)
+		openai.ServeHTTP(w, r.WithContext(observe.WithEdge(r.Context(), observe.EdgeOpenAI)))
 	})
+}
+
+// traced gives every HTTP request a server span (joined to the trace of
+// a W3C traceparent it carries) named by method and path pattern-free:
+// "POST /v1/chat/completions".
+func traced(h http.Handler) http.Handler {
+	return otelhttp.NewHandler(h, "llmesh-router", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+		return r.Method + " " + r.URL.Path
+	}))
 }

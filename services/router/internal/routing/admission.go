@@ -9,6 +9,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/observe"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 )
 
@@ -72,9 +73,11 @@ func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Cand
 	var timeout <-chan time.Time
 	var why error
 	queued := false
+	var since time.Time
 	defer func() {
 		if queued {
 			r.waiting.Add(-1)
+			observe.From(ctx).Queued(time.Since(since))
 		}
 	}()
 	for {
@@ -93,7 +96,7 @@ func (r *Router) admit(ctx context.Context, model string, cands []nodetable.Cand
 				r.waiting.Add(-1)
 				return nil, r.queueFull(model)
 			}
-			queued = true
+			queued, since = true, time.Now()
 			var wait time.Duration
 			wait, why = r.queueWait(ctx, model, cands)
 			t := time.NewTimer(wait)

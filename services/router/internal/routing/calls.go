@@ -2,15 +2,18 @@ package routing
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
+	"github.com/llmesh/llmesh/services/meshkit/telemetry"
 	"github.com/llmesh/llmesh/services/router/internal/limits"
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/observe"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -20,15 +23,19 @@ import (
 // Chat answers a non-streamed chat completion. The adapter is given the
 // node's first-token and idle timeouts, so a hung node costs that, not the
 // whole deadline (the adapter streams from the node and folds the answer).
-func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (*openaiv1.ChatCompletion, error) {
+func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) (out *openaiv1.ChatCompletion, err error) {
+	ctx, op := r.begin(ctx, telemetry.GenAIOperationChat, "chat", req.GetModel(), false)
+	defer func() {
+		recordChat(op, out)
+		end(op, err)
+	}()
 	route, req := resolve(r.routes, req)
 	if err := r.chatModel(route.Model); err != nil {
 		return nil, err
 	}
 	ctx, cancel := whole(ctx)
 	defer cancel()
-	var out *openaiv1.ChatCompletion
-	err := r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
+	err = r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
 		l := r.limits.For(c.Node)
 		resp, err := r.adapter.Chat(ctx, &adapterv1.ChatRequest{Node: c.Node, Request: req, Timeouts: &adapterv1.CallTimeouts{
@@ -38,6 +45,57 @@ func (r *Router) Chat(ctx context.Context, req *openaiv1.ChatCompletionRequest) 
 		return firstToken(resp.GetFirstToken(), start), err
 	})
 	return out, err
+}
+
+// recordChat records what a chat completion says about itself.
+func recordChat(op *observe.Op, c *openaiv1.ChatCompletion) {
+	if c == nil {
+		return
+	}
+	finish := make([]string, 0, len(c.GetChoices()))
+	for _, ch := range c.GetChoices() {
+		finish = append(finish, ch.GetFinishReason())
+	}
+	op.Response(c.GetId(), c.GetModel(), finish...)
+	if u := c.GetUsage(); u != nil {
+		op.Usage(u.GetPromptTokens(), u.GetCompletionTokens())
+	}
+}
+
+// recordChunk records what a streamed chat chunk says about its answer.
+func recordChunk(op *observe.Op, c *openaiv1.ChatCompletionChunk, first bool) {
+	var finish []string
+	for _, ch := range c.GetChoices() {
+		finish = append(finish, ch.GetFinishReason())
+	}
+	if first {
+		op.Response(c.GetId(), c.GetModel(), finish...)
+	} else if len(finish) > 0 {
+		op.Response("", "", finish...)
+	}
+	if u := c.GetUsage(); u != nil {
+		op.Usage(u.GetPromptTokens(), u.GetCompletionTokens())
+	}
+}
+
+// recordCompletion records what a legacy completion (or a chunk of one)
+// says about itself.
+func recordCompletion(op *observe.Op, c *openaiv1.Completion, first bool) {
+	if c == nil {
+		return
+	}
+	var finish []string
+	for _, ch := range c.GetChoices() {
+		finish = append(finish, ch.GetFinishReason())
+	}
+	if first {
+		op.Response(c.GetId(), c.GetModel(), finish...)
+	} else {
+		op.Response("", "", finish...)
+	}
+	if u := c.GetUsage(); u != nil {
+		op.Usage(u.GetPromptTokens(), u.GetCompletionTokens())
+	}
 }
 
 // firstToken is a node's time to first token for a call answered in one
@@ -102,12 +160,21 @@ func firstTokenLimit(c nodetable.Candidate, l limits.Limits) time.Duration {
 // when done, so the adapter bounds the wait for its response with the
 // node's first-token timeout (the cold one where the model is not loaded):
 // a hung node costs that, is out of rotation, and the request moves on.
-func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*openaiv1.EmbeddingList, error) {
+func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (out *openaiv1.EmbeddingList, err error) {
+	ctx, op := r.begin(ctx, telemetry.GenAIOperationEmbeddings, "embeddings", req.GetModel(), false)
+	defer func() {
+		if out != nil {
+			op.Response("", out.GetModel())
+			if u := out.GetUsage(); u != nil {
+				op.Usage(u.GetPromptTokens(), 0)
+			}
+		}
+		end(op, err)
+	}()
 	route, req := resolve(r.routes, req)
 	ctx, cancel := whole(ctx)
 	defer cancel()
-	var out *openaiv1.EmbeddingList
-	err := r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
+	err = r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
 		l := r.limits.For(c.Node)
 		resp, err := r.adapter.Embed(ctx, &adapterv1.EmbedRequest{Node: c.Node, Request: req, Timeouts: &adapterv1.CallTimeouts{
@@ -122,7 +189,9 @@ func (r *Router) Embed(ctx context.Context, req *openaiv1.EmbeddingRequest) (*op
 // ChatStream answers a streamed chat completion, calling send for every
 // chunk in order. A node that fails before its first chunk is replaced by
 // the next candidate; a failure after it is returned as is.
-func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) error {
+func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionRequest, send func(*openaiv1.ChatCompletionChunk) error) (err error) {
+	ctx, op := r.begin(ctx, telemetry.GenAIOperationChat, "chat_stream", req.GetModel(), true)
+	defer func() { end(op, err) }()
 	route, req := resolve(r.routes, req)
 	if err := r.chatModel(route.Model); err != nil {
 		return err
@@ -133,18 +202,23 @@ func (r *Router) ChatStream(ctx context.Context, req *openaiv1.ChatCompletionReq
 		if first {
 			ensureRole(m.GetChunk())
 		}
+		recordChunk(op, m.GetChunk(), first)
 		return send(m.GetChunk())
 	})
 }
 
 // Complete answers a non-streamed legacy completion, with the same
 // first-token bound per attempt as Chat.
-func (r *Router) Complete(ctx context.Context, req *openaiv1.CompletionRequest) (*openaiv1.Completion, error) {
+func (r *Router) Complete(ctx context.Context, req *openaiv1.CompletionRequest) (out *openaiv1.Completion, err error) {
+	ctx, op := r.begin(ctx, telemetry.GenAIOperationTextComplete, "text_completion", req.GetModel(), false)
+	defer func() {
+		recordCompletion(op, out, true)
+		end(op, err)
+	}()
 	route, req := resolve(r.routes, req)
 	ctx, cancel := whole(ctx)
 	defer cancel()
-	var out *openaiv1.Completion
-	err := r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
+	err = r.try(ctx, route, nil, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		start := time.Now()
 		resp, err := r.adapter.Complete(ctx, &adapterv1.CompleteRequest{Node: c.Node, Request: req, Timeouts: r.unaryTimeouts(c)})
 		out = resp.GetCompletion()
@@ -161,11 +235,16 @@ func (r *Router) unaryTimeouts(c nodetable.Candidate) *adapterv1.CallTimeouts {
 }
 
 // CompleteStream answers a streamed legacy completion like ChatStream.
-func (r *Router) CompleteStream(ctx context.Context, req *openaiv1.CompletionRequest, send func(*openaiv1.Completion) error) error {
+func (r *Router) CompleteStream(ctx context.Context, req *openaiv1.CompletionRequest, send func(*openaiv1.Completion) error) (err error) {
+	ctx, op := r.begin(ctx, telemetry.GenAIOperationTextComplete, "text_completion_stream", req.GetModel(), true)
+	defer func() { end(op, err) }()
 	route, req := resolve(r.routes, req)
 	return streamTry(r, ctx, route, true, func(ctx context.Context, c nodetable.Candidate, t *adapterv1.CallTimeouts) (grpc.ServerStreamingClient[adapterv1.CompleteStreamResponse], error) {
 		return r.adapter.CompleteStream(ctx, &adapterv1.CompleteStreamRequest{Node: c.Node, Request: req, Timeouts: t})
-	}, func(m *adapterv1.CompleteStreamResponse, _ bool) error { return send(m.GetChunk()) })
+	}, func(m *adapterv1.CompleteStreamResponse, first bool) error {
+		recordCompletion(op, m.GetChunk(), first)
+		return send(m.GetChunk())
+	})
 }
 
 // Ollama answers a request of Ollama's native API (body, for endpoint) for
@@ -177,7 +256,9 @@ func (r *Router) CompleteStream(ctx context.Context, req *openaiv1.CompletionReq
 // The adapter speaks Ollama to Ollama nodes and translates for the others.
 // An alias in model is resolved for routing; body must already name the
 // model the alias stands for (the Ollama edge rewrites it, see Resolve).
-func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.OllamaEndpoint, streamed bool, body []byte, send func([]byte) error) error {
+func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.OllamaEndpoint, streamed bool, body []byte, send func([]byte) error) (err error) {
+	ctx, op := r.begin(ctx, ollamaOperation(endpoint), "ollama_"+strings.ToLower(strings.TrimPrefix(endpoint.String(), "OLLAMA_ENDPOINT_")), model, streamed)
+	defer func() { end(op, err) }()
 	if !streamed {
 		var cancel context.CancelFunc
 		ctx, cancel = whole(ctx)
@@ -190,6 +271,17 @@ func (r *Router) Ollama(ctx context.Context, model string, endpoint adapterv1.Ol
 		return r.adapter.Ollama(ctx, &adapterv1.OllamaRequest{Node: c.Node, Endpoint: endpoint, Body: body, Timeouts: r.unaryTimeouts(c),
 			ModelType: c.Type})
 	}, func(m *adapterv1.OllamaResponse, _ bool) error { return send(m.GetObject()) })
+}
+
+// ollamaOperation is the GenAI operation of an Ollama endpoint.
+func ollamaOperation(e adapterv1.OllamaEndpoint) string {
+	switch e {
+	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_GENERATE:
+		return telemetry.GenAIOperationTextComplete
+	case adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBED, adapterv1.OllamaEndpoint_OLLAMA_ENDPOINT_EMBEDDINGS:
+		return telemetry.GenAIOperationEmbeddings
+	}
+	return telemetry.GenAIOperationChat
 }
 
 // ensureRole makes the first delta carry the role, as OpenAI's does, for

@@ -11,6 +11,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/observe"
 	"google.golang.org/grpc/codes"
 )
 
@@ -125,7 +126,8 @@ func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, ans *an
 			return errFull
 		}
 		ans.next()
-		actx, cancel := context.WithCancelCause(ctx)
+		sctx, span := startAttempt(ctx, c)
+		actx, cancel := context.WithCancelCause(sctx)
 		stop := moveOnLeave(a.Left, ans, cancel)
 		var ttft time.Duration
 		ttft, err = r.bounded(actx, c, attempt)
@@ -134,7 +136,14 @@ func (r *Router) attemptNode(ctx context.Context, c nodetable.Candidate, ans *an
 		cancel(nil)
 		if moved {
 			a.End(0, nodestats.Served) // frees the slot; the breaker has heard already
+			span.End(ReasonNodeLeft, kindName(c))
 			return &movedError{err: apierror.AnswerFailed(c.Node.GetId(), "left rotation for not answering while this request waited for its first token")}
+		}
+		if err == nil {
+			span.Served(ttft)
+			span.End(observe.OutcomeOK, kindName(c))
+		} else {
+			span.End(failReason(err), kindName(c))
 		}
 		outcome := nodeOutcome(err)
 		a.End(ttft, outcome)

@@ -13,6 +13,7 @@ import (
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodestats"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/observe"
 	"github.com/llmesh/llmesh/services/router/internal/policy"
 )
 
@@ -31,6 +32,7 @@ type Router struct {
 	queue       Queue
 	failed      func(nodeID, reason string)
 	sessions    *affinity.Table
+	obs         *observe.Recorder
 	waiting     atomic.Int64  // requests waiting for a free node
 	turn        atomic.Uint64 // advances per request, for round robin
 }
@@ -57,6 +59,9 @@ type Options struct {
 	// Sessions remembers each session's node; nil means a table with the
 	// affinity defaults.
 	Sessions *affinity.Table
+	// Observe records spans and metrics of requests and attempts; nil
+	// records nothing.
+	Observe *observe.Recorder
 }
 
 // New returns a Router.
@@ -80,6 +85,12 @@ func New(table *nodetable.Table, adapter adapterv1.AdapterServiceClient, opts Op
 	if opts.Sessions == nil {
 		opts.Sessions = affinity.New(0, 0, nil)
 	}
-	return &Router{table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats,
+	if opts.Observe == nil {
+		opts.Observe = observe.New(nil, nil, nil)
+	}
+	return &Router{obs: opts.Observe, table: table, adapter: adapter, maxAttempts: opts.MaxAttempts, policy: opts.Policy, stats: opts.Stats,
 		limits: *opts.Limits, routes: opts.Routes, queue: opts.Queue, failed: opts.OnNodeFailed, sessions: opts.Sessions}
 }
+
+// Waiting is how many requests wait in the queue now.
+func (r *Router) Waiting() int64 { return r.waiting.Load() }

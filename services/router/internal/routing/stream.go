@@ -10,6 +10,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/router/internal/modelroutes"
 	"github.com/llmesh/llmesh/services/router/internal/nodetable"
+	"github.com/llmesh/llmesh/services/router/internal/observe"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -22,11 +23,15 @@ type opener[T any] func(ctx context.Context, c nodetable.Candidate, t *adapterv1
 // has started (then its failure is final) or none is left.
 func streamTry[T any](r *Router, ctx context.Context, route modelroutes.Route, watched bool, open opener[T], each func(msg *T, first bool) error) error {
 	ans := &answer{}
+	op := observe.From(ctx)
 	return r.try(ctx, route, ans, func(ctx context.Context, c nodetable.Candidate) (time.Duration, error) {
 		ttft, _, err := streamAttempt(r, ctx, c, watched, open, func(m *T) error {
 			first, ok := ans.deliver()
 			if !ok {
 				return errMoved
+			}
+			if first {
+				op.FirstToken()
 			}
 			return each(m, first)
 		})
