@@ -50,8 +50,8 @@ func Main(m *testing.M, bins *map[string]string, prereqs ...func() (string, erro
 	os.Exit(code)
 }
 
-// Binaries builds the three services and the llmesh CLI into dir once and returns their
-// paths by name.
+// Binaries builds the three services, the llmesh CLI and simnode into dir
+// once and returns their paths by name.
 func Binaries(dir string) (map[string]string, error) {
 	root, err := repo.Root()
 	if err != nil {
@@ -63,8 +63,9 @@ func Binaries(dir string) (map[string]string, error) {
 		args = append(args, "./services/"+svc+"/cmd/"+svc)
 		out[svc] = filepath.Join(dir, svc)
 	}
-	args = append(args, "./services/llmesh/cmd/llmesh")
+	args = append(args, "./services/llmesh/cmd/llmesh", "./services/simnode/cmd/simnode")
 	out["llmesh"] = filepath.Join(dir, "llmesh")
+	out["simnode"] = filepath.Join(dir, "simnode")
 	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(os.PathSeparator)}, args...)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -64,3 +64,10 @@ func nonEmpty(v string) error {
 	}
 	return nil
 }
+
+// Healthcheck registers -healthcheck: instead of serving, the binary asks
+// the gRPC health service of the instance its -grpc-addr describes and
+// exits (see package healthcheck), as a container's health check.
+func (s *Set) Healthcheck(p *bool) {
+	s.Bool(p, "healthcheck", false, "do not serve: ask the gRPC health service at -grpc-addr (0.0.0.0 or :: as loopback) and exit 0 if it answers SERVING within 3s, 1 otherwise (a container health check)")
+}

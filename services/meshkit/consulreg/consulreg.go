@@ -1,7 +1,8 @@
 // Package consulreg registers an llmesh service instance with a Consul
 // agent — name, an id per instance, a gRPC health check on its gRPC port —
 // keeps it registered (an agent that lost its state gets it back), and
-// deregisters it on shutdown.
+// deregisters it on shutdown. KeepService does the same for any other
+// registration, such as an LLM node registering itself.
 //
 // The agent is usually the local one (each host runs its own). When it is
 // on another host (a container talking to a Consul server elsewhere) and
@@ -12,9 +13,12 @@ package consulreg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -150,4 +154,69 @@ func Keep(ctx context.Context, c *api.Client, in Instance, log *slog.Logger) err
 		case <-time.After(wait):
 		}
 	}
+}
+
+// KeepService registers reg with the agent, registers it again whenever
+// the agent no longer has it as registered (an agent that lost its state,
+// or someone who removed or replaced it) — looking every Refresh until ctx
+// is done — and then deregisters it. A registration the agent still has is
+// left alone: renewing it with ReplaceExistingChecks would drop the checks
+// others put on the service, such as healthmon's llmesh:<id> TTL check on
+// an LLM node. Every registration replaces the service's checks with
+// reg's, so a node that comes back under an old id starts without the old
+// verdicts. An unreachable Consul is logged once per outage and retried
+// every second; it never stops the caller.
+func KeepService(ctx context.Context, c *api.Client, reg *api.AgentServiceRegistration, log *slog.Logger) error {
+	down, registered := false, false
+	for {
+		wrote, err := ensure(ctx, c, reg, !registered)
+		switch {
+		case err != nil && ctx.Err() == nil && !down:
+			log.Warn("consul registration failed; retrying", "service", reg.Name, "id", reg.ID, "err", err)
+			down = true
+		case err == nil:
+			if wrote && registered {
+				log.Info("registered in consul again: the agent had lost or changed it", "service", reg.Name, "id", reg.ID)
+			} else if wrote {
+				log.Info("registered in consul", "service", reg.Name, "id", reg.ID)
+			}
+			down, registered = false, true
+		}
+		wait := Refresh
+		if err != nil {
+			wait = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			// Deregister with a fresh context: ctx is already done.
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			derr := c.Agent().ServiceDeregisterOpts(reg.ID, (&api.QueryOptions{}).WithContext(dctx))
+			cancel()
+			if derr != nil {
+				log.Warn("consul deregistration failed", "service", reg.Name, "id", reg.ID, "err", derr)
+			} else if registered {
+				log.Info("deregistered from consul", "service", reg.Name, "id", reg.ID)
+			}
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ensure registers reg when always is set or when the agent does not have
+// it as registered, and says whether it did.
+func ensure(ctx context.Context, c *api.Client, reg *api.AgentServiceRegistration, always bool) (bool, error) {
+	if !always {
+		svc, _, err := c.Agent().Service(reg.ID, (&api.QueryOptions{}).WithContext(ctx))
+		var se api.StatusError
+		switch {
+		case err == nil && svc.Service == reg.Name && svc.Address == reg.Address && svc.Port == reg.Port && maps.Equal(svc.Meta, reg.Meta):
+			return false, nil
+		case err != nil && (!errors.As(err, &se) || se.Code != http.StatusNotFound):
+			return false, err
+		}
+		// Missing or changed: register it again.
+	}
+	err := c.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+	return err == nil, err
 }

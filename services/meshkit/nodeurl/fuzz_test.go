@@ -67,7 +67,7 @@ func checkQuote(t *testing.T, raw string, err error) {
 	}
 	if i := strings.IndexAny(s, "?#"); i >= 0 {
 		secrets = append(secrets, s[i+1:])
-		s = s[:i]
+		s = s[:i+1] // the "?" or "#" itself is shown
 	}
 	for _, secret := range secrets {
 		if len(secret) >= 4 && !strings.Contains(s, secret) && strings.Contains(q, secret) {

@@ -232,6 +232,25 @@
 //	-fault-probe-status       Faults.ProbeStatus
 //	-shutdown-timeout         grace period for in-flight requests on SIGINT/SIGTERM
 //	                          (default 5s); after it, remaining requests are cut off
+//	-log-format               text (default) or json
+//	-healthcheck              do not serve: GET /simnode/stats at -addr (0.0.0.0 or ::
+//	                          over loopback) and exit 0 on a 2xx within 3s, else 1
+//	-consul-register          register in Consul (agent at CONSUL_HTTP_ADDR) as an LLM
+//	                          node, as its own agent would; see below
+//	-consul-service           Consul service name of LLM nodes (default "llm")
+//	-node-id                  the node's id, its Consul service id (default: host name)
+//	-advertise                host:port the mesh dials (default: the listen address;
+//	                          on 0.0.0.0 or :: the host name and the listen port)
+//	-kind                     llmesh-kind registered (default: the -flavor)
 //
-// The command logs with log/slog in text form to stderr.
+// With -consul-register the command registers the node on the Consul agent
+// once it listens, with the Meta `llmesh node register` writes (llmesh-kind,
+// llmesh-scheme http, llmesh-api-key-env when -api-key-env is set) and no
+// checks (healthmon adds its own); it retries every second while Consul is
+// away, looks every 5 s and registers again when the agent lost or changed
+// the registration, and deregisters on SIGINT/SIGTERM before it stops
+// listening.
+//
+// The command logs with log/slog to stderr, in text form unless
+// -log-format json.
 package simnode

@@ -19,6 +19,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/config"
 	"github.com/llmesh/llmesh/services/meshkit/consulreg"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
+	"github.com/llmesh/llmesh/services/meshkit/healthcheck"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"golang.org/x/sync/errgroup"
 )
@@ -36,6 +37,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.Healthcheck {
+		return healthcheck.Check(ctx, cfg.GRPCAddr, healthcheck.Timeout)
 	}
 	log, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {

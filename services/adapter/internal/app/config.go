@@ -19,6 +19,7 @@ type Config struct {
 	ConnectTimeout time.Duration // -connect-timeout
 	AdminAddr      string        // -admin-addr: /debug/pprof; empty is off
 	Consul         bool          // -consul: register in Consul as llmesh-adapter
+	Healthcheck    bool          // -healthcheck: check the instance at GRPCAddr instead of serving
 }
 
 // parse fills a Config from flags, each falling back to its environment
@@ -40,5 +41,6 @@ func flags(c *Config, lookup func(string) (string, bool), stderr io.Writer) *con
 	s.Consul(&c.Consul, "register in Consul so routers and healthmons find this adapter")
 	s.Admin(&c.AdminAddr, "/debug/pprof")
 	s.Logging(&c.LogFormat, &c.LogLevel)
+	s.Healthcheck(&c.Healthcheck)
 	return s
 }

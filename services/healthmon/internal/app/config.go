@@ -32,6 +32,8 @@ type Config struct {
 	AdapterFromConsul bool
 	LogFormat         string
 	LogLevel          string
+	// Healthcheck checks the instance at GRPCAddr instead of serving.
+	Healthcheck bool
 }
 
 // parse fills a Config from flags, each falling back to its environment
@@ -68,5 +70,6 @@ func flags(c *Config, lookup func(string) (string, bool), stderr io.Writer) *con
 	s.Duration(&c.ConsulCheckTTL, "consul-check-ttl", consulsource.DefaultCheckTTL, "TTL of the checks written to the local Consul agent (refreshed every third of it); they expire this long after the last check writer stopped", config.AtLeast(time.Second))
 	s.Admin(&c.AdminAddr, "/debug/pprof")
 	s.Logging(&c.LogFormat, &c.LogLevel)
+	s.Healthcheck(&c.Healthcheck)
 	return s
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/consulreg"
 	"github.com/llmesh/llmesh/services/meshkit/consulresolver"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
+	"github.com/llmesh/llmesh/services/meshkit/healthcheck"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
 	"github.com/llmesh/llmesh/services/router/internal/consulfallback"
 	"github.com/llmesh/llmesh/services/router/internal/debugnodes"
@@ -49,6 +50,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if cfg.Healthcheck {
+		return healthcheck.Check(ctx, cfg.GRPCAddr, healthcheck.Timeout)
 	}
 	log, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {

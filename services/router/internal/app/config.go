@@ -41,6 +41,8 @@ type Config struct {
 	HealthmonFromConsul bool
 	LogFormat           string
 	LogLevel            string
+	// Healthcheck checks the instance at GRPCAddr instead of serving.
+	Healthcheck bool
 }
 
 // parse fills a Config from flags, each falling back to its environment
@@ -82,5 +84,6 @@ func flags(c *Config, lookup func(string) (string, bool), stderr io.Writer) *con
 	s.ConsulService(&c.ConsulService, "Consul service name of LLM nodes, for the fallback when healthmon is unreachable")
 	s.Admin(&c.AdminAddr, "/debug/nodes, /debug/pprof")
 	s.Logging(&c.LogFormat, &c.LogLevel)
+	s.Healthcheck(&c.Healthcheck)
 	return s
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+	"github.com/llmesh/llmesh/services/meshkit/consulreg"
 	"github.com/llmesh/llmesh/services/simnode/simnode"
 )
 
@@ -23,6 +25,9 @@ var errUsage = errors.New("usage error")
 type options struct {
 	addr            string
 	shutdownTimeout time.Duration
+	healthcheck     bool
+	logFormat       string
+	consul          consulOptions
 }
 
 // parseFlags turns args into a server config; usage and flag errors go to
@@ -58,6 +63,13 @@ func parseFlags(args []string, stderr io.Writer) (simnode.Config, options, error
 	fs.StringVar(&embeddingModels, "embedding-models", "", "comma-separated models of -models that only embed")
 	fs.BoolVar(&cfg.Faults.Loading, "fault-loading", false, "fault (llamacpp): answer 503 Loading model")
 	fs.IntVar(&cfg.Faults.ProbeStatus, "fault-probe-status", 0, "fault: answer /api/version, /api/tags, /api/ps and /v1/models with this HTTP status (400-599)")
+	fs.BoolVar(&opts.healthcheck, "healthcheck", false, "do not serve: GET "+healthPath+" at -addr (0.0.0.0 or :: as loopback) and exit 0 on a 2xx answer within 3s, 1 otherwise (a container health check)")
+	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&opts.consul.register, "consul-register", false, "register this node in Consul (the agent at CONSUL_HTTP_ADDR) as an LLM node, as its own agent would; keep it registered, deregister on SIGINT/SIGTERM")
+	fs.StringVar(&opts.consul.service, "consul-service", "llm", "Consul service name of LLM nodes, for -consul-register")
+	fs.StringVar(&opts.consul.nodeID, "node-id", "", "node id (the Consul service id) for -consul-register (default: the host name)")
+	fs.StringVar(&opts.consul.advertise, "advertise", "", "host:port the mesh reaches this node at, for -consul-register (default: the listen address; on 0.0.0.0 or :: the host name and the listen port)")
+	fs.StringVar(&opts.consul.kind, "kind", "", "node kind registered with -consul-register: auto, ollama, openai, vllm, llamacpp or lmstudio (default: the -flavor)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, opts, err
@@ -70,6 +82,17 @@ func parseFlags(args []string, stderr io.Writer) (simnode.Config, options, error
 		return cfg, opts, errUsage
 	}
 
+	var bad []error
+	if f := strings.ToLower(opts.logFormat); f != "text" && f != "json" {
+		bad = append(bad, fmt.Errorf("-log-format %q: want text or json", opts.logFormat))
+	}
+	if strings.TrimSpace(opts.consul.service) == "" {
+		bad = append(bad, errors.New("-consul-service: must not be empty"))
+	}
+	if err := errors.Join(bad...); err != nil {
+		return cfg, opts, err
+	}
+
 	cfg.Models = splitList(models)
 	cfg.EmbeddingModels = splitList(embeddingModels)
 	fs.Visit(func(f *flag.Flag) {
@@ -77,7 +100,8 @@ func parseFlags(args []string, stderr io.Writer) (simnode.Config, options, error
 			cfg.Loaded = append([]string{}, splitList(loaded)...) // non-nil: set explicitly
 		}
 	})
-	if apiKeyEnv != "" {
+	opts.consul.apiKeyEnv = apiKeyEnv
+	if apiKeyEnv != "" && !opts.healthcheck {
 		cfg.APIKey = os.Getenv(apiKeyEnv)
 		if cfg.APIKey == "" {
 			return cfg, opts, fmt.Errorf("-api-key-env: environment variable %s is empty or unset", apiKeyEnv)
@@ -103,15 +127,37 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opts.healthcheck {
+		return healthcheck(ctx, opts.addr)
+	}
 	node, err := simnode.New(cfg)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	var log *slog.Logger
+	if strings.EqualFold(opts.logFormat, "json") {
+		log = slog.New(slog.NewJSONHandler(stderr, nil))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, nil))
+	}
 
+	var consul *api.Client
+	if opts.consul.register {
+		// CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, … as every llmesh binary.
+		if consul, err = api.NewClient(api.DefaultConfig()); err != nil {
+			return fmt.Errorf("consul client: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
 		return err
+	}
+	var reg *api.AgentServiceRegistration
+	if opts.consul.register {
+		if reg, err = registration(opts.consul, cfg.Flavor, ln.Addr()); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	// Handlers wait on their request context; cancelling this base context
 	// is how a shutdown that ran out of patience releases hung requests.
@@ -128,11 +174,24 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	// Registered once listening; deregistered (on ctx's end) before the
+	// port closes, so the mesh stops sending before requests are refused.
+	regCtx, stopReg := context.WithCancel(ctx)
+	regDone := make(chan struct{})
+	go func() {
+		defer close(regDone)
+		if reg != nil {
+			_ = consulreg.KeepService(regCtx, consul, reg, log) // never fails; logs Consul's outages
+		}
+	}()
+	defer func() { stopReg(); <-regDone }()
+
 	select {
 	case err := <-served:
 		return err // Serve never returns nil before Shutdown
 	case <-ctx.Done():
 	}
+	<-regDone
 
 	log.Info("shutting down", "timeout", opts.shutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.shutdownTimeout)

@@ -168,6 +168,11 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 		{"unset key variable", []string{"-api-key-env", "SIMNODE_TEST_UNSET_KEY"}, nil, "SIMNODE_TEST_UNSET_KEY is empty or unset"},
 		{"empty key variable", []string{"-api-key-env", "SIMNODE_TEST_EMPTY_KEY"}, nil, "is empty or unset"},
 		{"bad address", []string{"-addr", "127.0.0.1:notaport"}, nil, "notaport"},
+		{"bad log format", []string{"-log-format", "xml"}, nil, `-log-format "xml"`},
+		{"empty consul service", []string{"-consul-service", " "}, nil, "-consul-service: must not be empty"},
+		{"bad kind to register", []string{"-addr", "127.0.0.1:0", "-consul-register", "-node-id", "n", "-kind", "tgi"}, nil, `kind "tgi"`},
+		{"bad node id", []string{"-addr", "127.0.0.1:0", "-consul-register", "-node-id", "a b"}, nil, `id "a b"`},
+		{"unspecified address advertised", []string{"-addr", "127.0.0.1:0", "-consul-register", "-advertise", "0.0.0.0:1"}, nil, "other hosts can dial"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,7 +217,8 @@ func TestParseFlags(t *testing.T) {
 	if !equalConfig(cfg, want) || cfg.Loaded == nil {
 		t.Errorf("config = %+v\nwant     %+v (with non-nil empty Loaded)", cfg, want)
 	}
-	if opts != (options{addr: ":1", shutdownTimeout: time.Minute}) {
+	if opts != (options{addr: ":1", shutdownTimeout: time.Minute, logFormat: "text",
+		consul: consulOptions{service: "llm", apiKeyEnv: "SIMNODE_TEST_KEY"}}) {
 		t.Errorf("options = %+v", opts)
 	}
 
