@@ -59,8 +59,10 @@ lint: tools ## buf lint and buf breaking, gofmt, go vet and golangci-lint (.gola
 	@bad="$$(gofmt -l $(MODULES))"; if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
 	go vet -tags ollama ./tests/ollama/...
+	go vet -tags compose ./tests/compose/...
 	golangci-lint run $(PKGS)
 	golangci-lint run --build-tags ollama ./tests/ollama/...
+	golangci-lint run --build-tags compose ./tests/compose/...
 
 .PHONY: build
 build: ## build the services and the llmesh CLI into bin/
@@ -96,6 +98,26 @@ consul: ## build a real Consul agent into bin/ (several minutes the first time)
 .PHONY: test-ollama
 test-ollama: ollama ## the end-to-end suite against real Ollama servers serving tiny generated models
 	go test -tags ollama -count=1 -timeout 20m ./tests/ollama/...
+
+.PHONY: docker
+docker: ## install Docker Engine (Debian docker.io) and build the compose plugin if missing, and start dockerd
+	scripts/docker.sh
+
+.PHONY: images
+images: ## build the llmesh images FROM scratch from host-built static binaries (no registry needed)
+	BIN="$(BIN)" scripts/images.sh
+
+.PHONY: up
+up: images ## docker compose up the local stack with the images just built (docker compose up alone builds them from source)
+	docker compose up -d --no-build --wait
+
+.PHONY: down
+down: ## stop the local compose stack and remove its containers, networks and volumes
+	docker compose down -v --remove-orphans
+
+.PHONY: test-compose
+test-compose: consul docker ## the compose stack for real: images, up --wait, SDK + gRPC, a node killed, Consul away, a second router
+	go test -tags compose -count=1 -timeout 20m ./tests/compose/...
 
 .PHONY: run
 run: build ## run router, adapter and healthmon on 127.0.0.1 (NODES=file.yaml to choose nodes)

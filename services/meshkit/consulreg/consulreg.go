@@ -1,8 +1,14 @@
-// Package consulreg registers an llmesh service instance with the local
-// Consul agent — name, an id per instance, a gRPC health check on its gRPC
-// port — keeps it registered (an agent that lost its state gets it back),
-// and deregisters it on shutdown. KeepService does the same for any other
+// Package consulreg registers an llmesh service instance with a Consul
+// agent — name, an id per instance, a gRPC health check on its gRPC port —
+// keeps it registered (an agent that lost its state gets it back), and
+// deregisters it on shutdown. KeepService does the same for any other
 // registration, such as an LLM node registering itself.
+//
+// The agent is usually the local one (each host runs its own). When it is
+// on another host (a container talking to a Consul server elsewhere) and
+// the service listens on every interface, the service registers the
+// address it reaches that agent from, so the agent's check and every other
+// service reach it there.
 package consulreg
 
 import (
@@ -28,6 +34,10 @@ const Refresh = 5 * time.Second
 type Instance struct {
 	Name string   // e.g. "llmesh-adapter"
 	Addr net.Addr // its gRPC listen address
+	// Agent is the host:port of the Consul agent it registers with (the
+	// client's address, e.g. from CONSUL_HTTP_ADDR); empty means a local
+	// agent.
+	Agent string
 }
 
 // ID is the instance's service id: name, host name and port, unique per
@@ -49,11 +59,17 @@ func (in Instance) registration() (*api.AgentServiceRegistration, error) {
 	}
 	check := in.Addr.String()
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		// Listening on every interface: advertise no address, so Consul
-		// gives the agent node's address (0.0.0.0 or :: would make other
-		// hosts dial themselves), and let the agent — on this host — check
-		// over loopback.
-		host, check = "", net.JoinHostPort("127.0.0.1", portStr)
+		if local, remote := routeTo(in.Agent); remote {
+			// The agent is elsewhere: advertise the address this host
+			// reaches it from, where it (and everyone) can reach us.
+			host, check = local, net.JoinHostPort(local, portStr)
+		} else {
+			// Listening on every interface with the agent on this host:
+			// advertise no address, so Consul gives the agent node's
+			// address (0.0.0.0 or :: would make other hosts dial
+			// themselves), and let the agent check over loopback.
+			host, check = "", net.JoinHostPort("127.0.0.1", portStr)
+		}
 	}
 	return &api.AgentServiceRegistration{
 		ID: in.ID(), Name: in.Name, Address: host, Port: port,
@@ -73,6 +89,31 @@ func (in Instance) registration() (*api.AgentServiceRegistration, error) {
 	}, nil
 }
 
+// routeTo says whether agent (host:port) is on another host and, if so,
+// the local address this host reaches it from. An agent whose address is
+// empty, a loopback address or a name of this host is local; so is one
+// that cannot be resolved yet (the next renewal asks again).
+func routeTo(agent string) (local string, remote bool) {
+	host, _, err := net.SplitHostPort(agent)
+	if err != nil || host == "" || host == "localhost" {
+		return "", false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return "", false
+	}
+	// A UDP "connection" sends nothing: it only picks the route.
+	conn, err := net.Dial("udp", agent)
+	if err != nil {
+		return "", false
+	}
+	defer conn.Close()
+	ip := conn.LocalAddr().(*net.UDPAddr).IP
+	if ip.IsLoopback() {
+		return "", false
+	}
+	return ip.String(), true
+}
+
 // Keep registers in with the agent and renews the registration every
 // Refresh until ctx is done, then deregisters it. An unreachable Consul is
 // logged once per outage and retried; it never stops the service.
@@ -83,13 +124,17 @@ func Keep(ctx context.Context, c *api.Client, in Instance, log *slog.Logger) err
 	}
 	down, registered := false, false
 	for {
+		if in.Agent != "" && !registered {
+			// The agent's name may resolve only once it is up.
+			reg, _ = in.registration()
+		}
 		err := c.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
 		switch {
 		case err != nil && ctx.Err() == nil && !down:
 			log.Warn("consul registration failed; retrying", "service", in.Name, "err", err)
 			down = true
 		case err == nil && (down || !registered):
-			log.Info("registered in consul", "service", in.Name, "id", reg.ID)
+			log.Info("registered in consul", "service", in.Name, "id", reg.ID, "address", reg.Address)
 			down, registered = false, true
 		}
 		wait := Refresh

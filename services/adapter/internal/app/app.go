@@ -65,13 +65,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	log.Info("listening", "addr", lis.Addr().String())
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return admin.Serve(ctx, cfg.AdminAddr, log, tel.Route()) })
+	consulConfig := api.DefaultConfig() // CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, …
 	if cfg.Consul {
-		consul, err := api.NewClient(api.DefaultConfig())
+		consul, err := api.NewClient(consulConfig)
 		if err != nil {
 			return fmt.Errorf("consul client: %w", err)
 		}
 		g.Go(func() error {
-			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-adapter", Addr: lis.Addr()}, log)
+			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-adapter", Addr: lis.Addr(), Agent: consulConfig.Address}, log)
 		})
 	}
 	g.Go(func() error {

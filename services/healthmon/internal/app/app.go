@@ -66,8 +66,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	var consul *api.Client
+	consulConfig := api.DefaultConfig() // CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, …
 	if cfg.Consul {
-		if consul, err = api.NewClient(api.DefaultConfig()); err != nil {
+		if consul, err = api.NewClient(consulConfig); err != nil {
 			return fmt.Errorf("consul client: %w", err)
 		}
 	}
@@ -103,7 +104,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		mon.SetNodes(ctx, nodes)
 	} else {
 		g.Go(func() error {
-			return consulreg.Keep(gctx, consul, consulreg.Instance{Name: "llmesh-healthmon", Addr: lis.Addr()}, log)
+			return consulreg.Keep(gctx, consul, consulreg.Instance{Name: "llmesh-healthmon", Addr: lis.Addr(), Agent: consulConfig.Address}, log)
 		})
 		src := &consulsource.Source{Client: consul, Service: cfg.ConsulService, Nodes: mon, Log: log, Static: nodes, Wait: cfg.ConsulWait,
 			CheckTTL: cfg.ConsulCheckTTL}

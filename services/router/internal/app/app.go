@@ -70,8 +70,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer telemetry.Flush(ctx, tel, log)
 
 	var consul *api.Client
+	consulConfig := api.DefaultConfig() // CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, …
 	if cfg.Consul {
-		if consul, err = api.NewClient(api.DefaultConfig()); err != nil {
+		if consul, err = api.NewClient(consulConfig); err != nil {
 			return fmt.Errorf("consul client: %w", err)
 		}
 	}
@@ -153,7 +154,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	})
 	if consul != nil {
 		g.Go(func() error {
-			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-router", Addr: grpcLis.Addr()}, log)
+			return consulreg.Keep(ctx, consul, consulreg.Instance{Name: "llmesh-router", Addr: grpcLis.Addr(), Agent: consulConfig.Address}, log)
 		})
 	}
 	w := &healthwatch.Watcher{Client: healthmonv1.NewHealthmonServiceClient(healthmonConn), Table: table, Log: log,
