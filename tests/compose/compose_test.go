@@ -85,7 +85,7 @@ func run(m *testing.M) int {
 	}
 	// Whatever happens, leave no container, network or volume behind.
 	defer func() {
-		if out, err := compose(2*time.Minute, "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
+		if out, err := compose(2*time.Minute, "--profile", "scale", "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
 			fmt.Fprintf(os.Stderr, "compose down: %v\n%s", err, out)
 		}
 	}()
@@ -239,28 +239,26 @@ func TestConsulAwayAndBack(t *testing.T) {
 	waitModels(t, restURL, sharedModel, "qwen2.5:0.5b")
 }
 
-// A second router (compose --scale) finds everything through Consul and
-// answers on the next published port.
-func TestScaleRouter(t *testing.T) {
-	mustCompose(t, 3*time.Minute, "up", "-d", "--no-build", "--no-recreate", "--scale", "router=2", "--wait", "--wait-timeout", "120")
-	t.Cleanup(func() { _, _ = compose(2*time.Minute, "up", "-d", "--no-build", "--no-recreate", "--scale", "router=1") })
-	for i := 1; i <= 2; i++ {
-		out := mustCompose(t, time.Minute, "port", "--index", fmt.Sprint(i), "router", "8080")
-		addr := strings.TrimSpace(out)
-		require.True(t, strings.HasPrefix(addr, "127.0.0.1:"), "router %d published at %q, want loopback", i, addr)
-		base := "http://" + addr
+// A second router (profile scale) finds everything through Consul and
+// answers on its own published port, as the first does on its.
+func TestSecondRouter(t *testing.T) {
+	mustCompose(t, 3*time.Minute, "--profile", "scale", "up", "-d", "--no-build", "--no-recreate", "--wait", "--wait-timeout", "120")
+	t.Cleanup(func() { _, _ = compose(2*time.Minute, "--profile", "scale", "rm", "-s", "-f", "router-2") })
+	for _, base := range []string{restURL, "http://127.0.0.1:8081"} {
 		waitModels(t, base, sharedModel)
 		body := `{"model":"` + sharedModel + `","messages":[{"role":"user","content":"which router?"}]}`
 		resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
 		require.NoError(t, err)
-		var out2 struct {
+		var out struct {
 			Choices []struct {
 				Message struct{ Content string }
 			}
 		}
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out2))
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 		resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.Len(t, out2.Choices, 1)
+		require.Equal(t, http.StatusOK, resp.StatusCode, base)
+		require.Len(t, out.Choices, 1, base)
 	}
+	out := mustCompose(t, time.Minute, "--profile", "scale", "ps", "--format", "{{.Service}}")
+	assert.Contains(t, out, "router-2")
 }
