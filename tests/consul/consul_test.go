@@ -163,6 +163,36 @@ func TestConsulRestartUnderLoad(t *testing.T) {
 	assert.Zero(t, load.Failed(), "first failure: %s", load.FirstFailure())
 }
 
+// Consul coming back without its state (a rebuilt dev agent) drops no
+// node while the nodes register again: a node its own agent registered
+// keeps serving under load through the restart, and after its agent has
+// registered it again.
+func TestNodesSurviveConsulLosingItsState(t *testing.T) {
+	agent := consultest.Start(t)
+	c := agent.Client(t)
+	n := meshtest.StartNode(t, "agent-1", simnode.Config{Models: []string{"m"}})
+	registerOnAgent(t, c, "agent-1", n.URL)
+	m := meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true})
+	m.WaitModels(t, 1)
+	m.WaitRouterOnHealthmon(t)
+
+	load := meshtest.StartLoad(t, 2, m.RESTURL+"/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+	defer load.Stop()
+	load.WaitOK(t, 20, 10*time.Second)
+	agent.Restart(t) // its registration of agent-1 is gone
+	// healthmon's watch sees Consul again, without the node, and keeps it.
+	require.Eventually(t, func() bool { return countLogs(m, "healthmon", "consul reachable again") > 0 }, 20*time.Second, 50*time.Millisecond)
+	load.WaitOK(t, 50, 20*time.Second)
+	registerOnAgent(t, c, "agent-1", n.URL) // as the node's own agent would
+	require.Eventually(t, func() bool {
+		st, _ := check(t, c, "agent-1")
+		return st == api.HealthPassing
+	}, 20*time.Second, 50*time.Millisecond)
+	load.WaitOK(t, 20, 10*time.Second)
+	load.Stop()
+	assert.Zero(t, load.Failed(), "first failure: %s", load.FirstFailure())
+}
+
 // A node registered with TLS settings and headers keeps them in Consul
 // Meta (names and paths, never values of secrets), and a TLS file the
 // adapter cannot read is the reason on the node's check.

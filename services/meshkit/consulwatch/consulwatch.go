@@ -31,7 +31,12 @@ type Watch struct {
 	// filled again by re-registrations) the watcher sees it within
 	// seconds. A query to an unreachable Consul costs next to nothing.
 	MaxBackoff time.Duration
-	Log        *slog.Logger
+	// OnGap, when set, is called before the first view after a gap in
+	// what the watch saw: Consul unreachable, or its index gone backwards
+	// (restarted without its state). That view may lack what Consul has
+	// yet to be told again by those who registered it.
+	OnGap func()
+	Log   *slog.Logger
 }
 
 // Run calls onView with the service's entries after every answer — at
@@ -43,9 +48,9 @@ func (w *Watch) Run(ctx context.Context, onView func([]*api.ServiceEntry)) {
 	wait := orDefault(w.Wait, 10*time.Second)
 	minInterval := orDefault(w.MinInterval, 250*time.Millisecond)
 	maxBackoff := orDefault(w.MaxBackoff, 2*time.Second)
-	var index uint64
+	var index, highest uint64
 	backoff := minInterval
-	down := false
+	down, gap := false, false
 	for {
 		started := time.Now()
 		// Consul answers a blocking query within wait + wait/16; a query
@@ -59,6 +64,7 @@ func (w *Watch) Run(ctx context.Context, onView func([]*api.ServiceEntry)) {
 		}
 		if err != nil {
 			w.Log.Debug("consul query failed", "service", w.Service, "err", err)
+			gap = highest > 0
 			if !down {
 				w.Log.Warn("consul unreachable; keeping the last view", "service", w.Service, "err", err)
 				down = true
@@ -77,12 +83,20 @@ func (w *Watch) Run(ctx context.Context, onView func([]*api.ServiceEntry)) {
 		}
 		backoff = minInterval
 		next := meta.LastIndex
+		if next < highest {
+			gap = true // Consul restarted without its state
+		}
+		highest = max(highest, next)
 		switch {
 		case next < index:
 			next = 0 // Consul's index went backwards (e.g. a restarted agent): start afresh
 		case next == 0:
 			next = 1 // never block on index 0
 		}
+		if gap && w.OnGap != nil {
+			w.OnGap()
+		}
+		gap = false
 		onView(entries)
 		index = next
 		// Rate limit: a service that changes constantly must not turn this

@@ -21,6 +21,13 @@ import (
 	"github.com/llmesh/llmesh/services/meshkit/consulwatch"
 )
 
+// ReregisterGrace is how long, after Consul was unreachable or came back
+// without its state, a node that Consul no longer lists stays monitored:
+// its own agent, `llmesh node register` or the node itself registers it
+// again meanwhile, and dropping it first would fail every request for its
+// models until then. A node still missing after that is dropped.
+const ReregisterGrace = 30 * time.Second
+
 // callTimeout bounds one Consul write or lookup, so an agent that stopped
 // answering cannot stall the check writer.
 const callTimeout = 10 * time.Second
@@ -64,6 +71,11 @@ type Source struct {
 	kv        map[string]string    // KV's copy of each node's state as last written; "" = deleted
 	leader    atomic.Bool          // this replica holds the writer lock
 	viewed    atomic.Bool          // the monitor has had Consul's view of the nodes
+	// listed are the nodes Consul listed in the last view (or kept, see
+	// ReregisterGrace); keepUntil ends the grace after a gap in the watch.
+	// Both belong to the watch's goroutine.
+	listed    map[string]*nodev1.Node
+	keepUntil time.Time
 }
 
 // verdict is the status and output of llmesh's check on a node.
@@ -93,7 +105,8 @@ func (s *Source) Run(ctx context.Context) error {
 	}()
 	// Until Consul first answers, the static nodes are all there is.
 	s.Nodes.SetNodes(ctx, s.Static)
-	w := &consulwatch.Watch{Client: s.Client, Service: s.Service, Wait: s.Wait, Log: s.Log}
+	w := &consulwatch.Watch{Client: s.Client, Service: s.Service, Wait: s.Wait, Log: s.Log,
+		OnGap: func() { s.keepUntil = time.Now().Add(ReregisterGrace) }}
 	w.Run(ctx, func(entries []*api.ServiceEntry) { s.apply(ctx, entries) })
 	wg.Wait()
 	return nil

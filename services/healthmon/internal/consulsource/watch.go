@@ -3,6 +3,7 @@ package consulsource
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/consul/api"
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
@@ -13,6 +14,7 @@ import (
 func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 	nodes, invalid := consulnodes.FromEntries(entries)
 	s.Log.Debug("consul view", "service", s.Service, "nodes", len(nodes), "invalid", len(invalid))
+	nodes = s.keepMissing(nodes)
 	nodes = s.withStatic(ctx, nodes)
 	s.mu.Lock()
 	old := s.placement
@@ -48,6 +50,28 @@ func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 	s.Nodes.SetNotes(s.conflicts)
 	s.viewed.Store(true)
 	s.sync(ctx)
+}
+
+// keepMissing adds to nodes, during the grace after a gap in the watch
+// (ReregisterGrace), the nodes of the last view that Consul no longer
+// lists: a Consul that came back without its state lists only what has
+// been registered again since.
+func (s *Source) keepMissing(nodes []*nodev1.Node) []*nodev1.Node {
+	listed := make(map[string]*nodev1.Node, len(nodes))
+	for _, n := range nodes {
+		listed[n.GetId()] = n
+	}
+	if time.Now().Before(s.keepUntil) {
+		for id, n := range s.listed {
+			if _, ok := listed[id]; !ok {
+				s.Log.Debug("keeping a node consul no longer lists, for it to register again", "node", id, "until", s.keepUntil)
+				nodes = append(nodes, n)
+				listed[id] = n
+			}
+		}
+	}
+	s.listed = listed
+	return nodes
 }
 
 // hasCheck reports whether e carries llmesh's check with v's status. The
