@@ -120,8 +120,11 @@ func connect(t *testing.T, d *dialer) healthmonv1.HealthmonServiceClient {
 	conn, err := grpc.NewClient("passthrough:///healthmon",
 		grpc.WithContextDialer(d.dial),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Quick redials, but a whole second for each connect: a zero
+		// MinConnectTimeout bounds a connect by the backoff delay (5 ms),
+		// which a loaded machine misses, losing the stream at random.
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
-			BaseDelay: 5 * time.Millisecond, Multiplier: 1.6, MaxDelay: 20 * time.Millisecond}}))
+			BaseDelay: 5 * time.Millisecond, Multiplier: 1.6, MaxDelay: 20 * time.Millisecond}, MinConnectTimeout: time.Second}))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	return healthmonv1.NewHealthmonServiceClient(conn)
