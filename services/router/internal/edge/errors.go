@@ -56,18 +56,18 @@ func (ew *errorWriter) write(ctx context.Context, w http.ResponseWriter, err err
 
 // handle is grpc-gateway's error handler. A body that did not decode is
 // answered from its *DecodeError, so the answer names the field (param).
-func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+func (ew *errorWriter) handle(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if rb, ok := r.Body.(*requestBody); ok && rb.decodeErr != nil && status.Code(err) == codes.InvalidArgument {
 		de := rb.decodeErr
 		err = apierror.Invalid(de.Param, "%w", de)
 	}
-	ew.write(r.Context(), w, err)
+	ew.write(ctx, w, err)
 }
 
 // routing answers unknown paths (404) and methods (405) the way OpenAI
 // does.
-func (ew *errorWriter) routing(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	ew.write(r.Context(), w, apierror.NotFound("Invalid URL (%s %s)", apierror.Clip(r.Method), apierror.Clip(r.URL.Path)).WithHTTPStatus(httpStatus))
+func (ew *errorWriter) routing(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	ew.write(ctx, w, apierror.NotFound("Invalid URL (%s %s)", apierror.Clip(r.Method), apierror.Clip(r.URL.Path)).WithHTTPStatus(httpStatus))
 }
 
 // streamError is grpc-gateway's stream error handler: it runs for a
