@@ -102,7 +102,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := reqbody.Read(w, r, h.maxBody)
 	if err != nil {
-		h.errors.write(w, bodyError(err))
+		h.errors.write(r.Context(), w, bodyError(err))
 		return
 	}
 	r.Body = &requestBody{Reader: bytes.NewReader(body)}
@@ -169,17 +169,17 @@ func (h *handler) serveModel(w http.ResponseWriter, r *http.Request, model strin
 		return
 	}
 	if !utf8.ValidString(model) {
-		h.errors.write(w, apierror.Invalid("model", "model: the model name in the path is not valid UTF-8"))
+		h.errors.write(r.Context(), w, apierror.Invalid("model", "model: the model name in the path is not valid UTF-8"))
 		return
 	}
 	out, err := h.srv.GetModel(r.Context(), &routerv1.GetModelRequest{Model: model})
 	if err != nil {
-		h.errors.write(w, err)
+		h.errors.write(r.Context(), w, err)
 		return
 	}
 	body, err := openaijson.Marshal(out.GetModel())
 	if err != nil {
-		h.errors.write(w, err)
+		h.errors.write(r.Context(), w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

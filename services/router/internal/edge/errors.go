@@ -19,7 +19,7 @@ type errorWriter struct {
 
 // body returns the HTTP status and OpenAI error JSON for err. An upstream
 // 4xx keeps its status and meaning; internal failures are masked and logged.
-func (ew *errorWriter) body(err error) (int, []byte) {
+func (ew *errorWriter) body(ctx context.Context, err error) (int, []byte) {
 	e, _ := apierror.FromError(err)
 	httpStatus := apierror.HTTPStatusForCode(e.Code)
 	if e.HTTPStatus >= 400 && e.HTTPStatus < 500 {
@@ -31,7 +31,7 @@ func (ew *errorWriter) body(err error) (int, []byte) {
 		msg = "node " + e.Node + ": " + msg
 	}
 	if e.Code == codes.Internal || e.Code == codes.Unknown || e.Code == codes.DataLoss {
-		ew.log.Error("internal error", "err", err)
+		ew.log.ErrorContext(ctx, "internal error", "err", err) // with the request's trace id
 		if e.HTTPStatus == 0 {
 			msg = "The server had an error while processing your request."
 		}
@@ -43,8 +43,8 @@ func (ew *errorWriter) body(err error) (int, []byte) {
 	return httpStatus, openaijson.MarshalError(openaijson.ErrorObject{Message: msg, Type: typ, Param: e.Param, Code: e.ErrCode})
 }
 
-func (ew *errorWriter) write(w http.ResponseWriter, err error) {
-	code, body := ew.body(err)
+func (ew *errorWriter) write(ctx context.Context, w http.ResponseWriter, err error) {
+	code, body := ew.body(ctx, err)
 	w.Header().Set("Content-Type", "application/json")
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 		e, _ := apierror.FromError(err)
@@ -56,18 +56,18 @@ func (ew *errorWriter) write(w http.ResponseWriter, err error) {
 
 // handle is grpc-gateway's error handler. A body that did not decode is
 // answered from its *DecodeError, so the answer names the field (param).
-func (ew *errorWriter) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+func (ew *errorWriter) handle(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if rb, ok := r.Body.(*requestBody); ok && rb.decodeErr != nil && status.Code(err) == codes.InvalidArgument {
 		de := rb.decodeErr
 		err = apierror.Invalid(de.Param, "%w", de)
 	}
-	ew.write(w, err)
+	ew.write(ctx, w, err)
 }
 
 // routing answers unknown paths (404) and methods (405) the way OpenAI
 // does.
-func (ew *errorWriter) routing(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
-	ew.write(w, apierror.NotFound("Invalid URL (%s %s)", apierror.Clip(r.Method), apierror.Clip(r.URL.Path)).WithHTTPStatus(httpStatus))
+func (ew *errorWriter) routing(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	ew.write(ctx, w, apierror.NotFound("Invalid URL (%s %s)", apierror.Clip(r.Method), apierror.Clip(r.URL.Path)).WithHTTPStatus(httpStatus))
 }
 
 // streamError is grpc-gateway's stream error handler: it runs for a

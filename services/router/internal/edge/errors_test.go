@@ -81,7 +81,7 @@ func TestErrorBody(t *testing.T) {
 	ew := &errorWriter{log: slog.New(slog.DiscardHandler)}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, body := ew.body(tc.err)
+			code, body := ew.body(context.Background(), tc.err)
 			assert.Equal(t, tc.wantStatus, code)
 			assert.JSONEq(t, tc.wantBody, string(body))
 			assert.Equal(t, tc.wantBody, string(body), "field order and nulls as OpenAI sends them")
@@ -138,7 +138,7 @@ func TestRetryAfterOnOverload(t *testing.T) {
 	}
 	for err, want := range cases {
 		rec := httptest.NewRecorder()
-		ew.write(rec, err)
+		ew.write(context.Background(), rec, err)
 		assert.Equal(t, want, rec.Header().Get("Retry-After"), err.Error())
 	}
 }

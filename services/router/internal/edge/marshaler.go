@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +50,8 @@ func (m marshaler) Marshal(v any) ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("edge: unexpected stream error %T", x["error"])
 		}
-		_, body := m.errors.body(status.FromProto(st).Err())
+		// grpc-gateway's Marshal has no request context: this log line has no trace id.
+		_, body := m.errors.body(context.Background(), status.FromProto(st).Err())
 		return append(append([]byte{}, dataPrefix...), body...), nil
 	case proto.Message:
 		return openaijson.Marshal(x)

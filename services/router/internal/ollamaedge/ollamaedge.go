@@ -180,7 +180,7 @@ func (h *Handler) serveInference(w http.ResponseWriter, r *http.Request, ep adap
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client went away
 	}
-	status, msg := h.describe(err, model)
+	status, msg := h.describe(ctx, err, model)
 	if out.started {
 		// After the first object the status is sent: Ollama ends such a
 		// stream with an error object.
@@ -241,7 +241,7 @@ func (o *responder) line(obj []byte) error {
 // describe is the HTTP status and Ollama error message for err: an unknown
 // model is Ollama's 404 "model 'x' not found"; a node's 4xx keeps its
 // status; internal failures are masked and logged.
-func (h *Handler) describe(err error, model string) (int, string) {
+func (h *Handler) describe(ctx context.Context, err error, model string) (int, string) {
 	e, _ := apierror.FromError(err)
 	status := apierror.HTTPStatusForCode(e.Code)
 	if e.HTTPStatus >= 400 && e.HTTPStatus < 500 {
@@ -252,7 +252,7 @@ func (h *Handler) describe(err error, model string) (int, string) {
 	case e.Code == codes.NotFound && e.Node == "":
 		msg = fmt.Sprintf("model '%s' not found", apierror.Clip(model))
 	case e.Code == codes.Internal || e.Code == codes.Unknown || e.Code == codes.DataLoss:
-		h.opts.Log.Error("internal error", "err", err)
+		h.opts.Log.ErrorContext(ctx, "internal error", "err", err) // with the request's trace id
 		if e.HTTPStatus == 0 {
 			msg = "the server had an error while processing your request"
 		}
