@@ -87,7 +87,9 @@ func ParseSecretEnv(v string) (string, []string, error) {
 	if !ok || name == "" || strings.TrimSpace(list) == "" {
 		return "", nil, fmt.Errorf("%q: want NAME=HOST[,HOST…]", v)
 	}
-	if strings.ContainsFunc(name, func(r rune) bool { return r != '_' && (r < '0' || r > '9') && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') }) {
+	if strings.ContainsFunc(name, func(r rune) bool {
+		return r != '_' && (r < '0' || r > '9') && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z')
+	}) {
 		return "", nil, fmt.Errorf("%q: %s is not a variable name", v, name)
 	}
 	var hosts []string
