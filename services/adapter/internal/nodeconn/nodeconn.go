@@ -2,7 +2,10 @@
 // validated once, its base URL parsed once (meshkit/nodeurl), its API key
 // and secret header values read once from the adapter's environment, its
 // TLS files read once, and a tuned, keep-alive connection pool shared by
-// every node with the same TLS configuration (tlsconfig.go).
+// every node with the same TLS configuration (tlsconfig.go). Every node is
+// checked against the adapter's nodetrust.Policy: a variable it may not
+// send to the node's host, or an address it may not connect to (checked
+// when dialling), and nothing is sent.
 //
 // It also turns what an HTTP exchange with a node can go wrong into an
 // *apierror.Error with the gRPC code the cause deserves (errors.go), with
