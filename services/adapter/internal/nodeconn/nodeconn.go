@@ -155,7 +155,7 @@ func WithConnectTimeout(ctx context.Context, d time.Duration) context.Context {
 }
 
 func newTransport(opts Options, tlsConf *tls.Config) *http.Transport {
-	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	dialer := opts.Trust.Dialer(net.Dialer{KeepAlive: 30 * time.Second})
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		limit, ok := ctx.Value(connectTimeoutKey{}).(time.Duration)
 		if !ok {
@@ -163,7 +163,7 @@ func newTransport(opts Options, tlsConf *tls.Config) *http.Transport {
 		}
 		ctx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
-		return opts.Trust.DialContext(*dialer, ctx, network, addr)
+		return dialer(ctx, network, addr)
 	}
 	return &http.Transport{
 		Proxy:                 opts.Trust.Proxy(http.ProxyFromEnvironment),

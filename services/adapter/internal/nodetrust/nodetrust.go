@@ -329,7 +329,7 @@ func (p *Policy) Addr(host string, a netip.Addr) error {
 
 // Host checks a node's host before anything is dialled: an IP address is
 // checked as it is; a name is checked at connect time, with what it
-// resolves to then (see DialContext).
+// resolves to then (see Dialer).
 func (p *Policy) Host(host string) error {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return p.Addr(host, a)
@@ -337,26 +337,29 @@ func (p *Policy) Host(host string) error {
 	return nil
 }
 
-// DialContext dials addr with d, checking each address the host resolves
-// to right before connecting to it, so that a name that resolves to
-// another address later (DNS rebinding) is checked again. A refused
-// address is never connected to.
-func (p *Policy) DialContext(d net.Dialer, ctx context.Context, network, addr string) (net.Conn, error) {
-	if _, ok := p.proxies.Load(addr); ok {
-		return d.DialContext(ctx, network, addr) // the operator's proxy
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	d.Control = func(_, address string, _ syscall.RawConn) error {
-		ap, err := netip.ParseAddrPort(address)
-		if err != nil {
-			return &RefusedError{Host: host, Why: "not an IP address: " + address}
+// Dialer returns a DialContext that dials with base, checking each
+// address the host resolves to right before connecting to it, so that a
+// name that resolves to another address later (DNS rebinding) is checked
+// again. A refused address is never connected to.
+func (p *Policy) Dialer(base net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := base
+		if _, ok := p.proxies.Load(addr); ok {
+			return d.DialContext(ctx, network, addr) // the operator's proxy
 		}
-		return p.Addr(host, ap.Addr())
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return &RefusedError{Host: host, Why: "not an IP address: " + address}
+			}
+			return p.Addr(host, ap.Addr())
+		}
+		return d.DialContext(ctx, network, addr)
 	}
-	return d.DialContext(ctx, network, addr)
 }
 
 // Proxy wraps an http.Transport's Proxy func (HTTP_PROXY and friends,

@@ -198,7 +198,7 @@ func TestDialContextRefusesBeforeConnecting(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = p.DialContext(net.Dialer{}, ctx, "tcp", lis.Addr().String())
+	_, err = p.Dialer(net.Dialer{})(ctx, "tcp", lis.Addr().String())
 	var re *RefusedError
 	require.True(t, errors.As(err, &re), "%v", err)
 	assert.Equal(t, "127.0.0.1", re.Host)
@@ -210,13 +210,13 @@ func TestDialContextRefusesBeforeConnecting(t *testing.T) {
 
 	// "localhost" resolves at dial time; the resolved address is checked.
 	port := lis.Addr().(*net.TCPAddr).Port
-	_, err = p.DialContext(net.Dialer{}, ctx, "tcp", net.JoinHostPort("localhost", strconv.Itoa(port)))
+	_, err = p.Dialer(net.Dialer{})(ctx, "tcp", net.JoinHostPort("localhost", strconv.Itoa(port)))
 	require.True(t, errors.As(err, &re), "%v", err)
 	assert.Equal(t, "localhost", re.Host)
 
 	allowed, err := New(Config{})
 	require.NoError(t, err)
-	c, err := allowed.DialContext(net.Dialer{}, ctx, "tcp", lis.Addr().String())
+	c, err := allowed.Dialer(net.Dialer{})(ctx, "tcp", lis.Addr().String())
 	require.NoError(t, err)
 	c.Close()
 	<-accepted
