@@ -19,7 +19,10 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$BIN/adapter" & pids+=($!)
+# The adapter reads the nodes file too: the variables its nodes name are
+# the only ones (with -secret-env and OPENAI_API_KEY for OPENAI_BASE_URL's
+# host) it sends, each only to its node's host.
+"$BIN/adapter" "${nodes_flag[@]}" & pids+=($!)
 "$BIN/healthmon" "${nodes_flag[@]}" & pids+=($!)
 admin=${LLMESH_ROUTER_ADMIN_ADDR:-127.0.0.1:9190}
 "$BIN/router" -admin-addr "$admin" & pids+=($!)

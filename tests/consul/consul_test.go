@@ -199,7 +199,10 @@ func TestNodesSurviveConsulLosingItsState(t *testing.T) {
 func TestRegisterWithTLSAndHeaders(t *testing.T) {
 	agent := consultest.Start(t)
 	c := agent.Client(t)
-	meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true})
+	// The adapter binds ORG_KEY to the node's host, so the TLS file is
+	// what is wrong with it.
+	meshtest.StartRefs(t, bins, nil, meshtest.Options{Consul: agent.HTTPAddr, NoModelWait: true,
+		Env: []string{"LLMESH_ADAPTER_SECRET_ENV=ORG_KEY=127.0.0.1"}})
 
 	llmesh(t, agent, "node", "register", "-id", "gw-1", "-url", "https://127.0.0.1:1/v1", "-kind", "vllm",
 		"-tls-ca-file", "/nonexistent/llmesh-ca.pem", "-tls-server-name", "gw.internal",

@@ -245,6 +245,11 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	discovery := opts.Consul != "" && opts.ConsulDiscovery
 	for range max(opts.Adapters, 1) {
 		aargs, aenv := []string{"-grpc-addr", "127.0.0.1:0"}, opts.Env
+		if len(nodes) > 0 {
+			// The operator's nodes file binds the variables its nodes
+			// name to their hosts, as `make run` does.
+			aargs = append(aargs, "-nodes", nodesFile)
+		}
 		if discovery {
 			aargs, aenv = append(aargs, "-consul"), consulEnv
 		}

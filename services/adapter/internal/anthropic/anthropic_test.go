@@ -17,6 +17,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodetrust"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/simnode/anthropicsim"
 )
@@ -37,7 +38,7 @@ func start(t *testing.T, cfg anthropicsim.Config) (*Client, *anthropicsim.Server
 	require.NoError(t, err)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(k string) (string, bool) { return key, k == "ANTHROPIC_API_KEY" }})
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(k string) (string, bool) { return key, k == "ANTHROPIC_API_KEY" }, Trust: localSecrets(t)})
 	t.Cleanup(pool.Close)
 	conn, err := pool.Client(&nodev1.Node{Id: "claude", Kind: nodev1.Kind_KIND_ANTHROPIC, BaseUrl: srv.URL, ApiKeyEnv: "ANTHROPIC_API_KEY"})
 	require.NoError(t, err)
@@ -275,7 +276,7 @@ func TestBadKey(t *testing.T) {
 	require.NoError(t, err)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(string) (string, bool) { return key, true }})
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(string) (string, bool) { return key, true }, Trust: localSecrets(t)})
 	t.Cleanup(pool.Close)
 	conn, err := pool.Client(&nodev1.Node{Id: "claude", Kind: nodev1.Kind_KIND_ANTHROPIC, BaseUrl: srv.URL, ApiKeyEnv: "K"})
 	require.NoError(t, err)
@@ -397,4 +398,18 @@ func TestInputSchemaKeepsKeyOrder(t *testing.T) {
 		Tools:    []*openaiv1.Tool{{Type: "function", Function: &openaiv1.FunctionDefinition{Name: "f", ParametersJson: params}}}})
 	require.NoError(t, err)
 	assert.Contains(t, string(sim.LastRequest().Raw), `"input_schema":`+params)
+}
+
+// localSecrets binds the variables this package's tests name to the test
+// servers' hosts, as the operator's -secret-env would.
+func localSecrets(t testing.TB) *nodetrust.Policy {
+	t.Helper()
+	bind := []string{"127.0.0.1", "h"}
+	p, err := nodetrust.New(nodetrust.Config{SecretEnv: map[string][]string{
+		"ANTHROPIC_API_KEY": bind, "K": bind,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

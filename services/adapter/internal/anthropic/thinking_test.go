@@ -54,7 +54,7 @@ func thinkingNode(w http.ResponseWriter, r *http.Request) {
 func TestThinkingIsReasoning(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(thinkingNode))
 	t.Cleanup(srv.Close)
-	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(k string) (string, bool) { return key, k == "ANTHROPIC_API_KEY" }})
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(k string) (string, bool) { return key, k == "ANTHROPIC_API_KEY" }, Trust: localSecrets(t)})
 	t.Cleanup(pool.Close)
 	conn, err := pool.Client(&nodev1.Node{Id: "claude", Kind: nodev1.Kind_KIND_ANTHROPIC, BaseUrl: srv.URL, ApiKeyEnv: "ANTHROPIC_API_KEY"})
 	require.NoError(t, err)

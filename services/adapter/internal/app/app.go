@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/consul/api"
 	adapterv1 "github.com/llmesh/llmesh/gen/go/llmesh/adapter/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodetrust"
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
 	"github.com/llmesh/llmesh/services/adapter/internal/service"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
@@ -42,6 +43,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	if cfg.Healthcheck {
 		return healthcheck.Check(ctx, cfg.GRPCAddr, healthcheck.Timeout)
 	}
+	openAIBaseURL, _ := lookupEnv("OPENAI_BASE_URL")
+	trust, err := nodetrust.New(nodetrust.Config{SecretEnv: cfg.SecretEnv, Allow: cfg.NodeAllow, NodesFile: cfg.NodesFile, OpenAIBaseURL: openAIBaseURL})
+	if err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
 	log, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
 		return err // validated already; kept for safety
@@ -56,7 +62,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, lookupEnv func(st
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: lookupEnv, ConnectTimeout: cfg.ConnectTimeout, Log: log})
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: lookupEnv, ConnectTimeout: cfg.ConnectTimeout, Log: log, Trust: trust})
 	defer pool.Close()
 
 	srv := grpcserver.New(log)

@@ -2,7 +2,10 @@
 // validated once, its base URL parsed once (meshkit/nodeurl), its API key
 // and secret header values read once from the adapter's environment, its
 // TLS files read once, and a tuned, keep-alive connection pool shared by
-// every node with the same TLS configuration (tlsconfig.go).
+// every node with the same TLS configuration (tlsconfig.go). Every node is
+// checked against the adapter's nodetrust.Policy: a variable it may not
+// send to the node's host, or an address it may not connect to (checked
+// when dialling), and nothing is sent.
 //
 // It also turns what an HTTP exchange with a node can go wrong into an
 // *apierror.Error with the gRPC code the cause deserves (errors.go), with
@@ -33,6 +36,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodetrust"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/nodespec"
 	"github.com/llmesh/llmesh/services/meshkit/nodeurl"
@@ -69,6 +73,10 @@ type Options struct {
 	// TLSRecheck is how often a node's TLS files are read again to notice
 	// a rotation (default DefaultTLSRecheck).
 	TLSRecheck time.Duration
+	// Trust says which variables may be sent to which hosts and which
+	// addresses may be connected to; nil means nodetrust's defaults (no
+	// secrets; loopback and private addresses).
+	Trust *nodetrust.Policy
 }
 
 // Pool hands out one Client per node description and shares transports
@@ -101,6 +109,9 @@ func NewPool(opts Options) *Pool {
 	}
 	if opts.TLSRecheck <= 0 {
 		opts.TLSRecheck = DefaultTLSRecheck
+	}
+	if opts.Trust == nil {
+		opts.Trust, _ = nodetrust.New(nodetrust.Config{}) // the defaults are valid
 	}
 	return &Pool{
 		opts:    opts,
@@ -144,7 +155,7 @@ func WithConnectTimeout(ctx context.Context, d time.Duration) context.Context {
 }
 
 func newTransport(opts Options, tlsConf *tls.Config) *http.Transport {
-	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	dialer := opts.Trust.Dialer(net.Dialer{KeepAlive: 30 * time.Second})
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		limit, ok := ctx.Value(connectTimeoutKey{}).(time.Duration)
 		if !ok {
@@ -152,10 +163,10 @@ func newTransport(opts Options, tlsConf *tls.Config) *http.Transport {
 		}
 		ctx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
-		return dialer.DialContext(ctx, network, addr)
+		return dialer(ctx, network, addr)
 	}
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 opts.Trust.Proxy(http.ProxyFromEnvironment),
 		DialContext:           dial,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          DefaultMaxIdleConns,
@@ -186,11 +197,19 @@ func clientKey(n *nodev1.Node) string {
 // or invalid; a failure is not cached, so a fixed file is picked up by the
 // next call). A missing API key or header variable is not an error here:
 // every request reports it (see Client.NewRequest), so a probe says so too.
+//
+// Every call checks the node against the pool's Trust: a variable the
+// adapter may not send to the node's host, or an IP address the allowlist
+// refuses, is FAILED_PRECONDITION naming the variable and the host
+// (nodetrust.IsRefusal), and no client is made, so nothing is sent.
 func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 	key := clientKey(n)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.clients[key]; ok {
+		if err := p.trusted(n, c.host); err != nil {
+			return nil, err
+		}
 		return c, nil
 	}
 	if err := nodespec.Validate(n); err != nil {
@@ -200,11 +219,14 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 	if err != nil { // Validate has checked it already
 		return nil, apierror.Wrap(codes.InvalidArgument, err).WithNode(n.GetId())
 	}
+	if err := p.trusted(n, base.Host); err != nil {
+		return nil, err
+	}
 	transport, err := p.transportLocked(n, base.Scheme)
 	if err != nil {
 		return nil, apierror.New(codes.FailedPrecondition, "node %s: %w", n.GetId(), err).WithNode(n.GetId())
 	}
-	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), http: &http.Client{Transport: traced(transport)}, transport: transport, keyEnv: n.GetApiKeyEnv()}
+	c := &Client{id: n.GetId(), kind: n.GetKind(), base: base.StdURL(), host: base.Host, http: &http.Client{Transport: traced(transport)}, transport: transport, keyEnv: n.GetApiKeyEnv()}
 	c.readSecrets(n, p.opts.LookupEnv)
 	if n.GetTlsInsecureSkipVerify() && !p.warned[n.GetId()] {
 		p.warned[n.GetId()] = true
@@ -219,6 +241,30 @@ func (p *Pool) Client(n *nodev1.Node) (*Client, error) {
 	p.clients[key] = c
 	p.byID[n.GetId()] = key
 	return c, nil
+}
+
+// trusted checks that every variable n names may be sent to host and, for
+// an IP address, that it is allowed (a name is checked when dialled).
+func (p *Pool) trusted(n *nodev1.Node, host string) error {
+	refuse := func(what string, err error) error {
+		return apierror.New(codes.FailedPrecondition, "%s%w", what, err).WithNode(n.GetId())
+	}
+	if err := p.opts.Trust.Host(host); err != nil {
+		return refuse("", err)
+	}
+	if env := n.GetApiKeyEnv(); env != "" {
+		if err := p.opts.Trust.Secret(env, host); err != nil {
+			return refuse("api key variable ", err)
+		}
+	}
+	for _, h := range n.GetHeaders() {
+		if env := h.GetValueEnv(); env != "" {
+			if err := p.opts.Trust.Secret(env, host); err != nil {
+				return refuse("header "+http.CanonicalHeaderKey(h.GetName())+": variable ", err)
+			}
+		}
+	}
+	return nil
 }
 
 // readSecrets reads the node's API key and secret header values from the
@@ -273,6 +319,7 @@ type Client struct {
 	id   string
 	kind nodev1.Kind
 	base *url.URL
+	host string // base's host, as meshkit/nodeurl parses it
 	http *http.Client
 	// transport is the pool's transport under http's tracing one.
 	transport http.RoundTripper
@@ -369,6 +416,11 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		cancel(nil)
+		if re := (*nodetrust.RefusedError)(nil); errors.As(err, &re) {
+			// The allowlist refused the address the host resolved to:
+			// nothing was sent, and probing again will not help.
+			return nil, apierror.New(codes.FailedPrecondition, "%w", re).WithNode(c.id)
+		}
 		if wrote.Load() {
 			return nil, c.droppedError(caller, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodetrust"
 	"io"
 	"log"
 	"net"
@@ -29,6 +30,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func newPool(t *testing.T, opts Options) *Pool {
 	t.Helper()
+	if opts.Trust == nil {
+		opts.Trust = localSecrets(t)
+	}
 	p := NewPool(opts)
 	t.Cleanup(p.Close)
 	return p
@@ -326,4 +330,18 @@ func TestConnectTimeoutPerRequest(t *testing.T) {
 	e, _ := apierror.FromError(err)
 	assert.Equal(t, codes.Unavailable, e.Code, "%v", err)
 	assert.Contains(t, e.Message, "connect: timeout", "the connect gave up, not the request's minute")
+}
+
+// localSecrets binds the variables this package's tests name to the test
+// servers' hosts, as the operator's -secret-env would.
+func localSecrets(t testing.TB) *nodetrust.Policy {
+	t.Helper()
+	bind := []string{"127.0.0.1", "h"}
+	p, err := nodetrust.New(nodetrust.Config{SecretEnv: map[string][]string{
+		"EMPTY_KEY": bind, "KEY_A": bind, "NODE_KEY": bind, "NOT_SET": bind, "ORG": bind, "ORG_KEY": bind, "UNSET_KEY": bind,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

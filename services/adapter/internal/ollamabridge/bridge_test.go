@@ -22,6 +22,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/anthropic"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodetrust"
 	"github.com/llmesh/llmesh/services/adapter/internal/openaicompat"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
@@ -83,7 +84,7 @@ func newBridgeFor(t *testing.T, spec *nodev1.Node, mt nodev1.ModelType, answer h
 	}))
 	t.Cleanup(srv.Close)
 	// Every key variable a node names holds a key.
-	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(string) (string, bool) { return "test-key", true }})
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(string) (string, bool) { return "test-key", true }, Trust: localSecrets(t)})
 	t.Cleanup(pool.Close)
 	spec = proto.CloneOf(spec)
 	spec.BaseUrl = srv.URL
@@ -698,4 +699,18 @@ func TestShow(t *testing.T) {
 	assert.Equal(t, codes.NotFound, e.Code)
 	assert.Equal(t, 404, e.HTTPStatus)
 	assert.Equal(t, "model 'missing' not found", e.Message)
+}
+
+// localSecrets binds the variables this package's tests name to the test
+// servers' hosts, as the operator's -secret-env would.
+func localSecrets(t testing.TB) *nodetrust.Policy {
+	t.Helper()
+	bind := []string{"127.0.0.1", "h"}
+	p, err := nodetrust.New(nodetrust.Config{SecretEnv: map[string][]string{
+		"KEY": bind,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -16,6 +16,7 @@ import (
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodetrust"
 	"github.com/llmesh/llmesh/services/adapter/internal/ollama"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
@@ -60,7 +61,13 @@ func (p *Prober) Probe(ctx context.Context, n *nodev1.Node) (*nodev1.ProbeResult
 	if e, ok := apierror.FromError(err); ok && e.Code == codes.FailedPrecondition {
 		// The node is described well but cannot be reached as described
 		// (an unreadable TLS file): down, and the reason says why.
-		return &nodev1.ProbeResult{Reason: e.Message, ProbedAt: timestamppb.Now()}, nil
+		res := &nodev1.ProbeResult{Reason: e.Message, ProbedAt: timestamppb.Now()}
+		if nodetrust.IsRefusal(err) {
+			// A secret the adapter may not send there, or an address it
+			// may not connect to: the operator's to fix.
+			res.Status = nodev1.Status_STATUS_MISCONFIGURED
+		}
+		return res, nil
 	}
 	if err != nil {
 		return nil, err

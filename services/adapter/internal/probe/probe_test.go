@@ -17,6 +17,7 @@ import (
 
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodetrust"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
 )
 
@@ -62,7 +63,7 @@ const (
 
 func newProber(t *testing.T, timeout time.Duration, env map[string]string) *Prober {
 	t.Helper()
-	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Trust: localSecrets(t)})
 	t.Cleanup(pool.Close)
 	return New(pool, timeout)
 }
@@ -307,4 +308,18 @@ func TestTLSFailureIsTheReason(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, res.GetUp())
 	assert.Contains(t, res.GetReason(), "tls: the node's certificate is signed by an unknown authority")
+}
+
+// localSecrets binds the variables this package's tests name to the test
+// servers' hosts, as the operator's -secret-env would.
+func localSecrets(t testing.TB) *nodetrust.Policy {
+	t.Helper()
+	bind := []string{"127.0.0.1", "h"}
+	p, err := nodetrust.New(nodetrust.Config{SecretEnv: map[string][]string{
+		"ANTHROPIC_API_KEY": bind, "KEY": bind, "NO_SUCH_KEY": bind, "OLLAMA_KEY": bind, "OPENAI_API_KEY": bind,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

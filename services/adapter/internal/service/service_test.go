@@ -29,6 +29,7 @@ import (
 	nodev1 "github.com/llmesh/llmesh/gen/go/llmesh/node/v1"
 	openaiv1 "github.com/llmesh/llmesh/gen/go/llmesh/openai/v1"
 	"github.com/llmesh/llmesh/services/adapter/internal/nodeconn"
+	"github.com/llmesh/llmesh/services/adapter/internal/nodetrust"
 	"github.com/llmesh/llmesh/services/adapter/internal/probe"
 	"github.com/llmesh/llmesh/services/adapter/internal/service"
 	"github.com/llmesh/llmesh/services/meshkit/apierror"
@@ -48,7 +49,7 @@ const wait = 5 * time.Second
 func startAdapter(t *testing.T, env map[string]string) adapterv1.AdapterServiceClient {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	pool := nodeconn.NewPool(nodeconn.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, Trust: localSecrets(t)})
 	srv := grpcserver.New(log)
 	adapterv1.RegisterAdapterServiceServer(srv.GRPC, service.New(log, pool, probe.New(pool, wait)))
 
@@ -710,4 +711,18 @@ func TestProbe(t *testing.T) {
 	require.NoError(t, err, "a node that is down is a successful probe")
 	assert.False(t, resp.GetResult().GetUp())
 	assert.Equal(t, "connect: connection refused", resp.GetResult().GetReason())
+}
+
+// localSecrets binds the variables this package's tests name to the test
+// servers' hosts, as the operator's -secret-env would.
+func localSecrets(t testing.TB) *nodetrust.Policy {
+	t.Helper()
+	bind := []string{"127.0.0.1", "h"}
+	p, err := nodetrust.New(nodetrust.Config{SecretEnv: map[string][]string{
+		"EMPTY_KEY": bind, "NODE_API_KEY": bind, "UNSET_KEY": bind,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -23,7 +23,7 @@ func registerFlags(e *nodesfile.Entry, service *string, lookup func(string) (str
 	s.String(&e.ID, "id", "", "node id, unique in the mesh (e.g. gpu-1)")
 	s.String(&e.URL, "url", "", "node URL (e.g. http://10.0.0.5:11434; for kind openai the API base with /v1)")
 	s.String(&e.Kind, "kind", "", "ollama, openai, vllm, llamacpp, lmstudio, anthropic, or auto (the default: recognised from its answers)")
-	s.String(&e.APIKeyEnv, "api-key-env", "", "the adapter's environment variable holding the node's API key")
+	s.String(&e.APIKeyEnv, "api-key-env", "", "the adapter's environment variable holding the node's API key (sent only if the adapter binds it to the node's host: adapter -secret-env)")
 	s.String(&e.TLSServerName, "tls-server-name", "", "TLS server name override")
 	s.Func("max-in-flight", "cap on requests the mesh sends the node at once (0: the kind's default)", int32Flag(&e.MaxInFlight))
 	s.Func("num-parallel", "requests the node works on at once (OLLAMA_NUM_PARALLEL, llama-server --parallel), when known", int32Flag(&e.NumParallel))
@@ -34,7 +34,7 @@ func registerFlags(e *nodesfile.Entry, service *string, lookup func(string) (str
 	s.Bool(&e.TLSInsecureSkipVerify, "tls-insecure-skip-verify", false, "do not verify the node's certificate (the adapter logs a warning)")
 	e.Headers = map[string]nodesfile.HeaderValue{}
 	s.List("header", "extra header 'Name: value' sent to the node (repeatable; not for secrets)", headerFlag(e.Headers, false))
-	s.List("header-env", "extra header 'Name=VAR' whose value the adapter reads from its env var VAR (repeatable)", headerFlag(e.Headers, true))
+	s.List("header-env", "extra header 'Name=VAR' whose value the adapter reads from its env var VAR (repeatable; bound like -api-key-env)", headerFlag(e.Headers, true))
 	serviceFlag(s, service)
 	return s
 }
