@@ -27,6 +27,18 @@ type call struct {
 	ctx      context.Context
 	faults   Faults // snapshot taken when the request started
 	canceled bool
+	released bool
+}
+
+// release ends the call's count in flight, once. A handler calls it just
+// before it writes the last bytes of its answer: the work is done by then,
+// and a client (the mesh) that sends its next request the moment it has
+// read them must find the node free, as a real server's slot is.
+func (c *call) release() {
+	if !c.released {
+		c.released = true
+		c.s.inFlight.Add(-1)
+	}
 }
 
 // serveInference does what chat and embeddings have in common: in-flight
@@ -34,11 +46,11 @@ type call struct {
 // before the body is even parsed. serve runs only if no fault answered.
 func (s *Server) serveInference(w http.ResponseWriter, r *http.Request, serve func(c *call, body []byte)) {
 	now := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
 	for peak := s.peak.Load(); now > peak && !s.peak.CompareAndSwap(peak, now); peak = s.peak.Load() {
 	}
 	s.lastUse.Store(time.Now().UnixNano())
 	c := &call{s: s, ctx: r.Context(), faults: s.currentFaults()}
+	defer c.release()
 
 	// Reading the whole body matters beyond parsing: net/http only starts
 	// watching the connection for a client disconnect (and cancels the

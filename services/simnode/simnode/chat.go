@@ -263,6 +263,7 @@ func (s *Server) completeChat(c *call, w http.ResponseWriter, meta completionMet
 		FinishReason string  `json:"finish_reason"`
 	}
 	meta.Object = "chat.completion"
+	c.release()
 	writeJSON(w, http.StatusOK, struct {
 		completionMeta
 		Choices []choice `json:"choices"`

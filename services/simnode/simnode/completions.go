@@ -90,6 +90,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 			for i := range choices {
 				choices[i] = textChoice{Text: Content(a.tokens), Index: i, FinishReason: &a.finishReason}
 			}
+			c.release()
 			writeJSON(w, http.StatusOK, textCompletion{meta, choices, &total})
 			return
 		}
@@ -130,6 +131,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+		c.release()
 		_ = sse.send([]byte("[DONE]"))
 	})
 }

@@ -189,7 +189,9 @@
 // Server.Stats and GET /simnode/stats report Requests (every request
 // received, keyed "METHOD PATH", counted on arrival, non-zero entries
 // only), InFlight (chat and embeddings requests being handled, including
-// hung ones) and Canceled (chat and embeddings requests whose client went
+// hung ones; a request stops counting as it starts writing the last
+// bytes of its answer, its work done, as a real server's slot is free
+// then) and Canceled (chat and embeddings requests whose client went
 // away before the answer was complete: the request context ended during a
 // wait, a streamed write or flush failed, or the body could not be read).
 // Canceled is incremented exactly once per such request, the moment the

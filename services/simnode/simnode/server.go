@@ -48,7 +48,8 @@ type Stats struct {
 	// Requests counts every request received, by "METHOD PATH"
 	// (e.g. "POST /v1/chat/completions"). Only non-zero entries appear.
 	Requests map[string]int64 `json:"requests"`
-	// InFlight is the number of chat and embeddings requests being handled.
+	// InFlight is the number of chat and embeddings requests being handled
+	// (until each starts writing the last bytes of its answer).
 	InFlight int64 `json:"in_flight"`
 	// PeakInFlight is the most chat and embeddings requests ever handled
 	// at once: the node's own proof of how many it was sent together.

@@ -103,5 +103,6 @@ func (s *Server) streamChat(c *call, w http.ResponseWriter, meta completionMeta,
 			return
 		}
 	}
+	sse.c.release()
 	_ = sse.send([]byte("[DONE]"))
 }

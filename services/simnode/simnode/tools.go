@@ -134,5 +134,6 @@ func (s *Server) answerToolCall(c *call, w http.ResponseWriter, meta completionM
 			return
 		}
 	}
+	c.release()
 	_ = sse.send([]byte("[DONE]"))
 }
