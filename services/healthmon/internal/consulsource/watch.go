@@ -14,8 +14,10 @@ import (
 func (s *Source) apply(ctx context.Context, entries []*api.ServiceEntry) {
 	nodes, invalid := consulnodes.FromEntries(entries)
 	s.Log.Debug("consul view", "service", s.Service, "nodes", len(nodes), "invalid", len(invalid))
-	nodes = s.keepMissing(nodes)
+	// Static nodes first: one that Consul lost must be registered again
+	// now, not hidden by the grace that keeps the last view's nodes.
 	nodes = s.withStatic(ctx, nodes)
+	nodes = s.keepMissing(nodes)
 	s.mu.Lock()
 	old := s.placement
 	s.placement = map[string]placement{}
