@@ -124,12 +124,27 @@ func TestHostileRequests(t *testing.T) {
 			assert.Less(t, len(b), 1024, "%s answered %d bytes: %.200s", tc.path, len(b), b)
 			assert.Contains(t, string(b), strings.Repeat("x", 64)+"…", tc.path)
 		}
-		resp, err := http.Get(m.RESTURL + "/v1/models/" + huge[:256<<10])
+		resp, err := http.Get(m.RESTURL + "/v1/models/" + huge[:32<<10])
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 		b, _ := io.ReadAll(resp.Body)
 		assert.Less(t, len(b), 1024)
+	})
+
+	t.Run("headers over -http-max-header-bytes are 431", func(t *testing.T) {
+		for _, tc := range []struct{ name, path, header string }{
+			{"a long path", "/v1/models/" + strings.Repeat("x", 128<<10), ""},
+			{"a long header", "/v1/models", strings.Repeat("x", 128<<10)},
+		} {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.RESTURL+tc.path, nil)
+			require.NoError(t, err)
+			req.Header.Set("X-Long", tc.header)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err, tc.name)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode, tc.name)
+		}
 	})
 
 	t.Run("a body that does not arrive is 408", func(t *testing.T) {

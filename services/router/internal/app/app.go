@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -18,12 +19,15 @@ import (
 	healthmonv1 "github.com/llmesh/llmesh/gen/go/llmesh/healthmon/v1"
 	routerv1 "github.com/llmesh/llmesh/gen/go/llmesh/router/v1"
 	"github.com/llmesh/llmesh/services/meshkit/admin"
+	"github.com/llmesh/llmesh/services/meshkit/apierror"
 	"github.com/llmesh/llmesh/services/meshkit/config"
+	"github.com/llmesh/llmesh/services/meshkit/connlimit"
 	"github.com/llmesh/llmesh/services/meshkit/consulreg"
 	"github.com/llmesh/llmesh/services/meshkit/consulresolver"
 	"github.com/llmesh/llmesh/services/meshkit/grpcserver"
 	"github.com/llmesh/llmesh/services/meshkit/healthcheck"
 	"github.com/llmesh/llmesh/services/meshkit/logging"
+	"github.com/llmesh/llmesh/services/meshkit/openaijson"
 	"github.com/llmesh/llmesh/services/meshkit/telemetry"
 	"github.com/llmesh/llmesh/services/router/internal/consulfallback"
 	"github.com/llmesh/llmesh/services/router/internal/debugnodes"
@@ -44,6 +48,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Run runs the router until ctx is done.
@@ -108,18 +113,19 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	})
 	svc := inference.New(router, table, cfg.Routes)
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	grpcLis, err := listen("grpc", cfg.GRPCAddr, cfg.Edge.MaxConnsPerClient, nil, log)
 	if err != nil {
-		return fmt.Errorf("listen grpc: %w", err)
+		return err
 	}
-	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
+	httpLis, err := listen("http", cfg.HTTPAddr, cfg.Edge.MaxConnsPerClient, tooManyConnections, log)
 	if err != nil {
 		grpcLis.Close()
-		return fmt.Errorf("listen http: %w", err)
+		return err
 	}
 	// Native clients may send what REST clients may: -max-body-bytes.
 	// A string that is not UTF-8 is INVALID_ARGUMENT naming the field.
-	gsrv := grpcserver.New(log, append(grpcutf8.ServerOptions(), grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, math.MaxInt32))))...)
+	gsrv := grpcserver.New(log, append(append(grpcutf8.ServerOptions(), grpc.MaxRecvMsgSize(int(min(cfg.MaxBodyBytes, math.MaxInt32)))),
+		edgeGRPCOptions(cfg.Edge)...)...)
 	routerv1.RegisterInferenceServiceServer(gsrv.GRPC, svc)
 	rest, err := edge.New(ctx, svc, edge.Options{Log: log, MaxBodyBytes: cfg.MaxBodyBytes})
 	if err != nil {
@@ -129,9 +135,11 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	ollama := ollamaedge.New(ollamaedge.Options{Routing: router, Table: table, Routes: cfg.Routes, Log: log,
 		MaxBodyBytes: cfg.MaxBodyBytes})
-	// Headers must arrive within 10 s and a body within -body-read-timeout;
-	// answers have no time limit (a stream may run for hours).
-	hsrv := &http.Server{Handler: reqbody.WithTimeout(traced(bothAPIs(rest, ollama)), cfg.BodyReadTimeout), ReadHeaderTimeout: 10 * time.Second}
+	// Headers must arrive within -http-read-header-timeout and a body
+	// within -body-read-timeout; answers have no time limit (a stream may
+	// run for hours).
+	hsrv := &http.Server{Handler: reqbody.WithTimeout(traced(bothAPIs(rest, ollama)), cfg.BodyReadTimeout),
+		ReadHeaderTimeout: cfg.Edge.ReadHeaderTimeout, IdleTimeout: cfg.Edge.IdleTimeout, MaxHeaderBytes: cfg.Edge.MaxHeaderBytes}
 	log.Info("listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
 		"adapter", adapterTarget, "healthmon", healthmonTarget)
 
@@ -176,6 +184,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := observe.Gauges(otel.GetMeterProvider(), table, stats, router.Waiting, source); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	if err := observe.RefusedConnections(otel.GetMeterProvider(), map[string]func() int64{"http": httpLis.Refused, "grpc": grpcLis.Refused}); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	g.Go(func() error {
 		return admin.Serve(ctx, cfg.AdminAddr, log, admin.Route{Pattern: debugnodes.Path, Handler: debugnodes.Handler(source, table, stats)},
 			tel.Route())
@@ -192,6 +203,48 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("stopped")
 	return err
 }
+
+// listen listens on addr with at most maxPerClient connections from one
+// client IP address (0: no cap); over it a connection gets refuse (if
+// any) and is closed.
+func listen(name, addr string, maxPerClient int, refuse []byte, log *slog.Logger) (*connlimit.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", name, err)
+	}
+	return connlimit.Wrap(lis, connlimit.Options{Max: maxPerClient, Name: name, Refuse: refuse, Log: log}), nil
+}
+
+// tooManyConnections is what a REST client over -max-conns-per-client
+// gets before its connection is closed: a 429 in OpenAI's error shape.
+var tooManyConnections = func() []byte {
+	body := openaijson.MarshalError(openaijson.ErrorObject{
+		Message: "too many connections from this address; close some or wait, then retry",
+		Type:    apierror.TypeRateLimit, Code: "too_many_connections",
+	})
+	return fmt.Appendf(nil, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s", len(body), body)
+}()
+
+// edgeGRPCOptions bound what one native gRPC client connection may hold:
+// its preface must arrive within the header timeout, its header list is
+// capped like REST headers, it may run at most
+// edgeMaxConcurrentStreams calls at once (more wait for a free slot on
+// the client's side), and pings more often than every
+// edgeMinPingInterval end it (GOAWAY ENHANCE_YOUR_CALM).
+func edgeGRPCOptions(e EdgeLimits) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ConnectionTimeout(e.ReadHeaderTimeout),
+		grpc.MaxHeaderListSize(uint32(e.MaxHeaderBytes)),
+		grpc.MaxConcurrentStreams(edgeMaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: edgeMinPingInterval, PermitWithoutStream: true}),
+	}
+}
+
+// The native gRPC edge's fixed per-connection bounds.
+const (
+	edgeMaxConcurrentStreams = 1024
+	edgeMinPingInterval      = 10 * time.Second
+)
 
 // bothAPIs serves the Ollama API ("/" and /api/*) and the OpenAI one
 // (everything else) on one port.

@@ -31,8 +31,11 @@ type Config struct {
 	// BodyReadTimeout bounds how long a REST client may take to send a
 	// request body (408 after it); 0 means no limit.
 	BodyReadTimeout time.Duration
-	Grace           time.Duration
-	AdminAddr       string
+	// Edge is how the REST and native gRPC listeners treat their clients'
+	// connections.
+	Edge      EdgeLimits
+	Grace     time.Duration
+	AdminAddr string
 	// Consul registers the router and, unless their addresses are given,
 	// finds adapters and healthmons there.
 	Consul              bool
@@ -44,6 +47,29 @@ type Config struct {
 	// Healthcheck checks the instance at GRPCAddr instead of serving.
 	Healthcheck bool
 }
+
+// EdgeLimits bound what one client connection may hold at the edge.
+type EdgeLimits struct {
+	// ReadHeaderTimeout bounds a REST request's headers (and a gRPC
+	// connection's HTTP/2 preface).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive REST connection idle that long.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a REST request line and headers (431 above)
+	// and a gRPC request's header list.
+	MaxHeaderBytes int
+	// MaxConnsPerClient caps the connections one client IP address holds
+	// open on each listener; 0: no cap.
+	MaxConnsPerClient int
+}
+
+// The edge's defaults.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxConnsPerClient = 256
+)
 
 // parse fills a Config from flags, each falling back to its environment
 // variable (read with lookup), and reports every problem at once. It
@@ -79,6 +105,10 @@ func flags(c *Config, lookup func(string) (string, bool), stderr io.Writer) *con
 	s.List("model-tiers", "NAME=MODE: where cloud nodes stand for model or alias NAME: local-first (default), cloud-first, local-only or cloud-only (repeatable)", c.Routes.AddTiers)
 	s.Int64(&c.MaxBodyBytes, "max-body-bytes", edge.DefaultMaxBodyBytes, "largest accepted request body", config.Positive[int64])
 	s.Duration(&c.BodyReadTimeout, "body-read-timeout", reqbody.DefaultTimeout, "longest a REST client may take to send a request body before 408 (0: no limit); answers, streamed or not, are not limited", config.NotNegative[time.Duration])
+	s.Duration(&c.Edge.ReadHeaderTimeout, "http-read-header-timeout", DefaultReadHeaderTimeout, "longest a REST client may take to send a request's headers (and a gRPC client its connection preface) before the connection is closed", config.Positive[time.Duration])
+	s.Duration(&c.Edge.IdleTimeout, "http-idle-timeout", DefaultIdleTimeout, "how long a REST keep-alive connection may sit idle between requests before it is closed", config.Positive[time.Duration])
+	s.Int(&c.Edge.MaxHeaderBytes, "http-max-header-bytes", DefaultMaxHeaderBytes, "largest REST request line plus headers (431 above) and gRPC header list", config.AtLeast(4096))
+	s.Int(&c.Edge.MaxConnsPerClient, "max-conns-per-client", DefaultMaxConnsPerClient, "connections one client IP address may hold open on each of the REST and gRPC listeners; more are refused at once (REST: 429) (0: no cap)", config.NotNegative[int])
 	s.Grace(&c.Grace, "requests in flight")
 	s.Consul(&c.Consul, "register in Consul and find adapters and healthmons there unless their addresses are given")
 	s.ConsulService(&c.ConsulService, "Consul service name of LLM nodes, for the fallback when healthmon is unreachable")

@@ -106,3 +106,22 @@ func KnownIn(table *nodetable.Table) Known {
 		return slices.ContainsFunc(snap.Unavailable(model), func(d nodetable.Down) bool { return d.HadModel })
 	}
 }
+
+// RefusedConnections registers llmesh.router.connections.refused: the
+// connections each listener (label listener: http, grpc) refused because
+// their client address held -max-conns-per-client already.
+func RefusedConnections(mp metric.MeterProvider, refused map[string]func() int64) error {
+	m := mp.Meter(Scope)
+	c, err := m.Int64ObservableCounter("llmesh.router.connections.refused", metric.WithUnit("{connection}"),
+		metric.WithDescription("Connections refused because their client address held -max-conns-per-client already."))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for name, n := range refused {
+			o.ObserveInt64(c, n(), metric.WithAttributes(attribute.String("listener", name)))
+		}
+		return nil
+	}, c)
+	return err
+}
