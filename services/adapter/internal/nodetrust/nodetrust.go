@@ -15,7 +15,10 @@
 //     to, at connect time, is in the allowlist (-node-allow: default
 //     loopback and the private ranges), or its host was named by the
 //     operator (-node-allow, -secret-env, the nodes file,
-//     OPENAI_BASE_URL). Link-local and cloud-metadata addresses
+//     OPENAI_BASE_URL, the proxy of HTTP_PROXY/HTTPS_PROXY). The
+//     operator's proxy is checked the same way, when it is dialled, so
+//     a proxy name that resolves to a metadata address is refused too.
+//     Link-local and cloud-metadata addresses
 //     (169.254.0.0/16, fe80::/10, fd00:ec2::254, and 0.0.0.0) pass only an
 //     -node-allow entry that names them, whatever the host.
 package nodetrust
@@ -77,7 +80,7 @@ type Policy struct {
 	private  bool
 	nets     []netip.Prefix
 	file     *nodesFileTrust // nil without a nodes file
-	proxies  sync.Map        // host:port of the operator's proxies (HTTP_PROXY …)
+	proxies  sync.Map        // hosts of the operator's proxies (HTTP_PROXY …): named by the operator
 }
 
 // ParseSecretEnv reads one -secret-env value, NAME=HOST[,HOST…].
@@ -258,10 +261,13 @@ func IsRefusal(err error) bool {
 }
 
 // named says whether the operator named host: -node-allow, a bound
-// secret, OPENAI_BASE_URL or the nodes file.
+// secret, OPENAI_BASE_URL, the nodes file or a proxy's URL.
 func (p *Policy) named(host string) bool {
 	if host, err := canonicalHost(host); err == nil {
 		if p.names[host] {
+			return true
+		}
+		if _, ok := p.proxies.Load(host); ok {
 			return true
 		}
 		if p.file != nil {
@@ -340,13 +346,11 @@ func (p *Policy) Host(host string) error {
 // Dialer returns a DialContext that dials with base, checking each
 // address the host resolves to right before connecting to it, so that a
 // name that resolves to another address later (DNS rebinding) is checked
-// again. A refused address is never connected to.
+// again. A refused address is never connected to. The operator's proxy
+// is dialled through it too: its host counts as named (see Proxy).
 func (p *Policy) Dialer(base net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		d := base
-		if _, ok := p.proxies.Load(addr); ok {
-			return d.DialContext(ctx, network, addr) // the operator's proxy
-		}
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
@@ -364,8 +368,11 @@ func (p *Policy) Dialer(base net.Dialer) func(ctx context.Context, network, addr
 
 // Proxy wraps an http.Transport's Proxy func (HTTP_PROXY and friends,
 // the operator's): a request that goes through a proxy has its host
-// checked here, resolved now, as the proxy connects to it; the proxy
-// itself is dialled without a check.
+// checked here, resolved now, as the proxy connects to it. The proxy's
+// host counts as named by the operator from then on, and the proxy is
+// dialled through Dialer like a node: whatever it resolves to is allowed
+// but a link-local or metadata address, which only a -node-allow entry
+// naming it lets through.
 func (p *Policy) Proxy(next func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
 	return func(req *http.Request) (*url.URL, error) {
 		proxy, err := next(req)
@@ -384,14 +391,9 @@ func (p *Policy) Proxy(next func(*http.Request) (*url.URL, error)) func(*http.Re
 				return nil, err
 			}
 		}
-		port := proxy.Port()
-		if port == "" {
-			port = map[string]string{"https": "443", "socks5": "1080"}[proxy.Scheme]
-			if port == "" {
-				port = "80"
-			}
+		if h, err := canonicalHost(proxy.Hostname()); err == nil {
+			p.proxies.Store(h, true)
 		}
-		p.proxies.Store(net.JoinHostPort(proxy.Hostname(), port), true)
 		return proxy, nil
 	}
 }

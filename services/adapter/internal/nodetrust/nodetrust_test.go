@@ -3,11 +3,16 @@ package nodetrust
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,4 +225,50 @@ func TestDialContextRefusesBeforeConnecting(t *testing.T) {
 	require.NoError(t, err)
 	c.Close()
 	<-accepted
+}
+
+// The operator's proxy is dialled through the allowlist like a node: its
+// host counts as named, but a link-local or metadata address is refused
+// unless -node-allow names it, and never connected to.
+func TestProxyIsCheckedWhenDialled(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		_, _ = io.WriteString(w, "via proxy "+r.URL.Host)
+	}))
+	defer proxy.Close()
+	get := func(p *Policy, proxyURL string) (string, error) {
+		u, err := url.Parse(proxyURL)
+		require.NoError(t, err)
+		tr := &http.Transport{Proxy: p.Proxy(http.ProxyURL(u)), DialContext: p.Dialer(net.Dialer{Timeout: 5 * time.Second})}
+		defer tr.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://10.1.2.3:11434/api/tags", nil)
+		require.NoError(t, err)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	// Loopback is not allowed here; the proxy on it is, being the operator's.
+	p, err := New(Config{Allow: []string{"10.0.0.0/8"}})
+	require.NoError(t, err)
+	got, err := get(p, proxy.URL)
+	require.NoError(t, err)
+	assert.Equal(t, "via proxy 10.1.2.3:11434", got)
+	port := proxy.Listener.Addr().(*net.TCPAddr).Port
+	got, err = get(p, "http://localhost:"+strconv.Itoa(port))
+	require.NoError(t, err, "a proxy name is resolved and checked at connect time")
+	assert.Equal(t, "via proxy 10.1.2.3:11434", got)
+
+	// A proxy at a metadata address is refused before any connection.
+	_, err = get(p, "http://169.254.169.254:3128")
+	var re *RefusedError
+	require.True(t, errors.As(err, &re), "%v", err)
+	assert.Equal(t, "169.254.169.254", re.Host)
+	assert.EqualValues(t, 2, proxied.Load())
 }

@@ -219,7 +219,12 @@ type Node struct {
 	// Its canonical form is the one meshkit/nodeurl.ForKind gives.
 	BaseUrl string `protobuf:"bytes,3,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
 	// api_key_env names the adapter's environment variable that holds the
-	// node's API key; empty means no key.
+	// node's API key; empty means no key. Naming is not enough: the adapter
+	// sends a variable only to the hosts its own configuration binds it to
+	// (-secret-env NAME=HOST[,HOST...], the adapter's nodes file,
+	// OPENAI_API_KEY to OPENAI_BASE_URL's host). Any other variable, or a
+	// bound one for another host, makes the node misconfigured and nothing
+	// is sent to it.
 	ApiKeyEnv string `protobuf:"bytes,4,opt,name=api_key_env,json=apiKeyEnv,proto3" json:"api_key_env,omitempty"`
 	// tls_server_name overrides the TLS server name for https nodes.
 	TlsServerName string `protobuf:"bytes,5,opt,name=tls_server_name,json=tlsServerName,proto3" json:"tls_server_name,omitempty"`
@@ -397,7 +402,10 @@ type Header struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// value is the header's value; set value or value_env, not both.
 	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	// value_env names the adapter's environment variable holding the value.
+	// value_env names the adapter's environment variable holding the value,
+	// sent under the same rule as Node.api_key_env: only to the hosts the
+	// adapter binds the variable to (-secret-env, its nodes file); else the
+	// node is misconfigured and nothing is sent.
 	ValueEnv      string `protobuf:"bytes,3,opt,name=value_env,json=valueEnv,proto3" json:"value_env,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
