@@ -8,6 +8,7 @@
 package consultest
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,15 +48,31 @@ func Binary() (string, error) { return repo.Tool("consul", "consul") }
 type Agent struct {
 	HTTPAddr string // 127.0.0.1:port of the HTTP API
 	Node     string // node name, unique per agent and kept across Restart
+	// ManagementToken, with Options.ACL, may do everything; Client uses
+	// it. Empty without ACLs.
+	ManagementToken string
 
-	bin     string
-	args    []string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when cmd has exited
+	bin        string
+	configFile string // "" or an extra -config-file
+	args       []string
+	logPath    string
+	cmd        *exec.Cmd
+	done       chan struct{} // closed when cmd has exited
 }
 
 var agents atomic.Int64
+
+// Options tune an agent.
+type Options struct {
+	// ACL turns Consul's ACL system on, denying what no token allows:
+	//
+	//	acl { enabled = true, default_policy = "deny",
+	//	      tokens { initial_management = <random>, agent = <the same> } }
+	//
+	// The agent's own token (for its node's anti-entropy) is the
+	// management token; clients get only what Token gives them.
+	ACL bool
+}
 
 var errAddrInUse = errors.New("a port was taken by another process")
 
@@ -63,14 +80,30 @@ var errAddrInUse = errors.New("a port was taken by another process")
 // registered its node, and stops it when the test ends.
 func Start(t testing.TB) *Agent {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Agent {
+	t.Helper()
 	bin, err := Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
 	a := &Agent{
 		Node:    fmt.Sprintf("consultest-%d-%d", os.Getpid(), agents.Add(1)),
 		bin:     bin,
-		logPath: filepath.Join(t.TempDir(), "consul.log"),
+		logPath: filepath.Join(dir, "consul.log"),
+	}
+	if o.ACL {
+		a.ManagementToken = newUUID(t)
+		a.configFile = filepath.Join(dir, "acl.hcl")
+		conf := fmt.Sprintf("acl {\n  enabled = true\n  default_policy = \"deny\"\n  tokens {\n    initial_management = %q\n    agent = %q\n  }\n}\n",
+			a.ManagementToken, a.ManagementToken)
+		if err := os.WriteFile(a.configFile, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		_ = a.stop() // a failed stop shows in the agent's log, dumped on failure
@@ -113,6 +146,9 @@ func (a *Agent) choosePorts() error {
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-log-level", "info", // dev mode's default DEBUG buries the useful lines
 	}
+	if a.configFile != "" {
+		a.args = append(a.args, "-config-file", a.configFile)
+	}
 	return nil
 }
 
@@ -143,11 +179,45 @@ func (a *Agent) Restart(t testing.TB) {
 // other Consul.
 func (a *Agent) Client(t testing.TB) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(&api.Config{Address: a.HTTPAddr, Scheme: "http"})
+	return a.ClientWithToken(t, a.ManagementToken)
+}
+
+// ClientWithToken returns a client that sends token ("" none).
+func (a *Agent) ClientWithToken(t testing.TB, token string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(&api.Config{Address: a.HTTPAddr, Scheme: "http", Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// Token creates (with Options.ACL) a policy named name with rules (ACL
+// rules in HCL) and a token holding that policy only, and returns the
+// token's secret.
+func (a *Agent) Token(t testing.TB, name, rules string) string {
+	t.Helper()
+	acl := a.Client(t).ACL()
+	p, _, err := acl.PolicyCreate(&api.ACLPolicy{Name: name, Rules: rules}, nil)
+	if err != nil {
+		t.Fatalf("policy %s: %v", name, err)
+	}
+	tok, _, err := acl.TokenCreate(&api.ACLToken{Description: name, Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
+	if err != nil {
+		t.Fatalf("token for %s: %v", name, err)
+	}
+	return tok.SecretID
+}
+
+// newUUID is a random UUID, the form Consul wants its tokens in.
+func newUUID(t testing.TB) string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // start runs the agent and waits until it is ready. errAddrInUse says it
@@ -212,17 +282,17 @@ func (a *Agent) waitReady(exited <-chan struct{}) error {
 
 func (a *Agent) ready(base string) error {
 	var leader string
-	if err := getJSON(base+"/v1/status/leader", &leader); err != nil {
+	if err := a.getJSON(base+"/v1/status/leader", &leader); err != nil {
 		return err
 	}
 	if leader == "" {
 		return errors.New("no leader yet")
 	}
-	if err := getJSON(base+"/v1/agent/self", nil); err != nil {
+	if err := a.getJSON(base+"/v1/agent/self", nil); err != nil {
 		return err
 	}
 	var node *struct{ Node struct{ Node string } }
-	if err := getJSON(base+"/v1/catalog/node/"+a.Node, &node); err != nil {
+	if err := a.getJSON(base+"/v1/catalog/node/"+a.Node, &node); err != nil {
 		return err
 	}
 	if node == nil {
@@ -231,9 +301,16 @@ func (a *Agent) ready(base string) error {
 	return nil
 }
 
-func getJSON(url string, v any) error {
+func (a *Agent) getJSON(url string, v any) error {
 	client := http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if a.ManagementToken != "" {
+		req.Header.Set("X-Consul-Token", a.ManagementToken)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

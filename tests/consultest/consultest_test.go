@@ -124,3 +124,32 @@ func TestAgentsAreIsolated(t *testing.T) {
 	got, _ := ids(t, b.Client(t), nil)
 	require.Empty(t, got)
 }
+
+// With ACLs on, a request without a token is denied, the management
+// token may do everything, and Token gives exactly its policy.
+func TestAgentWithACLs(t *testing.T) {
+	a := consultest.StartWith(t, consultest.Options{ACL: true})
+	require.NotEmpty(t, a.ManagementToken)
+
+	err := a.ClientWithToken(t, "").Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "x", Name: service})
+	require.Error(t, err, "no token: denied")
+	assert.Contains(t, err.Error(), "Permission denied")
+
+	token := a.Token(t, "llm-node-writer", `service "`+service+`" { policy = "write" }`)
+	c := a.ClientWithToken(t, token)
+	register(t, c, "node-a", 11434)
+	err = c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "y", Name: "other"})
+	require.Error(t, err, "another service: denied")
+	assert.Contains(t, err.Error(), "Permission denied")
+
+	// The token may not read nodes: the health query hides the instance.
+	entries, meta, err := c.Health().Service(service, "", false, nil)
+	require.NoError(t, err)
+	assert.Empty(t, entries)
+	assert.True(t, meta.ResultsFilteredByACLs)
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		entries, _, err := a.Client(t).Health().Service(service, "", false, nil)
+		require.NoError(ct, err)
+		require.Len(ct, entries, 1)
+	}, 10*time.Second, 20*time.Millisecond)
+}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,6 +146,10 @@ type Options struct {
 	HealthmonArgs []string
 	RouterArgs    []string
 	Env           []string // extra environment for every process
+	// AdapterEnv, HealthmonEnv and RouterEnv are more environment for
+	// that service's processes only, after Env (e.g. each its own
+	// CONSUL_HTTP_TOKEN).
+	AdapterEnv, HealthmonEnv, RouterEnv []string
 	// Consul, when set (host:port of a Consul agent's HTTP API), runs
 	// healthmon with -consul: the nodes are registered in Consul and
 	// discovered from there.
@@ -253,7 +258,7 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 		if discovery {
 			aargs, aenv = append(aargs, "-consul"), consulEnv
 		}
-		adapter := m.run(t, bins["adapter"], dir, aenv, aargs...)
+		adapter := m.run(t, bins["adapter"], dir, append(slices.Clone(aenv), opts.AdapterEnv...), aargs...)
 		m.AdapterAddr = adapter.addr(t, "addr")
 	}
 	hargs := []string{"-grpc-addr", "127.0.0.1:0", "-probe-interval", "100ms", "-rise", "1", "-fall", "1"}
@@ -268,6 +273,7 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 		hargs = append(hargs, "-consul", "-consul-wait", "1s")
 		henv = consulEnv
 	}
+	henv = append(slices.Clone(henv), opts.HealthmonEnv...)
 	m.healthmonBin, m.healthmonArgs, m.healthmonEnv = bins["healthmon"], append(hargs, opts.HealthmonArgs...), henv
 	for i := range max(opts.Healthmons, 1) {
 		healthmon := m.run(t, m.healthmonBin, dir, henv, m.healthmonArgs...)
@@ -281,9 +287,9 @@ func StartRefs(t testing.TB, bins map[string]string, nodes []NodeRef, opts Optio
 	} else {
 		rargs = append(rargs, "-adapter-addr", m.AdapterAddr, "-healthmon-addr", m.HealthmonAddr)
 	}
-	m.dir, m.routerArgs, m.routerEnv = dir, append(rargs, opts.RouterArgs...), renv
+	m.dir, m.routerArgs, m.routerEnv = dir, append(rargs, opts.RouterArgs...), append(slices.Clone(renv), opts.RouterEnv...)
 	m.routerBin = bins["router"]
-	router := m.run(t, bins["router"], dir, renv, m.routerArgs...)
+	router := m.run(t, bins["router"], dir, m.routerEnv, m.routerArgs...)
 	m.GRPCAddr = router.addr(t, "grpc")
 	m.RESTURL = "http://" + router.addr(t, "http")
 	m.RouterAdminURL = "http://" + router.addr(t, "admin")
@@ -404,7 +410,14 @@ func (m *Mesh) StartHealthmon(t testing.TB) {
 // returns its REST base URL.
 func (m *Mesh) StartRouter(t testing.TB) string {
 	t.Helper()
-	p := m.run(t, m.routerBin, m.dir, m.routerEnv, m.routerArgs...)
+	return m.StartRouterEnv(t)
+}
+
+// StartRouterEnv is StartRouter with more environment (after the first
+// router's), e.g. another CONSUL_HTTP_TOKEN.
+func (m *Mesh) StartRouterEnv(t testing.TB, env ...string) string {
+	t.Helper()
+	p := m.run(t, m.routerBin, m.dir, append(slices.Clone(m.routerEnv), env...), m.routerArgs...)
 	return "http://" + p.addr(t, "http")
 }
 

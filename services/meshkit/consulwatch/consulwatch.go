@@ -50,7 +50,7 @@ func (w *Watch) Run(ctx context.Context, onView func([]*api.ServiceEntry)) {
 	maxBackoff := orDefault(w.MaxBackoff, 2*time.Second)
 	var index, highest uint64
 	backoff := minInterval
-	down, gap := false, false
+	down, gap, hidden := false, false, false
 	for {
 		started := time.Now()
 		// Consul answers a blocking query within wait + wait/16; a query
@@ -82,6 +82,14 @@ func (w *Watch) Run(ctx context.Context, onView func([]*api.ServiceEntry)) {
 			down = false
 		}
 		backoff = minInterval
+		if meta.ResultsFilteredByACLs && !hidden {
+			// Once: Consul does not flag every answer (not those of a
+			// blocking query that timed out), so the flag cannot say when
+			// the token was fixed.
+			hidden = true
+			w.Log.Warn("consul's ACLs hide instances of the service from this process's token (CONSUL_HTTP_TOKEN); its policy needs service:read on the service and node:read on the nodes (docs/security.md#consul-acls)",
+				"service", w.Service)
+		}
 		next := meta.LastIndex
 		if next < highest {
 			gap = true // Consul restarted without its state

@@ -2,6 +2,7 @@ package consulsource
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -16,6 +17,7 @@ const LockKey = "llmesh/healthmon/check-writer"
 // writeWhileLeader holds the writer lock whenever it can and, while
 // holding it, writes every node state it sees.
 func (s *Source) writeWhileLeader(ctx context.Context) {
+	var lastErr string // logged once until it changes: a missing ACL rule must not go unsaid
 	for ctx.Err() == nil {
 		// A holder that dies loses the lock when its session's TTL runs out
 		// (Consul allows up to twice the TTL); a short lock delay then lets
@@ -29,10 +31,20 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 		}
 		lost, err := lock.Lock(ctx.Done())
 		if err != nil || lost == nil {
-			// Consul unreachable or ctx done: try again shortly.
+			// Consul unreachable, a token that may not take the lock, or
+			// ctx done: try again shortly.
+			if err != nil && ctx.Err() == nil && err.Error() != lastErr {
+				args := []any{"key", LockKey, "err", err}
+				if h := aclHint(err); h != "" {
+					args = append(args, "hint", h)
+				}
+				s.Log.Warn("cannot take the check-writer lock; node checks are not written to consul until it is taken", args...)
+				lastErr = err.Error()
+			}
 			sleep(ctx, time.Second)
 			continue
 		}
+		lastErr = ""
 		s.Log.Info("writing node checks to consul (holding the writer lock)")
 		s.mu.Lock()
 		s.written = map[string]verdict{} // another replica may have written meanwhile
@@ -92,4 +104,13 @@ func (s *Source) writeWhileLeader(ctx context.Context) {
 			s.Log.Warn("lost the check writer lock; another healthmon writes checks now")
 		}
 	}
+}
+
+// aclHint says what a "Permission denied" from Consul needs: the
+// healthmon's token lacks a rule of its policy.
+func aclHint(err error) string {
+	if strings.Contains(err.Error(), "Permission denied") || strings.Contains(err.Error(), "ACL not found") {
+		return "the healthmon's CONSUL_HTTP_TOKEN lacks a rule of deployments/consul/acl/llmesh-healthmon.hcl (docs/security.md#consul-acls)"
+	}
+	return ""
 }
