@@ -45,7 +45,8 @@ func llmeshAs(agent *consultest.Agent, token string, args ...string) (string, er
 // deployments/consul/acl: services find each other, nodes registered with
 // the CLI's token and with a node's own token are probed, checked and
 // served, healthmon's states reach KV for the routers' fallback, and no
-// process is ever denied. A router whose token lacks a rule says so.
+// process is ever denied. A healthmon or a router whose token lacks a
+// rule says so.
 func TestLeastPrivilegeACLs(t *testing.T) {
 	agent := consultest.StartWith(t, consultest.Options{ACL: true})
 	admin := agent.Client(t)
@@ -128,6 +129,21 @@ func TestLeastPrivilegeACLs(t *testing.T) {
 			assert.NotContains(t, log, "ACLs hide", svc)
 		}
 	}
+
+	t.Run("a healthmon whose token lacks the lock's key says so", func(t *testing.T) {
+		rules, err := os.ReadFile("../../deployments/consul/acl/llmesh-healthmon.hcl")
+		require.NoError(t, err)
+		lacking := strings.Replace(string(rules), "key \"llmesh/healthmon/check-writer\" {\n  policy = \"write\"\n}\n", "", 1)
+		require.NotEqual(t, string(rules), lacking)
+		m.StartHealthmonEnv(t, "CONSUL_HTTP_TOKEN="+agent.Token(t, "healthmon-without-lock", lacking))
+		require.Eventually(t, func() bool {
+			logs := m.Logs("healthmon")
+			last := logs[len(logs)-1]
+			return strings.Contains(last, "cannot take the check-writer lock") && strings.Contains(last, "Permission denied") &&
+				strings.Contains(last, "llmesh-healthmon.hcl")
+		}, 30*time.Second, 50*time.Millisecond)
+		assert.NotContains(t, m.Logs("healthmon")[1], "holding the writer lock")
+	})
 
 	t.Run("a router whose token lacks node:read says so", func(t *testing.T) {
 		rules, err := os.ReadFile("../../deployments/consul/acl/llmesh-router.hcl")

@@ -402,7 +402,14 @@ func (m *Mesh) Stop(t testing.TB, name string) {
 // that was stopped).
 func (m *Mesh) StartHealthmon(t testing.TB) {
 	t.Helper()
-	p := m.run(t, m.healthmonBin, m.dir, m.healthmonEnv, m.healthmonArgs...)
+	m.StartHealthmonEnv(t)
+}
+
+// StartHealthmonEnv is StartHealthmon with more environment (after the
+// first healthmon's), e.g. another CONSUL_HTTP_TOKEN.
+func (m *Mesh) StartHealthmonEnv(t testing.TB, env ...string) {
+	t.Helper()
+	p := m.run(t, m.healthmonBin, m.dir, append(slices.Clone(m.healthmonEnv), env...), m.healthmonArgs...)
 	p.addr(t, "grpc")
 }
 
