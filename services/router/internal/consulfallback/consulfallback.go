@@ -38,6 +38,8 @@ type Fallback struct {
 	Table   *nodetable.Table
 	Log     *slog.Logger
 
+	kvErr string // the last KV error logged; only update's goroutine uses it
+
 	mu     sync.Mutex
 	active bool
 	view   *healthmonv1.WatchNodesResponse // the latest view
@@ -54,8 +56,15 @@ func (f *Fallback) Run(ctx context.Context) error {
 func (f *Fallback) update(ctx context.Context, entries []*api.ServiceEntry) {
 	pairs, _, err := f.Client.KV().List(consulnodes.StatePrefix, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return // keep the previous view
+		// Keep the previous view; say why once (a token without
+		// key_prefix "llmesh/nodes/" read would otherwise go unnoticed).
+		if ctx.Err() == nil && err.Error() != f.kvErr {
+			f.kvErr = err.Error()
+			f.Log.Warn("reading node states from consul kv for the fallback; keeping the previous view", "prefix", consulnodes.StatePrefix, "err", err)
+		}
+		return
 	}
+	f.kvErr = ""
 	states := map[string]*nodev1.NodeState{}
 	for _, p := range pairs {
 		st := &nodev1.NodeState{}
